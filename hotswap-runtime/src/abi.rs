@@ -1,0 +1,172 @@
+//! The contract between a host and a plugin library.
+//!
+//! A plugin built by `hotswap-build` exports exactly two symbols:
+//!
+//! * [`FINGERPRINT_SYMBOL`]: a plain byte array holding the plugin's [`FINGERPRINT`]. It has no
+//!   relocations, so the runtime reads it straight from the file and refuses a mismatched
+//!   library *before* `dlopen` runs any of its code.
+//! * [`DESCRIPTOR_SYMBOL`]: a [`PluginDescriptor`], read after `dlopen` (with `RTLD_NOW`).
+//!
+//! The descriptor's hooks use the Rust ABI and Rust types (`String`, `Box<dyn Any>`, ...).
+//! That is sound only because the fingerprint guarantees both sides were built by the same
+//! rustc for the same target against the same `hotswap-runtime`, so every type has the same
+//! layout on both sides. Values that cross the boundary are allocated with the system
+//! allocator on both sides (neither host nor plugin may install a different
+//! `#[global_allocator]`).
+
+use crate::value::{Args, Value};
+use crate::vault::{Export, Vault};
+use crate::LoadContext;
+
+/// Version of the descriptor layout; part of [`FINGERPRINT`].
+pub const LAYOUT_VERSION: u32 = parse_u32(env!("HOTSWAP_LAYOUT_VERSION"));
+
+/// Name of the exported descriptor symbol. Versioned so that an old layout is never misread.
+pub const DESCRIPTOR_SYMBOL: &str = "HOTSWAP_PLUGIN_DESCRIPTOR_V1";
+
+/// Name of the exported fingerprint byte array.
+pub const FINGERPRINT_SYMBOL: &str = "HOTSWAP_ABI_FINGERPRINT_V1";
+
+/// First bytes of every descriptor.
+pub const MAGIC: [u8; 16] = *b"hotswap-plugin\0\0";
+
+/// rustc version and commit, target triple, hotswap-runtime version, descriptor layout version
+/// and panic strategy, as computed by this crate's build script.
+pub const FINGERPRINT: &str = env!("HOTSWAP_ABI_FINGERPRINT");
+
+/// Length of [`FINGERPRINT`] in bytes.
+pub const FINGERPRINT_LEN: usize = FINGERPRINT.len();
+
+/// [`FINGERPRINT`] as a fixed-size array, the type of the exported fingerprint symbol.
+pub const FINGERPRINT_BYTES: [u8; FINGERPRINT_LEN] = {
+    let src = FINGERPRINT.as_bytes();
+    let mut out = [0u8; FINGERPRINT_LEN];
+    let mut i = 0;
+    while i < FINGERPRINT_LEN {
+        out[i] = src[i];
+        i += 1;
+    }
+    out
+};
+
+const fn parse_u32(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0u32;
+    while i < b.len() {
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+/// A `&'static str` with a C layout, so the header can be read from a library whose Rust
+/// layout is not yet trusted.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FfiStr {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: an `FfiStr` is only ever built from a `&'static str` (see `new`), which is immutable
+// and valid for the whole life of the library that holds it.
+unsafe impl Sync for FfiStr {}
+// SAFETY: as above; it is a shared reference to immutable static data.
+unsafe impl Send for FfiStr {}
+
+impl FfiStr {
+    /// Wraps a static string.
+    pub const fn new(s: &'static str) -> Self {
+        FfiStr { ptr: s.as_ptr(), len: s.len() }
+    }
+
+    /// The bytes, for comparing a header from an untrusted library.
+    ///
+    /// # Safety
+    /// `self` must come from a descriptor in a library that is still loaded.
+    pub unsafe fn as_bytes(&self) -> &[u8] {
+        // SAFETY: built by `new` from a `&'static str` in a library the caller keeps loaded.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The string, lossily decoded.
+    ///
+    /// # Safety
+    /// As for [`FfiStr::as_bytes`].
+    pub unsafe fn to_string_lossy(&self) -> String {
+        // SAFETY: forwarded to the caller.
+        String::from_utf8_lossy(unsafe { self.as_bytes() }).into_owned()
+    }
+}
+
+/// The part of the descriptor whose layout never changes between versions.
+#[repr(C)]
+pub struct DescriptorHeader {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 16],
+    /// [`LAYOUT_VERSION`] of the runtime the plugin was built against.
+    pub layout_version: u32,
+    /// [`FINGERPRINT`] of the runtime the plugin was built against.
+    pub fingerprint: FfiStr,
+}
+
+/// Why a hook did not return a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookFailure {
+    /// The hook returned an error; the text is its `Display`.
+    Error(String),
+    /// The hook panicked; the text is the panic message. The panic was caught inside the plugin.
+    Panic(String),
+}
+
+/// What every hook entry point returns.
+pub type HookOutcome<T> = Result<T, HookFailure>;
+
+/// The entry points of one plugin, each wrapping a user hook in `catch_unwind`.
+#[repr(C)]
+pub struct PluginHooks {
+    /// `reloadable()`.
+    pub reloadable: fn() -> HookOutcome<bool>,
+    /// `export()`.
+    pub export: fn() -> HookOutcome<Option<Export>>,
+    /// `import()`.
+    pub import: fn() -> HookOutcome<Vec<String>>,
+    /// `on_load(ctx)`.
+    pub on_load: fn(&LoadContext) -> HookOutcome<()>,
+    /// `on_init(vault)`.
+    pub on_init: fn(&std::sync::Arc<Vault>) -> HookOutcome<()>,
+    /// `on_free()`.
+    pub on_free: fn() -> HookOutcome<()>,
+    /// `invoke_func(name, args)`.
+    pub invoke_func: fn(&str, Args) -> HookOutcome<Value>,
+}
+
+/// What a plugin exports under [`DESCRIPTOR_SYMBOL`].
+#[repr(C)]
+pub struct PluginDescriptor {
+    /// Checked before anything else is read.
+    pub header: DescriptorHeader,
+    /// Plugin name (the crate name unless the build script chose another).
+    pub name: FfiStr,
+    /// Version stamp written by `cargo xtask build` (or the crate version).
+    pub version: FfiStr,
+    /// Hook entry points.
+    pub hooks: PluginHooks,
+}
+
+impl PluginDescriptor {
+    /// Used by generated code.
+    pub const fn new(name: &'static str, version: &'static str, hooks: PluginHooks) -> Self {
+        PluginDescriptor {
+            header: DescriptorHeader {
+                magic: MAGIC,
+                layout_version: LAYOUT_VERSION,
+                fingerprint: FfiStr::new(FINGERPRINT),
+            },
+            name: FfiStr::new(name),
+            version: FfiStr::new(version),
+            hooks,
+        }
+    }
+}

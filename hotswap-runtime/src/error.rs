@@ -1,0 +1,108 @@
+//! Errors of the runtime.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::value::TypeMismatch;
+
+/// The step of loading a generation at which a plugin was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Listing the plugin folder and choosing files.
+    Scan,
+    /// Reading the file, checking its manifest and copying it to a fresh path.
+    Copy,
+    /// Reading the ELF file and its fingerprint, before any of its code runs.
+    Inspect,
+    /// `dlopen` with `RTLD_NOW` and reading the descriptor.
+    Open,
+    /// The `reloadable` hook.
+    Reloadable,
+    /// The `export` hook.
+    Export,
+    /// The `import` hook.
+    Import,
+    /// Ordering plugins by their imports.
+    Dependencies,
+    /// The `on_load` hook.
+    OnLoad,
+    /// Building the generation's vault.
+    VaultSetup,
+    /// The `on_init` hook.
+    OnInit,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Stage::Scan => "scan",
+            Stage::Copy => "copy",
+            Stage::Inspect => "inspect",
+            Stage::Open => "open",
+            Stage::Reloadable => "reloadable",
+            Stage::Export => "export",
+            Stage::Import => "import",
+            Stage::Dependencies => "dependencies",
+            Stage::OnLoad => "on_load",
+            Stage::VaultSetup => "vault set-up",
+            Stage::OnInit => "on_init",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A load or reload failed; nothing was published.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}refused at stage `{stage}` ({}): {reason}", plugin.as_ref().map(|p| format!("plugin `{p}` ")).unwrap_or_default(), file.display())]
+pub struct LoadError {
+    /// The plugin, when known.
+    pub plugin: Option<String>,
+    /// The file (or folder) concerned.
+    pub file: PathBuf,
+    /// The step that failed.
+    pub stage: Stage,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// A call into a plugin failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    /// No plugin of that name in the current generation.
+    #[error("no plugin named `{0}` is loaded")]
+    NoSuchPlugin(String),
+    /// Nothing is loaded yet.
+    #[error("no generation is loaded yet")]
+    NotLoaded,
+    /// The plugin's `invoke_func` returned an error.
+    #[error("plugin `{plugin}`: {func}: {message}")]
+    Failed {
+        /// The plugin.
+        plugin: String,
+        /// The function name.
+        func: String,
+        /// The error's text.
+        message: String,
+    },
+    /// The plugin's `invoke_func` panicked; the panic was contained.
+    #[error("plugin `{plugin}`: {func} panicked: {message}")]
+    Panicked {
+        /// The plugin.
+        plugin: String,
+        /// The function name.
+        func: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The result was not of the type the caller asked for.
+    #[error("plugin `{plugin}`: {func} returned the wrong type: {mismatch}")]
+    ResultType {
+        /// The plugin.
+        plugin: String,
+        /// The function name.
+        func: String,
+        /// The types.
+        mismatch: TypeMismatch,
+    },
+}

@@ -1,0 +1,86 @@
+//! Load Rust plugins (`cdylib` crates) into a running host and swap them for new builds
+//! between calls, without blocking calls in flight and without restarting.
+//!
+//! A [`PluginManager`] loads a folder of plugin libraries as one [`Generation`]: it copies
+//! each library to a fresh path, checks its ABI fingerprint before running any of its code,
+//! opens it with `RTLD_NOW`, runs its hooks (`reloadable`, `export`, `import`, `on_load`, vault
+//! set-up, `on_init`) in dependency order, and publishes the generation with one atomic swap.
+//! Calls look up the current generation once and run on it to the end, so a reload never
+//! waits for a call and a call never waits for a reload. If anything in a reload fails,
+//! nothing is published and the old generation keeps serving.
+//!
+//! Plugins are written as ordinary functions and registered by `hotswap-build` from their
+//! `build.rs`; the plugin includes the generated registry with [`plugin!`].
+//!
+//! ```no_run
+//! use hotswap_runtime::{args, PluginManager};
+//!
+//! let manager = PluginManager::builder("plugins").build()?;
+//! manager.load_plugins()?;
+//! let greeter = manager.find_plugin("greeter").expect("greeter is loaded");
+//! let text: String = greeter.invoke("greet", args!["world".to_string()])?;
+//! println!("{text} (from {} {})", greeter.name(), greeter.version());
+//! // Later, after `cargo xtask build`: swap in the new build.
+//! manager.reload()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Why libraries are never unloaded
+//!
+//! A replaced generation gets `on_free` after the free delay, once no [`Plugin`] handle
+//! refers to it, but its library stays mapped. Rust gives no way to know that nothing still
+//! points into a library's code or data: a `Value` it returned, a type name, a boxed closure,
+//! a thread-local destructor or a thread it started. Unmapping while one of those lives is a
+//! crash. The cost is the library's mapped size per reload (typically a few hundred KiB of
+//! mostly shared, clean pages for a release build).
+
+pub mod abi;
+mod control;
+mod error;
+pub mod inspect;
+mod loader;
+mod manager;
+pub mod manifest;
+mod value;
+mod vault;
+
+#[doc(hidden)]
+pub mod private;
+#[doc(hidden)]
+pub use private as __private;
+
+pub use control::{default_socket_path, send_request, ControlError, ControlRequest, ControlResponse, ControlServer};
+pub use error::{InvokeError, LoadError, Stage};
+pub use manager::{Generation, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadReport};
+pub use manifest::Manifest;
+pub use value::{ArgError, Args, TypeMismatch, Value};
+pub use vault::{Export, Extension, Vault, VaultError};
+
+/// The error type plugin hooks return; any error (or `String`, or `&str`) converts into it
+/// with `?` or `.into()`.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What `on_load` and `on_init` return.
+pub type HookResult = Result<(), HookError>;
+
+/// What `on_load` learns about the plugin being loaded.
+#[derive(Debug, Clone)]
+pub struct LoadContext {
+    /// Plugin name.
+    pub plugin: String,
+    /// Version stamp.
+    pub version: String,
+    /// Number of the generation being built.
+    pub generation: u64,
+    /// The file the library was loaded from.
+    pub file: std::path::PathBuf,
+}
+
+/// Includes the registry `hotswap-build` generated for this plugin. Put it once at the root
+/// of the plugin's `lib.rs`.
+#[macro_export]
+macro_rules! plugin {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/hotswap_registry.rs"));
+    };
+}

@@ -1,0 +1,161 @@
+//! One plugin library, opened from a private copy.
+
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use crate::abi::{self, HookFailure, PluginDescriptor, PluginHooks};
+use crate::error::{LoadError, Stage};
+use crate::inspect::{inspect, sha256_hex};
+use crate::manifest::Manifest;
+
+/// A plugin of a generation. Shared (`Arc`) when a non-reloadable plugin is kept across
+/// reloads. Dropping it runs `on_free` if `on_load` had succeeded.
+pub(crate) struct LoadedPlugin {
+    pub name: String,
+    pub version: String,
+    pub file: PathBuf,
+    pub loaded_from: PathBuf,
+    pub sha256: String,
+    pub loaded_at: SystemTime,
+    pub generation: u64,
+    pub reloadable: bool,
+    pub imports: Vec<String>,
+    pub export: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+    pub hooks: &'static PluginHooks,
+    pub on_load_done: AtomicBool,
+    /// Never closed: see the crate documentation ("Why libraries are never unloaded").
+    _library: ManuallyDrop<libloading::Library>,
+}
+
+impl LoadedPlugin {
+    /// Reads, checks and opens `file` (whose file name says it holds plugin `expected_name`),
+    /// after copying it to `copy_to`. Runs no plugin code besides the library's static
+    /// initialisers, and those only after the fingerprint matched.
+    pub fn open(file: &Path, expected_name: &str, copy_to: &Path, generation: u64) -> Result<Self, LoadError> {
+        let fail = |stage: Stage, reason: String| LoadError {
+            plugin: Some(expected_name.to_string()),
+            file: file.to_path_buf(),
+            stage,
+            reason,
+        };
+        let bytes = std::fs::read(file).map_err(|e| fail(Stage::Copy, format!("cannot read: {e}")))?;
+        let sha256 = sha256_hex(&bytes);
+        let manifest_path = Manifest::path_for(file);
+        if manifest_path.exists() {
+            let text = std::fs::read_to_string(&manifest_path)
+                .map_err(|e| fail(Stage::Copy, format!("cannot read manifest {}: {e}", manifest_path.display())))?;
+            let manifest: Manifest = serde_json::from_str(&text)
+                .map_err(|e| fail(Stage::Copy, format!("invalid manifest {}: {e}", manifest_path.display())))?;
+            if manifest.sha256 != sha256 {
+                return Err(fail(
+                    Stage::Copy,
+                    format!(
+                        "sha256 mismatch: manifest {} says {}, the file is {}",
+                        manifest_path.display(),
+                        manifest.sha256,
+                        sha256
+                    ),
+                ));
+            }
+        }
+        let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()))?;
+        if facts.fingerprint != abi::FINGERPRINT {
+            return Err(fail(
+                Stage::Inspect,
+                format!(
+                    "ABI fingerprint mismatch: the plugin was built with [{}], the host with [{}]; rebuild the plugin with the host's toolchain and hotswap-runtime",
+                    facts.fingerprint,
+                    abi::FINGERPRINT
+                ),
+            ));
+        }
+        // A fresh path for every load: dlopen dedups by path and inode, so reopening the same
+        // path would hand back the library already mapped. Written to a temp name and renamed
+        // so the loader never sees half a file.
+        let tmp = copy_to.with_extension("partial");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, copy_to))
+            .map_err(|e| fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())))?;
+        drop(bytes);
+
+        // SAFETY: loading a library runs its static initialisers. The file passed the ELF and
+        // fingerprint checks above, so it was built by hotswap-build with this exact compiler
+        // and runtime; its initialisers are those of Rust's std. RTLD_NOW makes a missing symbol
+        // fail here, before any hook runs, instead of at the first call.
+        let library = unsafe {
+            libloading::os::unix::Library::open(Some(copy_to), libc::RTLD_NOW | libc::RTLD_LOCAL)
+        }
+        .map_err(|e| fail(Stage::Open, format!("dlopen failed: {e}")))?;
+        let library: libloading::Library = library.into();
+
+        // SAFETY: the symbol is declared by generated code as a `PluginDescriptor` static; the
+        // fingerprint guarantees its layout matches ours. We read the header (C layout) first.
+        let descriptor: &'static PluginDescriptor = unsafe {
+            let symbol = library
+                .get::<*const PluginDescriptor>(format!("{}\0", abi::DESCRIPTOR_SYMBOL).as_bytes())
+                .map_err(|e| fail(Stage::Open, format!("descriptor symbol: {e}")))?;
+            let ptr: *const PluginDescriptor = *symbol;
+            // The library is never unloaded (ManuallyDrop below), so 'static holds.
+            &*ptr
+        };
+        if descriptor.header.magic != abi::MAGIC || descriptor.header.layout_version != abi::LAYOUT_VERSION {
+            return Err(fail(Stage::Open, "descriptor has a wrong magic number or layout version".into()));
+        }
+        // SAFETY: the library is loaded and stays loaded; the strings are its statics.
+        let (header_fp, name, version) = unsafe {
+            (
+                descriptor.header.fingerprint.to_string_lossy(),
+                descriptor.name.to_string_lossy(),
+                descriptor.version.to_string_lossy(),
+            )
+        };
+        if header_fp != abi::FINGERPRINT {
+            return Err(fail(Stage::Open, format!("descriptor fingerprint [{header_fp}] differs from the host's [{}]", abi::FINGERPRINT)));
+        }
+        if name != expected_name {
+            return Err(fail(
+                Stage::Open,
+                format!("the library is plugin `{name}`, but its file name says `{expected_name}`; name plugin files `<plugin>@<version>.so`"),
+            ));
+        }
+        Ok(LoadedPlugin {
+            name,
+            version,
+            file: file.to_path_buf(),
+            loaded_from: copy_to.to_path_buf(),
+            sha256,
+            loaded_at: SystemTime::now(),
+            generation,
+            reloadable: true,
+            imports: Vec::new(),
+            export: None,
+            hooks: &descriptor.hooks,
+            on_load_done: AtomicBool::new(false),
+            _library: ManuallyDrop::new(library),
+        })
+    }
+
+    /// Builds a stage error for this plugin from a hook failure.
+    pub fn hook_error(&self, stage: Stage, failure: HookFailure) -> LoadError {
+        let reason = match failure {
+            HookFailure::Error(e) => format!("{stage} returned an error: {e}"),
+            HookFailure::Panic(p) => format!("{stage} panicked: {p}"),
+        };
+        LoadError { plugin: Some(self.name.clone()), file: self.file.clone(), stage, reason }
+    }
+}
+
+impl Drop for LoadedPlugin {
+    fn drop(&mut self) {
+        if self.on_load_done.load(Ordering::Acquire) {
+            match (self.hooks.on_free)() {
+                Ok(()) => tracing::debug!(plugin = %self.name, version = %self.version, "on_free done"),
+                Err(e) => tracing::warn!(plugin = %self.name, version = %self.version, "on_free failed: {e:?}"),
+            }
+        }
+        // The library stays mapped (ManuallyDrop): values the plugin handed out (boxed
+        // closures, `Value`s, type names) may still point into its code and data.
+    }
+}

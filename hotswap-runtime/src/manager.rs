@@ -1,0 +1,616 @@
+//! Generations of plugins and the manager that swaps them.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwapOption;
+
+use crate::abi::HookFailure;
+use crate::error::{InvokeError, LoadError, Stage};
+use crate::loader::LoadedPlugin;
+use crate::value::{Args, Value};
+use crate::vault::{Extension, Vault};
+use crate::LoadContext;
+
+type ExtensionNewer = Arc<dyn Fn() -> Extension + Send + Sync>;
+
+/// Configures a [`PluginManager`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// let manager = hotswap_runtime::PluginManager::builder("plugins")
+///     .free_delay(Duration::from_secs(5))
+///     .build()
+///     .expect("work folder");
+/// let report = manager.load_plugins().expect("first generation");
+/// println!("generation {}", report.generation);
+/// ```
+pub struct PluginManagerBuilder {
+    dir: PathBuf,
+    free_delay: Duration,
+    extension_newer: Option<ExtensionNewer>,
+    work_dir: Option<PathBuf>,
+}
+
+impl PluginManagerBuilder {
+    /// How long a replaced generation stays alive before its plugins get `on_free` (they get
+    /// it later still if a [`Plugin`] handle keeps the generation alive). Default: 5 s.
+    pub fn free_delay(mut self, delay: Duration) -> Self {
+        self.free_delay = delay;
+        self
+    }
+
+    /// A constructor for the host's extension object; each generation gets a fresh one in its
+    /// [`Vault`].
+    pub fn extension_newer<T, F>(mut self, newer: F) -> Self
+    where
+        T: Any + Send + Sync,
+        F: Fn() -> T + Send + Sync + 'static,
+    {
+        self.extension_newer = Some(Arc::new(move || Box::new(newer()) as Extension));
+        self
+    }
+
+    /// Where private copies of loaded libraries go (default: a new temporary folder, removed
+    /// when the manager is dropped).
+    pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+
+    /// Creates the manager. Nothing is loaded until [`PluginManager::load_plugins`].
+    pub fn build(self) -> std::io::Result<PluginManager> {
+        let work = match &self.work_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                tempfile::Builder::new().prefix("hotswap-").tempdir_in(dir)?
+            }
+            None => tempfile::Builder::new().prefix("hotswap-").tempdir()?,
+        };
+        Ok(PluginManager {
+            inner: Arc::new(Inner {
+                dir: RwLock::new(self.dir),
+                free_delay: self.free_delay,
+                extension_newer: self.extension_newer,
+                current: ArcSwapOption::empty(),
+                reload_state: Mutex::new(ReloadState { next_generation: 1, copies: 0, reloads: 0 }),
+                work,
+            }),
+        })
+    }
+}
+
+struct ReloadState {
+    next_generation: u64,
+    copies: u64,
+    reloads: u64,
+}
+
+struct Inner {
+    dir: RwLock<PathBuf>,
+    free_delay: Duration,
+    extension_newer: Option<ExtensionNewer>,
+    current: ArcSwapOption<Generation>,
+    /// Serialises loads and reloads. Never taken by calls into plugins.
+    reload_state: Mutex<ReloadState>,
+    work: tempfile::TempDir,
+}
+
+/// Loads a folder of plugins as one generation and swaps in new generations atomically.
+///
+/// Cheap to clone; clones share the same state. Calls never wait for a reload: they run on
+/// the generation that was current when they looked it up.
+#[derive(Clone)]
+pub struct PluginManager {
+    inner: Arc<Inner>,
+}
+
+/// What one plugin of a load or reload was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PluginReport {
+    /// Plugin name.
+    pub name: String,
+    /// Version stamp.
+    pub version: String,
+    /// File it was loaded from.
+    pub file: PathBuf,
+    /// SHA-256 of that file.
+    pub sha256: String,
+    /// `loaded`, or `kept (not reloadable)`.
+    pub note: String,
+}
+
+/// What a successful load or reload did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReloadReport {
+    /// Number of the generation now serving.
+    pub generation: u64,
+    /// Its plugins, in load order (dependencies first).
+    pub plugins: Vec<PluginReport>,
+    /// Time each stage took, in milliseconds, in the order they ran.
+    pub stage_ms: Vec<(Stage, f64)>,
+    /// Total time, in milliseconds.
+    pub total_ms: f64,
+}
+
+impl PluginManager {
+    /// Starts configuring a manager for the plugins in `dir`.
+    pub fn builder(dir: impl Into<PathBuf>) -> PluginManagerBuilder {
+        PluginManagerBuilder {
+            dir: dir.into(),
+            free_delay: Duration::from_secs(5),
+            extension_newer: None,
+            work_dir: None,
+        }
+    }
+
+    /// The plugin folder.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.inner.dir.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Loads the first generation. The same as [`PluginManager::reload`]; named for start-up.
+    pub fn load_plugins(&self) -> Result<ReloadReport, LoadError> {
+        self.reload()
+    }
+
+    /// Loads the newest file of each plugin in the folder as a new generation and publishes
+    /// it. On any failure nothing is published and the current generation keeps serving.
+    pub fn reload(&self) -> Result<ReloadReport, LoadError> {
+        let mut state = self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner());
+        let started = Instant::now();
+        let dir = self.plugin_dir();
+        let result = self.build_generation(&dir, &mut state);
+        match result {
+            Ok((generation, mut report)) => {
+                let generation = Arc::new(generation);
+                let old = self.inner.current.swap(Some(generation));
+                state.next_generation += 1;
+                state.reloads += 1;
+                report.total_ms = ms(started.elapsed());
+                tracing::info!(
+                    generation = report.generation,
+                    plugins = %report.plugins.iter().map(|p| format!("{}@{}", p.name, p.version)).collect::<Vec<_>>().join(", "),
+                    total_ms = report.total_ms,
+                    "generation published"
+                );
+                if let Some(old) = old {
+                    self.retire(old);
+                }
+                Ok(report)
+            }
+            Err(error) => {
+                tracing::error!("reload refused, the current generation keeps serving: {error}");
+                Err(error)
+            }
+        }
+    }
+
+    /// The generation serving now, if any.
+    pub fn current(&self) -> Option<Arc<Generation>> {
+        self.inner.current.load_full()
+    }
+
+    /// Number of successful loads and reloads so far.
+    pub fn reload_count(&self) -> u64 {
+        self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner()).reloads
+    }
+
+    /// A handle on plugin `name` of the current generation. The handle keeps that generation
+    /// alive: it goes on calling the same code after a reload, until dropped.
+    pub fn find_plugin(&self, name: &str) -> Option<Plugin> {
+        let guard = self.inner.current.load();
+        let generation = guard.as_ref()?;
+        let index = *generation.index.get(name)?;
+        Some(Plugin { generation: Arc::clone(generation), index })
+    }
+
+    /// Calls `func` on every plugin of the current generation, dependencies first.
+    pub fn invoke_each(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+        match self.current() {
+            Some(generation) => generation.invoke_each(func, args),
+            None => Vec::new(),
+        }
+    }
+
+    /// Calls `func` on every plugin of the current generation, dependents first.
+    pub fn invoke_each_backward(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+        match self.current() {
+            Some(generation) => generation.invoke_each_backward(func, args),
+            None => Vec::new(),
+        }
+    }
+
+    fn retire(&self, old: Arc<Generation>) {
+        let delay = self.inner.free_delay;
+        if delay.is_zero() {
+            drop(old);
+            return;
+        }
+        let spawned = std::thread::Builder::new().name("hotswap-free".into()).spawn(move || {
+            std::thread::sleep(delay);
+            drop(old);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the free-delay thread ({e}); freeing the old generation now");
+        }
+    }
+
+    fn build_generation(&self, dir: &Path, state: &mut ReloadState) -> Result<(Generation, ReloadReport), LoadError> {
+        let number = state.next_generation;
+        let mut stages = Vec::new();
+        let mut timer = Instant::now();
+        let mut lap = |stage: Stage, stages: &mut Vec<(Stage, f64)>| {
+            stages.push((stage, ms(timer.elapsed())));
+            timer = Instant::now();
+        };
+        let files = scan(dir)?;
+        lap(Stage::Scan, &mut stages);
+        let old = self.current();
+
+        // Open every library (or keep the serving copy of a non-reloadable plugin).
+        let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, bool)> = BTreeMap::new();
+        for (name, file) in &files {
+            if let Some(kept) = old.as_ref().and_then(|g| g.loaded(name)).filter(|p| !p.reloadable) {
+                plugins.insert(name.clone(), (Arc::clone(kept), false));
+                continue;
+            }
+            state.copies += 1;
+            let copy = self.inner.work.path().join(format!("g{number}-{}-{name}.{}", state.copies, std::env::consts::DLL_EXTENSION));
+            let plugin = LoadedPlugin::open(file, name, &copy, number)?;
+            plugins.insert(name.clone(), (Arc::new(plugin), true));
+        }
+        lap(Stage::Open, &mut stages);
+        for (plugin, fresh) in plugins.values_mut() {
+            if !*fresh {
+                continue;
+            }
+            let p = Arc::get_mut(plugin).expect("a fresh plugin has one owner");
+            p.reloadable = (p.hooks.reloadable)().map_err(|f| p.hook_error(Stage::Reloadable, f))?;
+            p.export = (p.hooks.export)().map_err(|f| p.hook_error(Stage::Export, f))?.map(Arc::from);
+            p.imports = (p.hooks.import)().map_err(|f| p.hook_error(Stage::Import, f))?;
+        }
+        lap(Stage::Import, &mut stages);
+        let order = dependency_order(dir, &plugins)?;
+        lap(Stage::Dependencies, &mut stages);
+        let ordered: Vec<(Arc<LoadedPlugin>, bool)> =
+            order.iter().map(|name| plugins.remove(name).expect("ordered names come from the map")).collect();
+
+        // Build the generation now so that a failure below drops it, and with it runs
+        // `on_free` (in reverse order) for every plugin whose `on_load` succeeded.
+        let index = order.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+        let fresh: Vec<bool> = ordered.iter().map(|(_, f)| *f).collect();
+        let mut generation = Generation {
+            number,
+            plugins: ordered.into_iter().map(|(p, _)| p).collect(),
+            index,
+            vault: Arc::new(Vault::new(number, None, HashMap::new())),
+            loaded_at: SystemTime::now(),
+        };
+        for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
+            let ctx = LoadContext {
+                plugin: plugin.name.clone(),
+                version: plugin.version.clone(),
+                generation: number,
+                file: plugin.file.clone(),
+            };
+            (plugin.hooks.on_load)(&ctx).map_err(|f| plugin.hook_error(Stage::OnLoad, f))?;
+            plugin.on_load_done.store(true, Ordering::Release);
+        }
+        lap(Stage::OnLoad, &mut stages);
+        let extension = match &self.inner.extension_newer {
+            Some(newer) => {
+                let newer = Arc::clone(newer);
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || newer()));
+                Some(made.map_err(|p| LoadError {
+                    plugin: None,
+                    file: dir.to_path_buf(),
+                    stage: Stage::VaultSetup,
+                    reason: format!("the extension constructor panicked: {}", crate::private::panic_message(p.as_ref())),
+                })?)
+            }
+            None => None,
+        };
+        let exports = generation
+            .plugins
+            .iter()
+            .filter_map(|p| p.export.as_ref().map(|e| (p.name.clone(), Arc::clone(e))))
+            .collect();
+        generation.vault = Arc::new(Vault::new(number, extension, exports));
+        lap(Stage::VaultSetup, &mut stages);
+        for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
+            (plugin.hooks.on_init)(&generation.vault).map_err(|f| plugin.hook_error(Stage::OnInit, f))?;
+        }
+        lap(Stage::OnInit, &mut stages);
+
+        let report = ReloadReport {
+            generation: number,
+            plugins: generation
+                .plugins
+                .iter()
+                .zip(&fresh)
+                .map(|(p, fresh)| PluginReport {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    file: p.file.clone(),
+                    sha256: p.sha256.clone(),
+                    note: if *fresh { "loaded".into() } else { "kept (not reloadable)".into() },
+                })
+                .collect(),
+            stage_ms: stages,
+            total_ms: 0.0,
+        };
+        Ok((generation, report))
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The newest library file of each plugin name in `dir`.
+///
+/// A file `<plugin>@<version>.so` belongs to `<plugin>`; any other `<stem>.so` to `<stem>`
+/// (without a leading `lib`). Hidden files (a leading `.`) are skipped: that is where
+/// `cargo xtask build` writes before its atomic rename.
+fn scan(dir: &Path) -> Result<BTreeMap<String, PathBuf>, LoadError> {
+    let fail = |reason: String| LoadError { plugin: None, file: dir.to_path_buf(), stage: Stage::Scan, reason };
+    let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
+    let mut newest: BTreeMap<String, (SystemTime, PathBuf)> = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
+        let path = entry.path();
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if file_name.starts_with('.') || path.extension().and_then(|e| e.to_str()) != Some(std::env::consts::DLL_EXTENSION) {
+            continue;
+        }
+        let metadata = match entry.metadata() {
+            Ok(m) if m.is_file() => m,
+            _ => continue,
+        };
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let name = match stem.split_once('@') {
+            Some((name, _)) => name.to_string(),
+            None => stem.strip_prefix("lib").unwrap_or(stem).to_string(),
+        };
+        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let newer = match newest.get(&name) {
+            Some((t, p)) => (modified, &path) > (*t, p),
+            None => true,
+        };
+        if newer {
+            newest.insert(name, (modified, path));
+        }
+    }
+    if newest.is_empty() {
+        return Err(fail(format!("no plugin libraries (*.{}) in the folder", std::env::consts::DLL_EXTENSION)));
+    }
+    Ok(newest.into_iter().map(|(name, (_, path))| (name, path)).collect())
+}
+
+/// Orders plugins so that every plugin comes after the plugins it imports.
+fn dependency_order(dir: &Path, plugins: &BTreeMap<String, (Arc<LoadedPlugin>, bool)>) -> Result<Vec<String>, LoadError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit(
+        name: &str,
+        dir: &Path,
+        plugins: &BTreeMap<String, (Arc<LoadedPlugin>, bool)>,
+        marks: &mut HashMap<String, Mark>,
+        path: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), LoadError> {
+        match marks.get(name) {
+            Some(Mark::Done) => return Ok(()),
+            Some(Mark::Visiting) => {
+                let start = path.iter().position(|n| n == name).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(name.to_string());
+                let plugin = &plugins[name].0;
+                return Err(LoadError {
+                    plugin: Some(name.to_string()),
+                    file: plugin.file.clone(),
+                    stage: Stage::Dependencies,
+                    reason: format!("import cycle: {}", cycle.join(" -> ")),
+                });
+            }
+            None => {}
+        }
+        marks.insert(name.to_string(), Mark::Visiting);
+        path.push(name.to_string());
+        let plugin = &plugins[name].0;
+        for import in &plugin.imports {
+            if !plugins.contains_key(import) {
+                return Err(LoadError {
+                    plugin: Some(name.to_string()),
+                    file: plugin.file.clone(),
+                    stage: Stage::Dependencies,
+                    reason: format!("imports plugin `{import}`, which is not in {}", dir.display()),
+                });
+            }
+            visit(import, dir, plugins, marks, path, order)?;
+        }
+        path.pop();
+        marks.insert(name.to_string(), Mark::Done);
+        order.push(name.to_string());
+        Ok(())
+    }
+    let mut marks = HashMap::new();
+    let mut order = Vec::new();
+    for name in plugins.keys() {
+        visit(name, dir, plugins, &mut marks, &mut Vec::new(), &mut order)?;
+    }
+    Ok(order)
+}
+
+/// One loaded set of plugins, with its vault. Kept alive by the manager while current, and
+/// by every [`Plugin`] handle taken from it.
+pub struct Generation {
+    number: u64,
+    plugins: Vec<Arc<LoadedPlugin>>,
+    index: HashMap<String, usize>,
+    vault: Arc<Vault>,
+    loaded_at: SystemTime,
+}
+
+impl Generation {
+    /// Its number: 1 for the first load, one more for each successful reload.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// When it was built.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// Its vault.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    /// Plugin names in load order.
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// Handles on every plugin, in load order.
+    pub fn plugins(self: &Arc<Self>) -> Vec<Plugin> {
+        (0..self.plugins.len()).map(|index| Plugin { generation: Arc::clone(self), index }).collect()
+    }
+
+    /// A handle on plugin `name`.
+    pub fn find_plugin(self: &Arc<Self>, name: &str) -> Option<Plugin> {
+        let index = *self.index.get(name)?;
+        Some(Plugin { generation: Arc::clone(self), index })
+    }
+
+    fn loaded(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.index.get(name).map(|&i| &self.plugins[i])
+    }
+
+    /// Calls `func` on every plugin, dependencies first; one plugin's failure does not stop
+    /// the others.
+    pub fn invoke_each(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+        self.plugins.iter().map(|p| (p.name.clone(), invoke(p, func, args()))).collect()
+    }
+
+    /// Calls `func` on every plugin, dependents first.
+    pub fn invoke_each_backward(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+        self.plugins.iter().rev().map(|p| (p.name.clone(), invoke(p, func, args()))).collect()
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        // Dependents first, so a plugin is freed before the plugins it imports.
+        while let Some(plugin) = self.plugins.pop() {
+            drop(plugin);
+        }
+        tracing::debug!(generation = self.number, "generation released");
+    }
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation").field("number", &self.number).field("plugins", &self.plugin_names()).finish()
+    }
+}
+
+fn invoke(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<Value, InvokeError> {
+    (plugin.hooks.invoke_func)(func, args).map_err(|failure| match failure {
+        HookFailure::Error(message) => InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message },
+        HookFailure::Panic(message) => InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message },
+    })
+}
+
+/// A plugin of one generation. Keeps that generation alive while it exists.
+#[derive(Clone)]
+pub struct Plugin {
+    generation: Arc<Generation>,
+    index: usize,
+}
+
+impl Plugin {
+    fn loaded(&self) -> &LoadedPlugin {
+        &self.generation.plugins[self.index]
+    }
+
+    /// Plugin name.
+    pub fn name(&self) -> &str {
+        &self.loaded().name
+    }
+
+    /// Version stamp.
+    pub fn version(&self) -> &str {
+        &self.loaded().version
+    }
+
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.loaded().file
+    }
+
+    /// SHA-256 of that file.
+    pub fn sha256(&self) -> &str {
+        &self.loaded().sha256
+    }
+
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded().loaded_at
+    }
+
+    /// The private copy the library was opened from.
+    pub fn loaded_from(&self) -> &Path {
+        &self.loaded().loaded_from
+    }
+
+    /// The generation in which this plugin was loaded (older than [`Plugin::generation`]'s
+    /// number for a non-reloadable plugin kept across reloads).
+    pub fn loaded_in_generation(&self) -> u64 {
+        self.loaded().generation
+    }
+
+    /// Whether its `reloadable` hook said yes.
+    pub fn reloadable(&self) -> bool {
+        self.loaded().reloadable
+    }
+
+    /// The generation this handle belongs to.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// Calls the plugin's `invoke_func`. A panic inside is contained and returned as
+    /// [`InvokeError::Panicked`]; the plugin stays usable.
+    pub fn invoke_func(&self, func: &str, args: Args) -> Result<Value, InvokeError> {
+        invoke(self.loaded(), func, args)
+    }
+
+    /// Calls `func` and downcasts the result to `T`.
+    pub fn invoke<T: Any>(&self, func: &str, args: Args) -> Result<T, InvokeError> {
+        self.invoke_func(func, args)?.downcast::<T>().map_err(|mismatch| InvokeError::ResultType {
+            plugin: self.name().to_string(),
+            func: func.to_string(),
+            mismatch,
+        })
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("generation", &self.generation.number)
+            .finish()
+    }
+}

@@ -1,0 +1,159 @@
+//! Dynamically typed values passed to and returned from `invoke_func`.
+//!
+//! A [`Value`] remembers the name of the type it holds, so a wrong downcast is an error that
+//! names both types instead of a bare `None`. Downcasting goes through `TypeId`, so it can
+//! never reinterpret memory: at worst it fails.
+
+use std::any::Any;
+use std::fmt;
+
+/// A value of any `Send + 'static` type, with its type name.
+pub struct Value {
+    inner: Box<dyn Any + Send>,
+    type_name: &'static str,
+}
+
+/// A downcast asked for one type but the value held another.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a value of type `{expected}`, found `{found}`")]
+pub struct TypeMismatch {
+    /// The type asked for.
+    pub expected: &'static str,
+    /// The type held.
+    pub found: &'static str,
+}
+
+impl Value {
+    /// Wraps a value.
+    pub fn new<T: Any + Send>(value: T) -> Self {
+        Value { inner: Box::new(value), type_name: std::any::type_name::<T>() }
+    }
+
+    /// The unit value, for functions that return nothing.
+    pub fn unit() -> Self {
+        Value::new(())
+    }
+
+    /// Name of the held type, as `std::any::type_name` gave it where the value was made.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// Whether the value holds a `T`.
+    pub fn is<T: Any>(&self) -> bool {
+        self.inner.is::<T>()
+    }
+
+    /// Borrows the held `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Result<&T, TypeMismatch> {
+        self.inner.downcast_ref::<T>().ok_or(TypeMismatch {
+            expected: std::any::type_name::<T>(),
+            found: self.type_name,
+        })
+    }
+
+    /// Takes the held `T` out.
+    pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
+        let found = self.type_name;
+        self.inner
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| TypeMismatch { expected: std::any::type_name::<T>(), found })
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Value<{}>", self.type_name)
+    }
+}
+
+/// An argument was missing or of the wrong type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    /// Fewer arguments than the function needs.
+    #[error("argument {index} is missing ({len} given)")]
+    Missing {
+        /// Position asked for.
+        index: usize,
+        /// Number of arguments given.
+        len: usize,
+    },
+    /// The argument had another type.
+    #[error("argument {index}: {mismatch}")]
+    WrongType {
+        /// Position of the argument.
+        index: usize,
+        /// The two types.
+        mismatch: TypeMismatch,
+    },
+}
+
+/// The arguments of one `invoke_func` call.
+#[derive(Debug, Default)]
+pub struct Args(Vec<Option<Value>>);
+
+impl Args {
+    /// No arguments.
+    pub fn new() -> Self {
+        Args(Vec::new())
+    }
+
+    /// Adds an argument, builder style.
+    pub fn with<T: Any + Send>(mut self, value: T) -> Self {
+        self.push(value);
+        self
+    }
+
+    /// Adds an argument.
+    pub fn push<T: Any + Send>(&mut self, value: T) {
+        self.0.push(Some(Value::new(value)));
+    }
+
+    /// Adds an already wrapped argument.
+    pub fn push_value(&mut self, value: Value) {
+        self.0.push(Some(value));
+    }
+
+    /// Number of arguments.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Borrows argument `index` as a `T`.
+    pub fn get<T: Any>(&self, index: usize) -> Result<&T, ArgError> {
+        let len = self.0.len();
+        let value = self.0.get(index).and_then(Option::as_ref).ok_or(ArgError::Missing { index, len })?;
+        value.downcast_ref::<T>().map_err(|mismatch| ArgError::WrongType { index, mismatch })
+    }
+
+    /// Takes argument `index` out as a `T`; a second take of the same index is `Missing`.
+    pub fn take<T: Any>(&mut self, index: usize) -> Result<T, ArgError> {
+        let len = self.0.len();
+        let slot = self.0.get_mut(index).ok_or(ArgError::Missing { index, len })?;
+        let value = slot.take().ok_or(ArgError::Missing { index, len })?;
+        match value.downcast_ref::<T>() {
+            Ok(_) => Ok(value.downcast::<T>().expect("type checked just above")),
+            Err(mismatch) => {
+                *slot = Some(value);
+                Err(ArgError::WrongType { index, mismatch })
+            }
+        }
+    }
+}
+
+/// Builds [`Args`] from a list of expressions: `args![1_i64, "x".to_string()]`.
+#[macro_export]
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut args = $crate::Args::new();
+        $(args.push($value);)*
+        args
+    }};
+}

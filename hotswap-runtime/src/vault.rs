@@ -1,0 +1,102 @@
+//! What one generation of plugins shares.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// What a plugin offers the plugins that import it.
+pub type Export = Box<dyn Any + Send + Sync>;
+
+/// The host's per-generation extension object.
+pub type Extension = Box<dyn Any + Send + Sync>;
+
+/// A typed access to the vault failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    /// The host gave no extension constructor.
+    #[error("the host set no extension (PluginManagerBuilder::extension_newer)")]
+    NoExtension,
+    /// The extension is of another type.
+    #[error("the extension is not a `{expected}`")]
+    ExtensionType {
+        /// The type asked for.
+        expected: &'static str,
+    },
+    /// No plugin of that name exports anything in this generation.
+    #[error("plugin `{plugin}` exports nothing in this generation")]
+    NoExport {
+        /// The plugin asked for.
+        plugin: String,
+    },
+    /// The export is of another type.
+    #[error("the export of plugin `{plugin}` is not a `{expected}`")]
+    ExportType {
+        /// The plugin asked for.
+        plugin: String,
+        /// The type asked for.
+        expected: &'static str,
+    },
+}
+
+/// Shared by the plugins of one generation: the host's extension, every plugin's export, and
+/// a data bag. Each generation gets a fresh vault.
+pub struct Vault {
+    generation: u64,
+    extension: Option<Extension>,
+    exports: HashMap<String, Arc<dyn Any + Send + Sync>>,
+    data: RwLock<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Vault {
+    pub(crate) fn new(
+        generation: u64,
+        extension: Option<Extension>,
+        exports: HashMap<String, Arc<dyn Any + Send + Sync>>,
+    ) -> Self {
+        Vault { generation, extension, exports, data: RwLock::new(HashMap::new()) }
+    }
+
+    /// The generation this vault belongs to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The host's extension object for this generation.
+    pub fn extension<T: Any>(&self) -> Result<&T, VaultError> {
+        let ext = self.extension.as_ref().ok_or(VaultError::NoExtension)?;
+        ext.downcast_ref::<T>()
+            .ok_or(VaultError::ExtensionType { expected: std::any::type_name::<T>() })
+    }
+
+    /// The export of plugin `plugin`, as a `T`.
+    pub fn import<T: Any>(&self, plugin: &str) -> Result<&T, VaultError> {
+        let export = self
+            .exports
+            .get(plugin)
+            .ok_or_else(|| VaultError::NoExport { plugin: plugin.to_string() })?;
+        export.downcast_ref::<T>().ok_or_else(|| VaultError::ExportType {
+            plugin: plugin.to_string(),
+            expected: std::any::type_name::<T>(),
+        })
+    }
+
+    /// Stores `value` in the data bag under `key`, returning what was there.
+    pub fn set_data<T: Any + Send + Sync>(&self, key: impl Into<String>, value: T) {
+        self.data.write().unwrap_or_else(|e| e.into_inner()).insert(key.into(), Arc::new(value));
+    }
+
+    /// Reads `key` from the data bag; `None` if absent or of another type.
+    pub fn data<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let value = self.data.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()?;
+        value.downcast::<T>().ok()
+    }
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("generation", &self.generation)
+            .field("exports", &self.exports.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
