@@ -1,0 +1,45 @@
+//! Plugin `bar` of the hello demo: does a little arithmetic.
+
+use std::sync::Arc;
+
+use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
+
+hotswap_runtime::plugin!();
+
+/// The transformation the host shows. Change it and reload.
+fn compute(tick: u64) -> u64 {
+    tick * 2
+}
+
+pub fn reloadable() -> bool {
+    true
+}
+
+pub fn export() -> Option<Export> {
+    None
+}
+
+pub fn import() -> &'static [&'static str] {
+    &[]
+}
+
+pub fn on_load(ctx: &LoadContext) -> HookResult {
+    println!("[bar] on_load: version {} in generation {}", ctx.version, ctx.generation);
+    Ok(())
+}
+
+pub fn on_init(_vault: &Arc<Vault>) -> HookResult {
+    Ok(())
+}
+
+pub fn on_free() {}
+
+pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
+    match name {
+        "greet" => {
+            let tick = *args.get::<u64>(1)?;
+            Ok(Value::new(format!("bar computes {tick} * 2 = {}", compute(tick))))
+        }
+        _ => Err(format!("unknown function `{name}`").into()),
+    }
+}

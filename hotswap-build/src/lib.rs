@@ -1,0 +1,335 @@
+//! Code generator for hotswap plugins, called from each plugin's `build.rs`.
+//!
+//! It walks the plugin crate's source tree, parses every `.rs` file with syn, finds the seven
+//! hooks (`on_load`, `on_init`, `on_free`, `export`, `import`, `invoke_func`, `reloadable`),
+//! checks their signatures, and writes `$OUT_DIR/hotswap_registry.rs`: one descriptor symbol
+//! whose entry points wrap every hook in `catch_unwind`. The plugin includes it with
+//! `hotswap_runtime::plugin!();`. A missing or mistyped hook fails the build with the file,
+//! the line and the expected signature.
+//!
+//! ```no_run
+//! // build.rs of a plugin crate
+//! fn main() -> Result<(), hotswap_build::Error> {
+//!     hotswap_build::generate()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! or, configured:
+//!
+//! ```no_run
+//! fn main() -> Result<(), hotswap_build::Error> {
+//!     hotswap_build::Config::new()
+//!         .plugin_name("greeter")
+//!         .exclude(r"^src/bin/")
+//!         .generate()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Environment
+//!
+//! `cargo xtask build` passes its flags through these variables (each printed as
+//! `cargo:rerun-if-env-changed`): `HOTSWAP_VERSION` (the version stamp; default: the crate
+//! version), `HOTSWAP_INCLUDE` and `HOTSWAP_EXCLUDE` (regexes, one per line, added to the
+//! builder's), `HOTSWAP_LIVE_PREFIX`.
+
+mod scan;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use scan::{HookSite, HOOKS};
+
+/// The hook signatures a plugin must define, as shown in error messages.
+pub const EXPECTED_SIGNATURES: [(&str, &str); 7] = [
+    ("reloadable", "pub fn reloadable() -> bool"),
+    ("export", "pub fn export() -> Option<hotswap_runtime::Export>"),
+    ("import", "pub fn import() -> &'static [&'static str]"),
+    ("on_load", "pub fn on_load(ctx: &hotswap_runtime::LoadContext) -> hotswap_runtime::HookResult"),
+    ("on_init", "pub fn on_init(vault: &std::sync::Arc<hotswap_runtime::Vault>) -> hotswap_runtime::HookResult"),
+    ("on_free", "pub fn on_free()"),
+    (
+        "invoke_func",
+        "pub fn invoke_func(name: &str, args: hotswap_runtime::Args) -> Result<hotswap_runtime::Value, hotswap_runtime::HookError>",
+    ),
+];
+
+/// The expected signature of `hook`.
+pub fn expected_signature(hook: &str) -> &'static str {
+    EXPECTED_SIGNATURES.iter().find(|(h, _)| *h == hook).map(|(_, s)| *s).unwrap_or("?")
+}
+
+/// Default prefix of live items.
+pub const DEFAULT_LIVE_PREFIX: &str = "live_";
+
+const TEMPLATE: &str = include_str!("../../templates/registry.rs.tmpl");
+
+/// Why generation failed. `Debug` prints the same readable text as `Display`, so
+/// `fn main() -> Result<(), hotswap_build::Error>` in `build.rs` shows a clear message.
+#[derive(thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A source file does not parse.
+    #[error("{}:{line}: cannot parse: {message}", file.display())]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A hook is missing.
+    #[error("missing hook `{hook}`: no `fn {hook}` in the {scanned} scanned file(s) under {}; expected `{expected}`", root.display())]
+    MissingHook {
+        /// The hook.
+        hook: &'static str,
+        /// Its expected signature.
+        expected: &'static str,
+        /// The scanned folder.
+        root: PathBuf,
+        /// How many files were scanned.
+        scanned: usize,
+    },
+    /// A hook has the wrong shape.
+    #[error("{}:{line}: hook `{hook}` {problem}; expected `{expected}`", file.display())]
+    BadHook {
+        /// The hook.
+        hook: &'static str,
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+        /// Its expected signature.
+        expected: &'static str,
+    },
+    /// A hook is defined twice.
+    #[error("hook `{hook}` is defined twice: {}:{} and {}:{}", first.0.display(), first.1, second.0.display(), second.1)]
+    DuplicateHook {
+        /// The hook.
+        hook: &'static str,
+        /// First place (file, line).
+        first: (PathBuf, usize),
+        /// Second place.
+        second: (PathBuf, usize),
+    },
+    /// A regex did not compile.
+    #[error("invalid {flag} regex `{pattern}`: {message}")]
+    Regex {
+        /// `--include` or `--exclude` (or its variable).
+        flag: &'static str,
+        /// The pattern.
+        pattern: String,
+        /// The regex error.
+        message: String,
+    },
+    /// A required variable is missing (not run from a build script?).
+    #[error("environment variable {0} is not set; call hotswap_build from a build script")]
+    Env(&'static str),
+    /// The rendered template did not parse (a bug in the template).
+    #[error("generated code does not parse ({0}); this is a bug in hotswap-build")]
+    Template(String),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Builder for the code generator, in the style of `prost_build::Config`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    crate_dir: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    plugin_name: Option<String>,
+    version: Option<String>,
+    includes: Vec<String>,
+    excludes: Vec<String>,
+    live_prefix: Option<String>,
+    emit_cargo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+/// What [`Config::generate`] produced.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// The registry file written.
+    pub path: PathBuf,
+    /// The generated source.
+    pub source: String,
+    /// Every `.rs` file scanned, relative to the crate root.
+    pub scanned: Vec<PathBuf>,
+    /// Where each hook was found.
+    pub hooks: Vec<HookSite>,
+}
+
+impl Config {
+    /// Defaults: crate folder `CARGO_MANIFEST_DIR`, output `OUT_DIR`, plugin name = crate name,
+    /// version from `HOTSWAP_VERSION` or the crate version, every `.rs` file under `src/`.
+    pub fn new() -> Self {
+        Config {
+            crate_dir: None,
+            out_dir: None,
+            plugin_name: None,
+            version: None,
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            live_prefix: None,
+            emit_cargo: true,
+        }
+    }
+
+    /// The plugin crate's folder (default `CARGO_MANIFEST_DIR`).
+    pub fn crate_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.crate_dir = Some(dir.into());
+        self
+    }
+
+    /// Where to write `hotswap_registry.rs` (default `OUT_DIR`).
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// The plugin's name (default: the crate name, `CARGO_PKG_NAME`, with `-` as `_`).
+    pub fn plugin_name(mut self, name: impl Into<String>) -> Self {
+        self.plugin_name = Some(name.into());
+        self
+    }
+
+    /// The version stamp (default: `HOTSWAP_VERSION`, else `CARGO_PKG_VERSION`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Scan only files whose path relative to the crate root (with `/` separators, e.g.
+    /// `src/net/mod.rs`) matches one of the include regexes (unanchored: use `^`/`$`).
+    /// Default: every `.rs` file under `src/`.
+    pub fn include(mut self, regex: impl Into<String>) -> Self {
+        self.includes.push(regex.into());
+        self
+    }
+
+    /// Skip files whose relative path matches this regex (checked after the includes).
+    pub fn exclude(mut self, regex: impl Into<String>) -> Self {
+        self.excludes.push(regex.into());
+        self
+    }
+
+    /// Prefix of live items (default `live_`, compared case-insensitively).
+    pub fn live_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.live_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-…` lines (default true; false for tests).
+    pub fn emit_cargo_directives(mut self, emit: bool) -> Self {
+        self.emit_cargo = emit;
+        self
+    }
+
+    fn env(&self, key: &'static str) -> Option<String> {
+        if self.emit_cargo {
+            println!("cargo:rerun-if-env-changed={key}");
+        }
+        std::env::var(key).ok()
+    }
+
+    /// Scans the crate, checks the hooks and writes the registry.
+    pub fn generate(&self) -> Result<Generated, Error> {
+        let crate_dir = match &self.crate_dir {
+            Some(d) => d.clone(),
+            None => PathBuf::from(self.env("CARGO_MANIFEST_DIR").ok_or(Error::Env("CARGO_MANIFEST_DIR"))?),
+        };
+        let out_dir = match &self.out_dir {
+            Some(d) => d.clone(),
+            None => PathBuf::from(self.env("OUT_DIR").ok_or(Error::Env("OUT_DIR"))?),
+        };
+        let plugin_name = match &self.plugin_name {
+            Some(n) => n.clone(),
+            None => self.env("CARGO_PKG_NAME").ok_or(Error::Env("CARGO_PKG_NAME"))?.replace('-', "_"),
+        };
+        let version = match &self.version {
+            Some(v) => v.clone(),
+            None => match self.env("HOTSWAP_VERSION").filter(|v| !v.is_empty()) {
+                Some(v) => v,
+                None => self.env("CARGO_PKG_VERSION").ok_or(Error::Env("CARGO_PKG_VERSION"))?,
+            },
+        };
+        let mut includes = self.includes.clone();
+        let mut excludes = self.excludes.clone();
+        if let Some(list) = self.env("HOTSWAP_INCLUDE") {
+            includes.extend(list.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        }
+        if let Some(list) = self.env("HOTSWAP_EXCLUDE") {
+            excludes.extend(list.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        }
+        let live_prefix = self
+            .live_prefix
+            .clone()
+            .or_else(|| self.env("HOTSWAP_LIVE_PREFIX").filter(|p| !p.is_empty()))
+            .unwrap_or_else(|| DEFAULT_LIVE_PREFIX.to_string());
+        let filter = scan::FileFilter::new(&includes, &excludes)?;
+        let found = scan::scan(&crate_dir, &filter, &live_prefix)?;
+        if self.emit_cargo {
+            println!("cargo:rerun-if-changed={}", crate_dir.join("src").display());
+            for file in &found.scanned {
+                println!("cargo:rerun-if-changed={}", crate_dir.join(file).display());
+            }
+        }
+        let source = render(&plugin_name, &version, &found.hooks)?;
+        let path = out_dir.join("hotswap_registry.rs");
+        write_if_changed(&path, &source)?;
+        Ok(Generated { path, source, scanned: found.scanned, hooks: found.hooks })
+    }
+}
+
+/// Runs [`Config::new`]`.generate()`: the whole build script of most plugins.
+pub fn generate() -> Result<Generated, Error> {
+    Config::new().generate()
+}
+
+fn render(plugin_name: &str, version: &str, hooks: &[HookSite]) -> Result<String, Error> {
+    let mut text = TEMPLATE.to_string();
+    for site in hooks {
+        text = text.replace(&format!("{{{{{}}}}}", site.hook), &site.rust_path());
+    }
+    text = text
+        .replace("{{plugin_name_lit}}", &format!("{plugin_name:?}"))
+        .replace("{{version_lit}}", &format!("{version:?}"))
+        .replace("{{plugin_name}}", plugin_name);
+    let file = syn::parse_file(&text).map_err(|e| Error::Template(e.to_string()))?;
+    let mut out = String::from("// @generated by hotswap-build. Do not edit.\n");
+    out.push_str(&prettyplease::unparse(&file));
+    Ok(out)
+}
+
+fn write_if_changed(path: &Path, contents: &str) -> Result<(), Error> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
+        return Ok(());
+    }
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let tmp = path.with_extension("rs.tmp");
+    std::fs::write(&tmp, contents).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
