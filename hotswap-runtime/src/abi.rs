@@ -27,6 +27,12 @@ pub const DESCRIPTOR_SYMBOL: &str = "HOTSWAP_PLUGIN_DESCRIPTOR_V1";
 /// Name of the exported fingerprint byte array.
 pub const FINGERPRINT_SYMBOL: &str = "HOTSWAP_ABI_FINGERPRINT_V1";
 
+/// Name of the exported byte array holding the plugin name.
+pub const NAME_SYMBOL: &str = "HOTSWAP_PLUGIN_NAME_V1";
+
+/// Name of the exported byte array holding the version stamp.
+pub const VERSION_SYMBOL: &str = "HOTSWAP_PLUGIN_VERSION_V1";
+
 /// First bytes of every descriptor.
 pub const MAGIC: [u8; 16] = *b"hotswap-plugin\0\0";
 

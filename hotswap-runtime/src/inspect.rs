@@ -1,18 +1,23 @@
 //! Reading a plugin file without loading it.
 //!
-//! Used by the runtime before `dlopen` and by `cargo xtask build` to write the manifest: the
-//! fingerprint symbol is a plain byte array, so it can be read from the file's bytes.
+//! Used by the runtime before `dlopen`, and by `cargo xtask build` to write the manifest. The
+//! fingerprint, name and version symbols are plain byte arrays without relocations, so they
+//! can be read from the file's bytes without running any of its code.
 
 use object::{Object, ObjectSection, ObjectSymbol};
 use sha2::{Digest, Sha256};
 
-use crate::abi::{DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL};
+use crate::abi::{DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL, NAME_SYMBOL, VERSION_SYMBOL};
 
 /// What the file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFacts {
     /// The plugin's ABI fingerprint.
     pub fingerprint: String,
+    /// The plugin's name.
+    pub name: String,
+    /// The plugin's version stamp.
+    pub version: String,
 }
 
 /// Why a file is not a plugin we can read.
@@ -24,12 +29,12 @@ pub enum InspectError {
     /// A shared library, but not a hotswap plugin.
     #[error("not a hotswap plugin: the library exports no `{0}` symbol (build it with hotswap-build and `hotswap_runtime::plugin!()`)")]
     NotAPlugin(&'static str),
-    /// The fingerprint symbol could not be read.
-    #[error("unreadable ABI fingerprint: {0}")]
-    BadFingerprint(String),
+    /// A symbol could not be read.
+    #[error("unreadable `{0}` symbol: {1}")]
+    BadSymbol(&'static str, String),
 }
 
-/// Reads the fingerprint of the plugin in `bytes` (the whole file).
+/// Reads the fingerprint, name and version of the plugin in `bytes` (the whole file).
 pub fn inspect(bytes: &[u8]) -> Result<FileFacts, InspectError> {
     let file = object::File::parse(bytes).map_err(|e| InspectError::NotALibrary(e.to_string()))?;
     if file.kind() != object::ObjectKind::Dynamic {
@@ -47,34 +52,30 @@ pub fn inspect(bytes: &[u8]) -> Result<FileFacts, InspectError> {
             }
         }
     }
-    let mut fingerprint = None;
-    let mut has_descriptor = false;
-    for symbol in file.dynamic_symbols() {
-        match symbol.name() {
-            Ok(name) if name == FINGERPRINT_SYMBOL => fingerprint = Some(symbol),
-            Ok(name) if name == DESCRIPTOR_SYMBOL => has_descriptor = true,
-            _ => {}
-        }
-    }
-    if !has_descriptor {
+    if !file.dynamic_symbols().any(|s| s.name() == Ok(DESCRIPTOR_SYMBOL)) {
         return Err(InspectError::NotAPlugin(DESCRIPTOR_SYMBOL));
     }
-    let symbol = fingerprint.ok_or(InspectError::NotAPlugin(FINGERPRINT_SYMBOL))?;
+    Ok(FileFacts {
+        fingerprint: read_bytes_symbol(&file, FINGERPRINT_SYMBOL)?,
+        name: read_bytes_symbol(&file, NAME_SYMBOL)?,
+        version: read_bytes_symbol(&file, VERSION_SYMBOL)?,
+    })
+}
+
+/// Reads a `[u8; N]` static exported under `name`, as UTF-8.
+fn read_bytes_symbol(file: &object::File<'_>, name: &'static str) -> Result<String, InspectError> {
+    let symbol = file.dynamic_symbols().find(|s| s.name() == Ok(name)).ok_or(InspectError::NotAPlugin(name))?;
+    let bad = |why: &str| InspectError::BadSymbol(name, why.to_string());
     let section = symbol
         .section_index()
         .and_then(|i| file.section_by_index(i).ok())
-        .ok_or_else(|| InspectError::BadFingerprint("symbol has no section".into()))?;
-    let data = section.data().map_err(|e| InspectError::BadFingerprint(e.to_string()))?;
-    let start = symbol
-        .address()
-        .checked_sub(section.address())
-        .ok_or_else(|| InspectError::BadFingerprint("symbol lies outside its section".into()))?
-        as usize;
-    let bytes = data
-        .get(start..start + symbol.size() as usize)
-        .ok_or_else(|| InspectError::BadFingerprint("symbol lies outside its section".into()))?;
-    let fingerprint = String::from_utf8(bytes.to_vec()).map_err(|e| InspectError::BadFingerprint(e.to_string()))?;
-    Ok(FileFacts { fingerprint })
+        .ok_or_else(|| bad("it has no section"))?;
+    let data = section.data().map_err(|e| InspectError::BadSymbol(name, e.to_string()))?;
+    let start = symbol.address().checked_sub(section.address()).ok_or_else(|| bad("it lies outside its section"))?;
+    let start = usize::try_from(start).map_err(|_| bad("it lies outside its section"))?;
+    let len = usize::try_from(symbol.size()).map_err(|_| bad("it is too large"))?;
+    let bytes = data.get(start..start.saturating_add(len)).ok_or_else(|| bad("it lies outside its section"))?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| InspectError::BadSymbol(name, e.to_string()))
 }
 
 /// Lower-case hex SHA-256 of `bytes`.

@@ -61,6 +61,12 @@ impl LoadedPlugin {
             }
         }
         let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()))?;
+        if facts.name != expected_name {
+            return Err(fail(
+                Stage::Inspect,
+                format!("the library is plugin `{}`, but its file name says `{expected_name}`; name plugin files `<plugin>@<version>.so`", facts.name),
+            ));
+        }
         if facts.fingerprint != abi::FINGERPRINT {
             return Err(fail(
                 Stage::Inspect,

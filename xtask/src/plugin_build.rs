@@ -1,0 +1,253 @@
+//! `cargo xtask build <pluginDir> <outputDir>`.
+
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use cargo_metadata::{Message, MetadataCommand, Package};
+use clap::Args;
+use hotswap_runtime::inspect::{inspect, sha256_hex};
+use hotswap_runtime::Manifest;
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The plugin crate's folder (holding its Cargo.toml).
+    plugin_dir: PathBuf,
+    /// Where to write `<name>@<version>.so` and its manifest `<name>@<version>.json`.
+    output_dir: PathBuf,
+    /// Keep the intermediate files (cargo's messages, the generated registry, the raw
+    /// artifact) in a temporary folder and print where.
+    #[arg(long)]
+    leave_temps: bool,
+    /// Scan only source files whose path relative to the crate (e.g. `src/net/mod.rs`) matches
+    /// this regex. Repeatable.
+    #[arg(long, value_name = "RE")]
+    include: Vec<String>,
+    /// Skip source files whose relative path matches this regex. Repeatable.
+    #[arg(long, value_name = "RE")]
+    exclude: Vec<String>,
+    /// Prefix of live items [default: live_].
+    #[arg(long, value_name = "P")]
+    live_prefix: Option<String>,
+    /// Build with the dev profile instead of release.
+    #[arg(long)]
+    debug: bool,
+    /// Print the commands run and the environment passed to the build.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Extra arguments for `cargo build`, after `--`.
+    #[arg(last = true)]
+    cargo_args: Vec<String>,
+}
+
+/// The version stamp and where it came from.
+struct Stamp {
+    version: String,
+    git_revision: Option<String>,
+    built_at: String,
+}
+
+pub fn run(args: BuildArgs) -> Result<()> {
+    let started = Instant::now();
+    for (flag, patterns) in [("--include", &args.include), ("--exclude", &args.exclude)] {
+        for p in patterns {
+            // hotswap-build compiles them too; checking here names the flag before a long build.
+            if let Err(e) = regex::Regex::new(p) {
+                bail!("invalid {flag} regex `{p}`: {e}");
+            }
+        }
+    }
+    let package = plugin_package(&args.plugin_dir)?;
+    let plugin_dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
+    let stamp = stamp(&plugin_dir, &package.version.to_string(), args.verbose);
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("cannot create the output folder {}", args.output_dir.display()))?;
+    let temps = if args.leave_temps {
+        Some(tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep())
+    } else {
+        None
+    };
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(package.manifest_path.as_std_path())
+        .arg("--lib")
+        .arg("--message-format=json-render-diagnostics");
+    if !args.debug {
+        command.arg("--release");
+    }
+    command.args(&args.cargo_args);
+    command
+        .env("HOTSWAP_VERSION", &stamp.version)
+        .env("HOTSWAP_INCLUDE", args.include.join("\n"))
+        .env("HOTSWAP_EXCLUDE", args.exclude.join("\n"))
+        .env("HOTSWAP_LIVE_PREFIX", args.live_prefix.clone().unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if args.verbose {
+        eprintln!("running: {command:?}");
+    }
+    let mut child = command.spawn().with_context(|| format!("cannot run {cargo}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut artifact: Option<PathBuf> = None;
+    let mut out_dir: Option<PathBuf> = None;
+    let mut log = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let message = message.context("reading cargo's messages")?;
+        if args.leave_temps {
+            serde_json::to_writer(&mut log, &message)?;
+            log.push(b'\n');
+        }
+        match message {
+            Message::CompilerArtifact(a) if a.package_id == package.id => {
+                if a.target.crate_types.iter().any(|t| t.to_string() == "cdylib") {
+                    artifact = a
+                        .filenames
+                        .iter()
+                        .find(|f| f.extension() == Some(std::env::consts::DLL_EXTENSION))
+                        .map(|f| f.as_std_path().to_path_buf());
+                }
+            }
+            Message::BuildScriptExecuted(b) if b.package_id == package.id => {
+                out_dir = Some(b.out_dir.as_std_path().to_path_buf());
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo build of {} failed ({status}); the output folder was not touched", package.name);
+    }
+    let artifact = artifact.with_context(|| format!("cargo built no cdylib for {}", package.name))?;
+    let bytes = std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
+    let facts = inspect(&bytes).with_context(|| format!("{} is not a usable plugin", artifact.display()))?;
+    if facts.version != stamp.version {
+        bail!(
+            "{} carries version {} instead of {}: does build.rs call hotswap_build::generate() and lib.rs include hotswap_runtime::plugin!()?",
+            artifact.display(),
+            facts.version,
+            stamp.version
+        );
+    }
+    let file_name = Manifest::library_file_name(&facts.name, &facts.version);
+    let library_path = args.output_dir.join(&file_name);
+    let manifest = Manifest {
+        name: facts.name.clone(),
+        version: facts.version.clone(),
+        git_revision: stamp.git_revision.clone(),
+        sha256: sha256_hex(&bytes),
+        fingerprint: facts.fingerprint.clone(),
+        built_at: stamp.built_at.clone(),
+        library: file_name.clone(),
+    };
+    // Manifest first, then the library: a host that sees the library sees its manifest.
+    let manifest_path = Manifest::path_for(&library_path);
+    write_atomically(&manifest_path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    write_atomically(&library_path, &bytes)?;
+
+    if let Some(temps) = &temps {
+        std::fs::write(temps.join("cargo-messages.jsonl"), &log)?;
+        std::fs::copy(&artifact, temps.join(artifact.file_name().expect("artifact has a name")))?;
+        if let Some(out_dir) = &out_dir {
+            let registry = out_dir.join("hotswap_registry.rs");
+            if registry.exists() {
+                std::fs::copy(&registry, temps.join("hotswap_registry.rs"))?;
+            }
+        }
+        eprintln!("intermediate files left in {}", temps.display());
+    }
+    println!(
+        "built {} {} -> {} ({} KiB, sha256 {}…) in {:.1}s",
+        facts.name,
+        facts.version,
+        library_path.display(),
+        bytes.len() / 1024,
+        &manifest.sha256[..12],
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The package at `dir`, checked to be a plugin crate.
+fn plugin_package(dir: &Path) -> Result<Package> {
+    if !dir.is_dir() {
+        bail!("plugin folder {} does not exist", dir.display());
+    }
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!("{} is not a crate: it has no Cargo.toml", dir.display());
+    }
+    let metadata = MetadataCommand::new()
+        .manifest_path(&manifest)
+        .no_deps()
+        .exec()
+        .with_context(|| format!("cargo metadata for {}", manifest.display()))?;
+    let wanted = manifest.canonicalize()?;
+    let package = metadata
+        .packages
+        .into_iter()
+        .find(|p| p.manifest_path.as_std_path().canonicalize().is_ok_and(|m| m == wanted))
+        .with_context(|| format!("{} is a workspace manifest, not a plugin crate", manifest.display()))?;
+    let not_plugin = |why: &str| anyhow::anyhow!("{} is not a hotswap plugin crate: {why}", dir.display());
+    if !package.targets.iter().any(|t| t.crate_types.iter().any(|c| c.to_string() == "cdylib")) {
+        return Err(not_plugin("its [lib] has no crate-type \"cdylib\""));
+    }
+    if !package.dependencies.iter().any(|d| d.name == "hotswap-runtime") {
+        return Err(not_plugin("it does not depend on hotswap-runtime"));
+    }
+    if !package.dependencies.iter().any(|d| d.name == "hotswap-build") {
+        return Err(not_plugin("it has no build-dependency on hotswap-build"));
+    }
+    Ok(package)
+}
+
+/// `<crate version>+g<commit>[.dirty].<UTC build time>`, or without the git part outside git.
+fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> Stamp {
+    let now = SystemTime::now();
+    let built_at = humantime::format_rfc3339_seconds(now).to_string();
+    let compact: String = built_at.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").arg("-C").arg(plugin_dir).args(args).stderr(Stdio::null()).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let commit = git(&["log", "-1", "--format=%h", "--", "."]).filter(|c| !c.is_empty());
+    match commit {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
+            let revision = if dirty { format!("{commit}-dirty") } else { commit.clone() };
+            let version =
+                format!("{crate_version}+g{commit}{}.{compact}", if dirty { ".dirty" } else { "" });
+            if verbose {
+                eprintln!("version stamp {version} (git {revision})");
+            }
+            Stamp { version, git_revision: Some(revision), built_at }
+        }
+        None => {
+            eprintln!(
+                "note: {} has no git history (not a git checkout, no commit touching it, or no git); the version stamp uses the build time only",
+                plugin_dir.display()
+            );
+            Stamp { version: format!("{crate_version}+{compact}"), git_revision: None, built_at }
+        }
+    }
+}
+
+/// Writes `path` by writing a hidden temporary file in the same folder and renaming it, so a
+/// reader (or a host mapping the old file) never sees a partial file.
+fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".hotswap-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
