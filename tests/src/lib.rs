@@ -1,0 +1,91 @@
+//! Support for the workspace integration tests: builds the fixture plugin crates under
+//! `tests/plugins/` with the real `cargo xtask build`, once per test binary, and installs the
+//! results into per-test plugin folders.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A library and manifest written by `cargo xtask build`.
+#[derive(Debug, Clone)]
+pub struct BuiltPlugin {
+    /// The `<name>@<version>.so` file.
+    pub library: PathBuf,
+    /// Its manifest.
+    pub manifest: PathBuf,
+}
+
+impl BuiltPlugin {
+    /// The version stamp, from the file name.
+    pub fn version(&self) -> String {
+        let stem = self.library.file_stem().unwrap().to_string_lossy().into_owned();
+        stem.split_once('@').unwrap().1.to_string()
+    }
+
+    /// Copies library and manifest into `dir` under their own names, each through a temporary
+    /// file and a rename, as `cargo xtask build` does.
+    pub fn install(&self, dir: &Path) -> PathBuf {
+        for file in [&self.manifest, &self.library] {
+            copy_atomically(file, &dir.join(file.file_name().unwrap()));
+        }
+        dir.join(self.library.file_name().unwrap())
+    }
+}
+
+/// Copies `from` to `to` through a hidden temporary file and a rename.
+pub fn copy_atomically(from: &Path, to: &Path) {
+    let tmp = to.with_file_name(format!(".{}.tmp", to.file_name().unwrap().to_string_lossy()));
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds the plugin crate at `crate_dir` (relative to the workspace root) with
+/// `cargo xtask build --debug`, once per process.
+pub fn build_plugin(crate_dir: &str) -> BuiltPlugin {
+    static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<BuiltPlugin>>>>> = OnceLock::new();
+    let cell = {
+        let mut map = BUILT.get_or_init(Default::default).lock().unwrap();
+        Arc::clone(map.entry(crate_dir.to_string()).or_default())
+    };
+    cell.get_or_init(|| build_now(crate_dir)).clone()
+}
+
+fn build_now(crate_dir: &str) -> BuiltPlugin {
+    let root = workspace_root();
+    let out = root.join("target").join("hotswap-test-plugins").join(crate_dir.replace('/', "_"));
+    let _ = std::fs::remove_dir_all(&out);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(&root)
+        .args(["run", "--quiet", "--package", "xtask", "--", "build", "--debug"])
+        .arg(root.join(crate_dir))
+        .arg(&out)
+        .output()
+        .expect("running cargo xtask build");
+    assert!(
+        output.status.success(),
+        "cargo xtask build {crate_dir} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut library = None;
+    let mut manifest = None;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("so") => library = Some(path),
+            Some("json") => manifest = Some(path),
+            _ => {}
+        }
+    }
+    BuiltPlugin {
+        library: library.expect("xtask wrote a library"),
+        manifest: manifest.expect("xtask wrote a manifest"),
+    }
+}
