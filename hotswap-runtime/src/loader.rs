@@ -22,7 +22,7 @@ pub(crate) struct LoadedPlugin {
     pub generation: u64,
     pub reloadable: bool,
     pub imports: Vec<String>,
-    pub export: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+    pub export: Option<std::sync::Arc<crate::vault::Export>>,
     pub hooks: &'static PluginHooks,
     pub on_load_done: AtomicBool,
     /// Never closed: see the crate documentation ("Why libraries are never unloaded").

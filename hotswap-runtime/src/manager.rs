@@ -110,7 +110,7 @@ pub struct PluginManager {
 }
 
 /// What one plugin of a load or reload was.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PluginReport {
     /// Plugin name.
     pub name: String,
@@ -122,6 +122,8 @@ pub struct PluginReport {
     pub sha256: String,
     /// `loaded`, or `kept (not reloadable)`.
     pub note: String,
+    /// Time each of this plugin's stages took, in milliseconds (empty for a kept plugin).
+    pub stage_ms: Vec<(Stage, f64)>,
 }
 
 /// What a successful load or reload did.
@@ -251,6 +253,10 @@ impl PluginManager {
         let files = scan(dir)?;
         lap(Stage::Scan, &mut stages);
         let old = self.current();
+        let mut per_plugin: HashMap<String, Vec<(Stage, f64)>> = HashMap::new();
+        let mut time = |name: &str, stage: Stage, since: Instant| {
+            per_plugin.entry(name.to_string()).or_default().push((stage, ms(since.elapsed())));
+        };
 
         // Open every library (or keep the serving copy of a non-reloadable plugin).
         let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, bool)> = BTreeMap::new();
@@ -261,7 +267,9 @@ impl PluginManager {
             }
             state.copies += 1;
             let copy = self.inner.work.path().join(format!("g{number}-{}-{name}.{}", state.copies, std::env::consts::DLL_EXTENSION));
+            let t = Instant::now();
             let plugin = LoadedPlugin::open(file, name, &copy, number)?;
+            time(name, Stage::Open, t);
             plugins.insert(name.clone(), (Arc::new(plugin), true));
         }
         lap(Stage::Open, &mut stages);
@@ -270,9 +278,15 @@ impl PluginManager {
                 continue;
             }
             let p = Arc::get_mut(plugin).expect("a fresh plugin has one owner");
+            let t = Instant::now();
             p.reloadable = (p.hooks.reloadable)().map_err(|f| p.hook_error(Stage::Reloadable, f))?;
-            p.export = (p.hooks.export)().map_err(|f| p.hook_error(Stage::Export, f))?.map(Arc::from);
+            time(&p.name, Stage::Reloadable, t);
+            let t = Instant::now();
+            p.export = (p.hooks.export)().map_err(|f| p.hook_error(Stage::Export, f))?.map(Arc::new);
+            time(&p.name, Stage::Export, t);
+            let t = Instant::now();
             p.imports = (p.hooks.import)().map_err(|f| p.hook_error(Stage::Import, f))?;
+            time(&p.name, Stage::Import, t);
         }
         lap(Stage::Import, &mut stages);
         let order = dependency_order(dir, &plugins)?;
@@ -298,8 +312,10 @@ impl PluginManager {
                 generation: number,
                 file: plugin.file.clone(),
             };
+            let t = Instant::now();
             (plugin.hooks.on_load)(&ctx).map_err(|f| plugin.hook_error(Stage::OnLoad, f))?;
             plugin.on_load_done.store(true, Ordering::Release);
+            time(&plugin.name, Stage::OnLoad, t);
         }
         lap(Stage::OnLoad, &mut stages);
         let extension = match &self.inner.extension_newer {
@@ -323,7 +339,9 @@ impl PluginManager {
         generation.vault = Arc::new(Vault::new(number, extension, exports));
         lap(Stage::VaultSetup, &mut stages);
         for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
+            let t = Instant::now();
             (plugin.hooks.on_init)(&generation.vault).map_err(|f| plugin.hook_error(Stage::OnInit, f))?;
+            time(&plugin.name, Stage::OnInit, t);
         }
         lap(Stage::OnInit, &mut stages);
 
@@ -339,6 +357,7 @@ impl PluginManager {
                     file: p.file.clone(),
                     sha256: p.sha256.clone(),
                     note: if *fresh { "loaded".into() } else { "kept (not reloadable)".into() },
+                    stage_ms: per_plugin.remove(&p.name).unwrap_or_default(),
                 })
                 .collect(),
             stage_ms: stages,

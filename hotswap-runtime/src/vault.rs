@@ -4,8 +4,35 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// What a plugin offers the plugins that import it.
-pub type Export = Box<dyn Any + Send + Sync>;
+/// What a plugin offers the plugins that import it: any `Send + Sync` value, with its type
+/// name so that a wrong typed access can say what the export really is.
+pub struct Export {
+    value: Box<dyn Any + Send + Sync>,
+    type_name: &'static str,
+}
+
+impl Export {
+    /// Wraps the value a plugin exports.
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Export { value: Box::new(value), type_name: std::any::type_name::<T>() }
+    }
+
+    /// The exported value's type name.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// The value, if it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.value.downcast_ref::<T>()
+    }
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Export<{}>", self.type_name)
+    }
+}
 
 /// The host's per-generation extension object.
 pub type Extension = Box<dyn Any + Send + Sync>;
@@ -29,12 +56,14 @@ pub enum VaultError {
         plugin: String,
     },
     /// The export is of another type.
-    #[error("the export of plugin `{plugin}` is not a `{expected}`")]
+    #[error("plugin `{plugin}` exports a `{found}`, not the `{expected}` asked for")]
     ExportType {
         /// The plugin asked for.
         plugin: String,
         /// The type asked for.
         expected: &'static str,
+        /// The type exported.
+        found: &'static str,
     },
 }
 
@@ -43,7 +72,7 @@ pub enum VaultError {
 pub struct Vault {
     generation: u64,
     extension: Option<Extension>,
-    exports: HashMap<String, Arc<dyn Any + Send + Sync>>,
+    exports: HashMap<String, Arc<Export>>,
     data: RwLock<HashMap<String, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -51,7 +80,7 @@ impl Vault {
     pub(crate) fn new(
         generation: u64,
         extension: Option<Extension>,
-        exports: HashMap<String, Arc<dyn Any + Send + Sync>>,
+        exports: HashMap<String, Arc<Export>>,
     ) -> Self {
         Vault { generation, extension, exports, data: RwLock::new(HashMap::new()) }
     }
@@ -77,10 +106,11 @@ impl Vault {
         export.downcast_ref::<T>().ok_or_else(|| VaultError::ExportType {
             plugin: plugin.to_string(),
             expected: std::any::type_name::<T>(),
+            found: export.type_name(),
         })
     }
 
-    /// Stores `value` in the data bag under `key`, returning what was there.
+    /// Stores `value` in the data bag under `key`, replacing what was there.
     pub fn set_data<T: Any + Send + Sync>(&self, key: impl Into<String>, value: T) {
         self.data.write().unwrap_or_else(|e| e.into_inner()).insert(key.into(), Arc::new(value));
     }
