@@ -39,7 +39,7 @@ mod scan;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use scan::{HookSite, HOOKS};
+pub use scan::{is_live_function, is_live_type, HookSite, LiveItem, LiveKind, HOOKS};
 
 /// The hook signatures a plugin must define, as shown in error messages.
 pub const EXPECTED_SIGNATURES: [(&str, &str); 7] = [
@@ -64,6 +64,9 @@ pub fn expected_signature(hook: &str) -> &'static str {
 pub const DEFAULT_LIVE_PREFIX: &str = "live_";
 
 const TEMPLATE: &str = include_str!("../../templates/registry.rs.tmpl");
+const LIVE_FUNC_TEMPLATE: &str = include_str!("../../templates/live_func_entry.rs.tmpl");
+const LIVE_TYPE_TEMPLATE: &str = include_str!("../../templates/live_type_entry.rs.tmpl");
+const LIVE_IMPL_TEMPLATE: &str = include_str!("../../templates/live_type_impl.rs.tmpl");
 
 /// Why generation failed. `Debug` prints the same readable text as `Display`, so
 /// `fn main() -> Result<(), hotswap_build::Error>` in `build.rs` shows a clear message.
@@ -123,6 +126,28 @@ pub enum Error {
         /// Second place.
         second: (PathBuf, usize),
     },
+    /// A live item cannot be registered.
+    #[error("{}:{line}: live item `{name}` {problem}", file.display())]
+    BadLive {
+        /// The item.
+        name: String,
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Two live items share a name.
+    #[error("two live items are named `{name}`: {} ({}:{}) and {} ({}:{}); live items are found by name, so rename one", first.2, first.0.display(), first.1, second.2, second.0.display(), second.1)]
+    DuplicateLive {
+        /// The name.
+        name: String,
+        /// First place (file, line, path).
+        first: (PathBuf, usize, String),
+        /// Second place.
+        second: (PathBuf, usize, String),
+    },
     /// A regex did not compile.
     #[error("invalid {flag} regex `{pattern}`: {message}")]
     Regex {
@@ -180,6 +205,8 @@ pub struct Generated {
     pub scanned: Vec<PathBuf>,
     /// Where each hook was found.
     pub hooks: Vec<HookSite>,
+    /// Live functions and types, by name.
+    pub live: Vec<LiveItem>,
 }
 
 impl Config {
@@ -304,10 +331,10 @@ impl Config {
                 println!("cargo:rerun-if-changed={}", crate_dir.join(file).display());
             }
         }
-        let source = render(&plugin_name, &version, &found.hooks)?;
+        let source = render(&plugin_name, &version, &found.hooks, &found.live)?;
         let path = out_dir.join("hotswap_registry.rs");
         write_if_changed(&path, &source)?;
-        Ok(Generated { path, source, scanned: found.scanned, hooks: found.hooks })
+        Ok(Generated { path, source, scanned: found.scanned, hooks: found.hooks, live: found.live })
     }
 }
 
@@ -316,8 +343,24 @@ pub fn generate() -> Result<Generated, Error> {
     Config::new().generate()
 }
 
-fn render(plugin_name: &str, version: &str, hooks: &[HookSite]) -> Result<String, Error> {
-    let mut text = TEMPLATE.to_string();
+fn render(plugin_name: &str, version: &str, hooks: &[HookSite], live: &[LiveItem]) -> Result<String, Error> {
+    let fill = |template: &str, item: &LiveItem| {
+        template
+            .replace("{{name_lit}}", &format!("{:?}", item.name))
+            .replace("{{path_lit}}", &format!("{:?}", item.rust_path()))
+            .replace("{{signature_lit}}", &format!("{:?}", item.description))
+            .replace("{{description_lit}}", &format!("{:?}", item.description))
+            .replace("{{cast}}", &item.cast)
+            .replace("{{path}}", &item.rust_path())
+    };
+    let of_kind = |kind: LiveKind| live.iter().filter(move |i| i.kind == kind);
+    let live_funcs: Vec<String> = of_kind(LiveKind::Function).map(|i| fill(LIVE_FUNC_TEMPLATE, i)).collect();
+    let live_types: Vec<String> = of_kind(LiveKind::Type).map(|i| fill(LIVE_TYPE_TEMPLATE, i)).collect();
+    let live_impls: Vec<String> = of_kind(LiveKind::Type).map(|i| fill(LIVE_IMPL_TEMPLATE, i)).collect();
+    let mut text = TEMPLATE
+        .replace("{{live_funcs}}", &live_funcs.join(", "))
+        .replace("{{live_types}}", &live_types.join(", "))
+        .replace("{{live_type_impls}}", &live_impls.join("\n"));
     for site in hooks {
         text = text.replace(&format!("{{{{{}}}}}", site.hook), &site.rust_path());
     }

@@ -37,6 +37,68 @@ impl HookSite {
     }
 }
 
+/// What kind of live item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveKind {
+    /// A free function.
+    Function,
+    /// A struct or enum.
+    Type,
+}
+
+/// A live item found in the sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveItem {
+    /// Function or type.
+    pub kind: LiveKind,
+    /// The item's name.
+    pub name: String,
+    /// Module path below the crate root.
+    pub module: Vec<String>,
+    /// File, relative to the crate root.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// For a function, its signature as written (`fn(i64) -> i64`); for a type, a stable
+    /// description of its fields (`struct LiveJob { id: u64 }`).
+    pub description: String,
+    /// For a function, the function-pointer type it is cast to, with `_` where the compiler
+    /// infers (`fn(_) -> _`, `fn(&_) -> _`).
+    pub cast: String,
+}
+
+impl LiveItem {
+    /// The item's path, e.g. `crate::jobs::LiveJob`.
+    pub fn rust_path(&self) -> String {
+        let mut path = String::from("crate");
+        for m in &self.module {
+            path.push_str("::");
+            path.push_str(m);
+        }
+        path.push_str("::");
+        path.push_str(&self.name);
+        path
+    }
+}
+
+/// Whether `name` is a live function name: it starts with `prefix`, compared
+/// case-insensitively (`live_add`, `LIVE_add`).
+pub fn is_live_function(name: &str, prefix: &str) -> bool {
+    !prefix.is_empty() && name.len() > prefix.len() && name.to_lowercase().starts_with(&prefix.to_lowercase())
+}
+
+/// Whether `name` is a live type name: it starts with the prefix without its underscores,
+/// compared case-insensitively, followed by an upper-case letter or `_` (`LiveJob`,
+/// `LIVEJob`, `Live_Job`; not `Liver`). With prefix `hot_`: `HotJob`.
+pub fn is_live_type(name: &str, prefix: &str) -> bool {
+    let stem: String = prefix.chars().filter(|c| *c != '_').collect();
+    if stem.is_empty() || name.len() <= stem.len() || !name.is_char_boundary(stem.len()) {
+        return false;
+    }
+    let (head, rest) = name.split_at(stem.len());
+    head.eq_ignore_ascii_case(&stem) && rest.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+}
+
 pub(crate) struct FileFilter {
     includes: Vec<Regex>,
     excludes: Vec<Regex>,
@@ -62,6 +124,7 @@ impl FileFilter {
 pub(crate) struct Found {
     pub scanned: Vec<PathBuf>,
     pub hooks: Vec<HookSite>,
+    pub live: Vec<LiveItem>,
 }
 
 struct Parsed {
@@ -110,7 +173,7 @@ fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
     })
 }
 
-pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, _live_prefix: &str) -> Result<Found, Error> {
+pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> Result<Found, Error> {
     let src = crate_dir.join("src");
     let mut parsed = Vec::new();
     let mut walker: Vec<walkdir::DirEntry> = Vec::new();
@@ -158,8 +221,10 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, _live_prefix: &str) ->
 
     let mut sites: BTreeMap<&'static str, (HookSite, &syn::ItemFn)> = BTreeMap::new();
     let mut errors = Vec::new();
+    let mut live = Vec::new();
     for p in &parsed {
-        collect_hooks(&p.ast.items, &p.module, &p.relative, &mut sites, &mut errors);
+        let mut ctx = Collector { file: &p.relative, live_prefix, sites: &mut sites, live: &mut live, errors: &mut errors };
+        ctx.collect(&p.ast.items, &p.module);
     }
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
@@ -181,42 +246,210 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, _live_prefix: &str) ->
             }
         }
     }
-    Ok(Found { scanned: parsed.into_iter().map(|p| p.relative).collect(), hooks })
-}
-
-fn collect_hooks<'a>(
-    items: &'a [syn::Item],
-    module: &[String],
-    file: &Path,
-    sites: &mut BTreeMap<&'static str, (HookSite, &'a syn::ItemFn)>,
-    errors: &mut Vec<Error>,
-) {
-    for item in items {
-        match item {
-            syn::Item::Fn(f) if !is_cfg_test(&f.attrs) => {
-                let name = f.sig.ident.to_string();
-                let Some(hook) = HOOKS.iter().copied().find(|h| *h == name) else { continue };
-                let site = HookSite { hook, module: module.to_vec(), file: file.to_path_buf(), line: f.sig.ident.span().start().line };
-                if let Some((first, _)) = sites.get(hook) {
-                    errors.push(Error::DuplicateHook {
-                        hook,
-                        first: (first.file.clone(), first.line),
-                        second: (site.file.clone(), site.line),
-                    });
-                    continue;
-                }
-                sites.insert(hook, (site, f));
-            }
-            syn::Item::Mod(m) if !is_cfg_test(&m.attrs) => {
-                if let Some((_, inner)) = &m.content {
-                    let mut path = module.to_vec();
-                    path.push(m.ident.to_string());
-                    collect_hooks(inner, &path, file, sites, errors);
-                }
-            }
-            _ => {}
+    live.sort_by(|a, b| (&a.name, &a.file, a.line).cmp(&(&b.name, &b.file, b.line)));
+    for pair in live.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(Error::DuplicateLive {
+                name: pair[0].name.clone(),
+                first: (pair[0].file.clone(), pair[0].line, pair[0].rust_path()),
+                second: (pair[1].file.clone(), pair[1].line, pair[1].rust_path()),
+            });
         }
     }
+    Ok(Found { scanned: parsed.into_iter().map(|p| p.relative).collect(), hooks, live })
+}
+
+struct Collector<'a, 'b> {
+    file: &'b Path,
+    live_prefix: &'b str,
+    sites: &'b mut BTreeMap<&'static str, (HookSite, &'a syn::ItemFn)>,
+    live: &'b mut Vec<LiveItem>,
+    errors: &'b mut Vec<Error>,
+}
+
+impl<'a> Collector<'a, '_> {
+    fn collect(&mut self, items: &'a [syn::Item], module: &[String]) {
+        for item in items {
+            match item {
+                syn::Item::Fn(f) if !is_cfg_test(&f.attrs) => {
+                    let name = f.sig.ident.to_string();
+                    if let Some(hook) = HOOKS.iter().copied().find(|h| *h == name) {
+                        self.hook(hook, f, module);
+                    } else if is_live_function(&name, self.live_prefix) {
+                        self.live_function(f, module);
+                    }
+                }
+                syn::Item::Struct(s) if !is_cfg_test(&s.attrs) && is_live_type(&s.ident.to_string(), self.live_prefix) => {
+                    self.live_type(&s.ident, &s.generics, &s.vis, describe_struct(s), module);
+                }
+                syn::Item::Enum(e) if !is_cfg_test(&e.attrs) && is_live_type(&e.ident.to_string(), self.live_prefix) => {
+                    self.live_type(&e.ident, &e.generics, &e.vis, describe_enum(e), module);
+                }
+                syn::Item::Mod(m) if !is_cfg_test(&m.attrs) => {
+                    if let Some((_, inner)) = &m.content {
+                        let mut path = module.to_vec();
+                        path.push(m.ident.to_string());
+                        self.collect(inner, &path);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn hook(&mut self, hook: &'static str, f: &'a syn::ItemFn, module: &[String]) {
+        let site = HookSite { hook, module: module.to_vec(), file: self.file.to_path_buf(), line: f.sig.ident.span().start().line };
+        if let Some((first, _)) = self.sites.get(hook) {
+            self.errors.push(Error::DuplicateHook {
+                hook,
+                first: (first.file.clone(), first.line),
+                second: (site.file.clone(), site.line),
+            });
+            return;
+        }
+        self.sites.insert(hook, (site, f));
+    }
+
+    fn bad_live(&mut self, name: &str, line: usize, problem: &str) {
+        self.errors.push(Error::BadLive { name: name.to_string(), file: self.file.to_path_buf(), line, problem: problem.to_string() });
+    }
+
+    fn live_function(&mut self, f: &syn::ItemFn, module: &[String]) {
+        let sig = &f.sig;
+        let name = sig.ident.to_string();
+        let line = sig.ident.span().start().line;
+        let problem = if sig.asyncness.is_some() {
+            Some("must not be `async`")
+        } else if !sig.generics.params.is_empty() {
+            Some("must not be generic (a live function is registered as one function pointer)")
+        } else if sig.unsafety.is_some() || sig.abi.is_some() || sig.variadic.is_some() {
+            Some("must be a plain `fn` (not unsafe, extern or variadic)")
+        } else if !module.is_empty() && matches!(f.vis, syn::Visibility::Inherited) {
+            Some("is private in a nested module; make it `pub` so the registry can reach it")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return self.bad_live(&name, line, problem);
+        }
+        let mut written = Vec::new();
+        let mut cast = Vec::new();
+        for input in &sig.inputs {
+            let syn::FnArg::Typed(pat) = input else { return self.bad_live(&name, line, "must be a free function") };
+            if contains_impl_trait(&pat.ty) {
+                return self.bad_live(&name, line, "must not take `impl Trait` parameters");
+            }
+            written.push(type_text(&pat.ty));
+            cast.push(inferred(&pat.ty));
+        }
+        let (ret_written, ret_cast) = match &sig.output {
+            syn::ReturnType::Default => (String::new(), String::new()),
+            syn::ReturnType::Type(_, ty) => {
+                if contains_impl_trait(ty) {
+                    return self.bad_live(&name, line, "must not return `impl Trait`");
+                }
+                (format!(" -> {}", type_text(ty)), format!(" -> {}", inferred(ty)))
+            }
+        };
+        self.live.push(LiveItem {
+            kind: LiveKind::Function,
+            name,
+            module: module.to_vec(),
+            file: self.file.to_path_buf(),
+            line,
+            description: format!("fn({}){ret_written}", written.join(", ")),
+            cast: format!("fn({}){ret_cast}", cast.join(", ")),
+        });
+    }
+
+    fn live_type(&mut self, ident: &syn::Ident, generics: &syn::Generics, vis: &syn::Visibility, description: String, module: &[String]) {
+        let name = ident.to_string();
+        let line = ident.span().start().line;
+        if !generics.params.is_empty() {
+            return self.bad_live(&name, line, "must not be generic (a live type is registered by name)");
+        }
+        if !module.is_empty() && matches!(vis, syn::Visibility::Inherited) {
+            return self.bad_live(&name, line, "is private in a nested module; make it `pub` so the registry can reach it");
+        }
+        self.live.push(LiveItem {
+            kind: LiveKind::Type,
+            name,
+            module: module.to_vec(),
+            file: self.file.to_path_buf(),
+            line,
+            description,
+            cast: String::new(),
+        });
+    }
+}
+
+/// A type as compact text: `Vec<String>`, `&'static str`, `Option<(u8, i64)>`.
+pub(crate) fn type_text(ty: &syn::Type) -> String {
+    use quote::ToTokens;
+    compact(&ty.to_token_stream().to_string())
+}
+
+/// Drops the spaces `to_string` puts between tokens, except between two words, after a
+/// comma and around `->`.
+fn compact(tokens: &str) -> String {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let chars: Vec<char> = tokens.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c != ' ' {
+            out.push(c);
+            continue;
+        }
+        let (Some(prev), Some(&next)) = (out.chars().last(), chars.get(i + 1)) else { continue };
+        let arrow_next = next == '-' && chars.get(i + 2) == Some(&'>');
+        if (word(prev) && (word(next) || next == '\'')) || prev == ',' || out.ends_with("->") || arrow_next {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// The function-pointer parameter type to cast to: references keep their shape, so that the
+/// pointer stays higher-ranked over their lifetimes (`&_`, `&mut _`); everything else is
+/// inferred (`_`).
+fn inferred(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Reference(r) if r.mutability.is_some() => format!("&mut {}", inferred(&r.elem)),
+        syn::Type::Reference(r) => format!("&{}", inferred(&r.elem)),
+        syn::Type::Paren(p) => inferred(&p.elem),
+        _ => "_".to_string(),
+    }
+}
+
+fn contains_impl_trait(ty: &syn::Type) -> bool {
+    use quote::ToTokens;
+    ty.to_token_stream().into_iter().any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
+}
+
+fn describe_fields(fields: &syn::Fields) -> String {
+    match fields {
+        syn::Fields::Named(named) => {
+            let list: Vec<String> = named
+                .named
+                .iter()
+                .map(|f| format!("{}: {}", f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default(), type_text(&f.ty)))
+                .collect();
+            if list.is_empty() { " {}".to_string() } else { format!(" {{ {} }}", list.join(", ")) }
+        }
+        syn::Fields::Unnamed(unnamed) => {
+            format!("({})", unnamed.unnamed.iter().map(|f| type_text(&f.ty)).collect::<Vec<_>>().join(", "))
+        }
+        syn::Fields::Unit => String::new(),
+    }
+}
+
+fn describe_struct(s: &syn::ItemStruct) -> String {
+    format!("struct {}{}", s.ident, describe_fields(&s.fields))
+}
+
+fn describe_enum(e: &syn::ItemEnum) -> String {
+    let variants: Vec<String> = e.variants.iter().map(|v| format!("{}{}", v.ident, describe_fields(&v.fields))).collect();
+    format!("enum {} {{ {} }}", e.ident, variants.join(", "))
 }
 
 fn check_signature(site: &HookSite, item: &syn::ItemFn) -> Result<(), Error> {

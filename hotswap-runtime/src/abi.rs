@@ -14,6 +14,7 @@
 //! allocator on both sides (neither host nor plugin may install a different
 //! `#[global_allocator]`).
 
+use crate::live::LiveRegistry;
 use crate::value::{Args, Value};
 use crate::vault::{Export, Vault};
 use crate::LoadContext;
@@ -146,6 +147,8 @@ pub struct PluginHooks {
     pub on_free: fn() -> HookOutcome<()>,
     /// `invoke_func(name, args)`.
     pub invoke_func: fn(&str, Args) -> HookOutcome<Value>,
+    /// The live functions and types found at build time.
+    pub live_items: fn() -> HookOutcome<LiveRegistry>,
 }
 
 /// What a plugin exports under [`DESCRIPTOR_SYMBOL`].

@@ -1,6 +1,7 @@
 //! One plugin library, opened from a private copy.
 
 use std::mem::ManuallyDrop;
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -25,7 +26,13 @@ pub(crate) struct LoadedPlugin {
     pub export: Option<std::sync::Arc<crate::vault::Export>>,
     pub hooks: &'static PluginHooks,
     pub on_load_done: AtomicBool,
-    /// Never closed: see the crate documentation ("Why libraries are never unloaded").
+    pub mapping: Arc<Mapping>,
+}
+
+/// A mapped library. Shared by the plugin and by every handle on its live functions, so that
+/// it can only be released when none of them is left. Today it is never unmapped: see the
+/// crate documentation ("Why libraries are never unloaded").
+pub(crate) struct Mapping {
     _library: ManuallyDrop<libloading::Library>,
 }
 
@@ -139,7 +146,7 @@ impl LoadedPlugin {
             export: None,
             hooks: &descriptor.hooks,
             on_load_done: AtomicBool::new(false),
-            _library: ManuallyDrop::new(library),
+            mapping: Arc::new(Mapping { _library: ManuallyDrop::new(library) }),
         })
     }
 

@@ -11,6 +11,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::abi::HookFailure;
 use crate::error::{InvokeError, LoadError, Stage};
+use crate::live::{RegisteredFunc, RegisteredType};
 use crate::loader::LoadedPlugin;
 use crate::value::{Args, Value};
 use crate::vault::{Extension, Vault};
@@ -302,7 +303,7 @@ impl PluginManager {
             number,
             plugins: ordered.into_iter().map(|(p, _)| p).collect(),
             index,
-            vault: Arc::new(Vault::new(number, None, HashMap::new())),
+            vault: Arc::new(Vault::new(number, None, HashMap::new(), HashMap::new(), HashMap::new())),
             loaded_at: SystemTime::now(),
         };
         for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
@@ -336,7 +337,8 @@ impl PluginManager {
             .iter()
             .filter_map(|p| p.export.as_ref().map(|e| (p.name.clone(), Arc::clone(e))))
             .collect();
-        generation.vault = Arc::new(Vault::new(number, extension, exports));
+        let (live_funcs, live_types) = collect_live(&generation.plugins)?;
+        generation.vault = Arc::new(Vault::new(number, extension, exports, live_funcs, live_types));
         lap(Stage::VaultSetup, &mut stages);
         for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
             let t = Instant::now();
@@ -365,6 +367,41 @@ impl PluginManager {
         };
         Ok((generation, report))
     }
+}
+
+/// Gathers every plugin's live functions and types; a name registered by two plugins is an
+/// error naming both.
+fn collect_live(
+    plugins: &[Arc<LoadedPlugin>],
+) -> Result<(HashMap<String, RegisteredFunc>, HashMap<String, RegisteredType>), LoadError> {
+    let mut funcs: HashMap<String, RegisteredFunc> = HashMap::new();
+    let mut types: HashMap<String, RegisteredType> = HashMap::new();
+    for plugin in plugins {
+        let registry = (plugin.hooks.live_items)().map_err(|f| plugin.hook_error(Stage::VaultSetup, f))?;
+        let clash = |kind: &str, name: &str, other: &str| LoadError {
+            plugin: Some(plugin.name.clone()),
+            file: plugin.file.clone(),
+            stage: Stage::VaultSetup,
+            reason: format!("live {kind} `{name}` is defined by both plugin `{other}` and plugin `{}`", plugin.name),
+        };
+        for entry in registry.funcs {
+            if let Some(other) = funcs.get(entry.name) {
+                return Err(clash("function", entry.name, &other.plugin));
+            }
+            let library: Arc<dyn Any + Send + Sync> = plugin.mapping.clone();
+            funcs.insert(entry.name.to_string(), RegisteredFunc { entry, plugin: plugin.name.clone(), library });
+        }
+        for entry in registry.types {
+            if let Some(other) = types.get(entry.name) {
+                return Err(clash("type", entry.name, &other.plugin));
+            }
+            types.insert(
+                entry.name.to_string(),
+                RegisteredType { entry, plugin: plugin.name.clone(), version: plugin.version.clone() },
+            );
+        }
+    }
+    Ok((funcs, types))
 }
 
 fn ms(d: Duration) -> f64 {

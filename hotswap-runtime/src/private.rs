@@ -36,3 +36,5 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub fn imports(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+pub use crate::live::{LiveFuncEntry, LiveProbe, LiveRegistry, LiveTypeEntry, ProbeDefault, ProbeNoDefault, ProbeNoSerde, ProbeSerde};

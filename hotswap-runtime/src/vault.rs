@@ -4,6 +4,15 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveTypeInfo, RegisteredFunc, RegisteredType};
+use crate::value::Value;
+
+fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut names: Vec<String> = names.cloned().collect();
+    names.sort();
+    names
+}
+
 /// What a plugin offers the plugins that import it: any `Send + Sync` value, with its type
 /// name so that a wrong typed access can say what the export really is.
 pub struct Export {
@@ -74,6 +83,8 @@ pub struct Vault {
     extension: Option<Extension>,
     exports: HashMap<String, Arc<Export>>,
     data: RwLock<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+    live_funcs: HashMap<String, RegisteredFunc>,
+    live_types: HashMap<String, RegisteredType>,
 }
 
 impl Vault {
@@ -81,8 +92,67 @@ impl Vault {
         generation: u64,
         extension: Option<Extension>,
         exports: HashMap<String, Arc<Export>>,
+        live_funcs: HashMap<String, RegisteredFunc>,
+        live_types: HashMap<String, RegisteredType>,
     ) -> Self {
-        Vault { generation, extension, exports, data: RwLock::new(HashMap::new()) }
+        Vault { generation, extension, exports, data: RwLock::new(HashMap::new()), live_funcs, live_types }
+    }
+
+    /// A typed handle on live function `name`. `F` is a function pointer type such as
+    /// `fn(i64) -> i64`; it must be the exact signature the plugin defines (checked by
+    /// `TypeId`), else the error names both signatures.
+    pub fn live_func<F: Any + Copy>(&self, name: &str) -> Result<LiveFn<F>, LiveError> {
+        self.live_funcs
+            .get(name)
+            .ok_or_else(|| LiveError::UnknownFunction { name: name.to_string(), known: sorted(self.live_funcs.keys()) })?
+            .handle::<F>()
+    }
+
+    /// Every live function of this generation, by name.
+    pub fn live_funcs(&self) -> Vec<LiveFuncInfo> {
+        let mut all: Vec<_> = self.live_funcs.values().map(RegisteredFunc::info).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Information on live type `name`.
+    pub fn live_type(&self, name: &str) -> Result<LiveTypeInfo, LiveError> {
+        self.registered_type(name).map(RegisteredType::info)
+    }
+
+    /// Every live type of this generation, by name.
+    pub fn live_types(&self) -> Vec<LiveTypeInfo> {
+        let mut all: Vec<_> = self.live_types.values().map(RegisteredType::info).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// A default value of live type `name` (the type must implement `Default`).
+    pub fn new_live(&self, name: &str) -> Result<Value, LiveError> {
+        let ty = self.registered_type(name)?;
+        let make = ty.entry.make_default.ok_or(LiveError::Unsupported { name: name.to_string(), missing: "does not implement Default" })?;
+        Ok(make())
+    }
+
+    /// Decodes `data` with this generation's live type of the same name.
+    pub fn decode_live(&self, data: &LiveData) -> Result<Value, LiveError> {
+        let ty = self.registered_type(&data.type_name)?;
+        let decode = ty.entry.decode.ok_or(LiveError::Unsupported {
+            name: data.type_name.clone(),
+            missing: "does not implement serde's Serialize and Deserialize",
+        })?;
+        decode(&data.bytes).map_err(|message| LiveError::Decode {
+            type_name: data.type_name.clone(),
+            written_by: data.written_by.clone(),
+            reader: ty.version.clone(),
+            message,
+        })
+    }
+
+    fn registered_type(&self, name: &str) -> Result<&RegisteredType, LiveError> {
+        self.live_types
+            .get(name)
+            .ok_or_else(|| LiveError::UnknownType { name: name.to_string(), known: sorted(self.live_types.keys()) })
     }
 
     /// The generation this vault belongs to.

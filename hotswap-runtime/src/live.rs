@@ -1,0 +1,379 @@
+//! Live functions, live types and live data.
+//!
+//! `hotswap-build` collects every free function whose name starts with the live prefix
+//! (`live_` by default, compared case-insensitively) and every struct or enum whose name
+//! starts with the prefix in CamelCase form (`Live` followed by an upper-case letter or `_`,
+//! e.g. `LiveJob`). The generation's [`Vault`](crate::Vault) holds them by name:
+//!
+//! * a live function is fetched as a typed handle, [`Vault::live_func`](crate::Vault::live_func),
+//!   checked by `TypeId` against the signature that was generated, so a mismatch is an error
+//!   naming both signatures and never a call through the wrong type;
+//! * a live type can be created by name ([`Vault::new_live`](crate::Vault::new_live), when it
+//!   implements `Default`) and described ([`LiveTypeInfo`]);
+//! * **live data** is a value of a live type that must outlive its generation, such as the
+//!   payload of a job scheduled for later. It travels as a [`LiveData`] envelope (type name,
+//!   the plugin version that wrote it, serde-serialised bytes), which holds no pointer into
+//!   any library. The generation that runs the job decodes it with its own type of that
+//!   name, so new code reads old data; memory of one version's type is never reinterpreted
+//!   as another's.
+
+use std::any::{Any, TypeId};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::value::Value;
+
+/// A live function as registered by generated code.
+pub struct LiveFuncEntry {
+    /// Function name, e.g. `live_add`.
+    pub name: &'static str,
+    /// Full path in the plugin, e.g. `crate::math::live_add`.
+    pub path: &'static str,
+    /// Signature as written in the source, e.g. `fn(i64) -> i64`.
+    pub signature: &'static str,
+    func: Box<dyn Any + Send + Sync>,
+    type_id: TypeId,
+    type_name: &'static str,
+}
+
+impl LiveFuncEntry {
+    /// Used by generated code: `f` is the function coerced to a function pointer.
+    pub fn new<F: Any + Send + Sync + Copy>(name: &'static str, path: &'static str, signature: &'static str, f: F) -> Self {
+        LiveFuncEntry {
+            name,
+            path,
+            signature,
+            func: Box::new(f),
+            type_id: TypeId::of::<F>(),
+            type_name: std::any::type_name::<F>(),
+        }
+    }
+}
+
+/// A live type as registered by generated code.
+pub struct LiveTypeEntry {
+    /// Type name, e.g. `LiveJob`.
+    pub name: &'static str,
+    /// Full path in the plugin.
+    pub path: &'static str,
+    /// Stable description of its fields, e.g. `struct LiveJob { id: u64, text: String }`.
+    pub description: &'static str,
+    /// Makes a default value, when the type implements `Default`.
+    pub make_default: Option<fn() -> Value>,
+    /// Decodes live data bytes, when the type implements serde's `Serialize` and `Deserialize`.
+    pub decode: Option<fn(&[u8]) -> Result<Value, String>>,
+}
+
+/// Everything live that one plugin registered.
+#[derive(Default)]
+pub struct LiveRegistry {
+    /// Live functions.
+    pub funcs: Vec<LiveFuncEntry>,
+    /// Live types.
+    pub types: Vec<LiveTypeEntry>,
+}
+
+/// Implemented by generated code for every live type.
+pub trait LiveType: Any {
+    /// The live type's name.
+    const NAME: &'static str;
+    /// The plugin that defines it.
+    const PLUGIN: &'static str;
+    /// The version stamp of the build that defines it.
+    const VERSION: &'static str;
+}
+
+/// Errors of live functions, types and data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LiveError {
+    /// No live function of that name in this generation.
+    #[error("no live function `{name}` in this generation (known: {})", list(known))]
+    UnknownFunction {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: Vec<String>,
+    },
+    /// The live function has another signature.
+    #[error("live function `{name}` ({path} in plugin `{plugin}`) has signature `{found}` (`{found_type}`), not the `{expected}` asked for")]
+    Signature {
+        /// The name.
+        name: String,
+        /// Its path.
+        path: String,
+        /// Its plugin.
+        plugin: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The signature as written in the plugin.
+        found: String,
+        /// The signature's Rust type.
+        found_type: String,
+    },
+    /// No live type of that name.
+    #[error("no live type `{name}` in this generation (known: {})", list(known))]
+    UnknownType {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: Vec<String>,
+    },
+    /// The type cannot do what was asked.
+    #[error("live type `{name}` {missing}")]
+    Unsupported {
+        /// The type.
+        name: String,
+        /// What it lacks.
+        missing: &'static str,
+    },
+    /// Encoding live data failed.
+    #[error("cannot encode live data of type `{type_name}`: {message}")]
+    Encode {
+        /// The type.
+        type_name: String,
+        /// serde's message.
+        message: String,
+    },
+    /// Live data could not be read by the current type: an incompatible change.
+    #[error("live data of type `{type_name}` written by version {written_by} cannot be read by version {reader}: {message}")]
+    Decode {
+        /// The type.
+        type_name: String,
+        /// Version that wrote the data.
+        written_by: String,
+        /// Version that tried to read it.
+        reader: String,
+        /// serde's message.
+        message: String,
+    },
+    /// The envelope holds another type.
+    #[error("live data holds a `{found}`, not a `{expected}`")]
+    WrongType {
+        /// The type asked for.
+        expected: String,
+        /// The type held.
+        found: String,
+    },
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+}
+
+/// Information on a live function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFuncInfo {
+    /// Name.
+    pub name: String,
+    /// Full path in the plugin.
+    pub path: String,
+    /// Plugin.
+    pub plugin: String,
+    /// Signature as written.
+    pub signature: String,
+}
+
+/// Information on a live type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveTypeInfo {
+    /// Name.
+    pub name: String,
+    /// Full path in the plugin.
+    pub path: String,
+    /// Plugin.
+    pub plugin: String,
+    /// Version stamp of the plugin that defines it.
+    pub version: String,
+    /// Stable description of its fields.
+    pub description: String,
+    /// Whether [`Vault::new_live`](crate::Vault::new_live) can make one.
+    pub has_default: bool,
+    /// Whether it can be carried as [`LiveData`].
+    pub serializable: bool,
+}
+
+/// A typed handle on a live function. Keeps the library that holds the function loaded.
+/// Calling through it costs one indirect call.
+pub struct LiveFn<F> {
+    func: F,
+    name: &'static str,
+    _library: Arc<dyn Any + Send + Sync>,
+}
+
+impl<F: Copy> LiveFn<F> {
+    /// The function pointer. Valid while the handle (or its generation) lives.
+    pub fn get(&self) -> F {
+        self.func
+    }
+
+    /// The live function's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<F> std::ops::Deref for LiveFn<F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        &self.func
+    }
+}
+
+impl<F: Clone> Clone for LiveFn<F> {
+    fn clone(&self) -> Self {
+        LiveFn { func: self.func.clone(), name: self.name, _library: Arc::clone(&self._library) }
+    }
+}
+
+pub(crate) struct RegisteredFunc {
+    pub entry: LiveFuncEntry,
+    pub plugin: String,
+    pub library: Arc<dyn Any + Send + Sync>,
+}
+
+pub(crate) struct RegisteredType {
+    pub entry: LiveTypeEntry,
+    pub plugin: String,
+    pub version: String,
+}
+
+impl RegisteredFunc {
+    pub fn handle<F: Any + Copy>(&self) -> Result<LiveFn<F>, LiveError> {
+        if self.entry.type_id != TypeId::of::<F>() {
+            return Err(self.mismatch::<F>());
+        }
+        let func = *self.entry.func.downcast_ref::<F>().ok_or_else(|| self.mismatch::<F>())?;
+        Ok(LiveFn { func, name: self.entry.name, _library: Arc::clone(&self.library) })
+    }
+
+    fn mismatch<F>(&self) -> LiveError {
+        LiveError::Signature {
+            name: self.entry.name.to_string(),
+            path: self.entry.path.to_string(),
+            plugin: self.plugin.clone(),
+            expected: std::any::type_name::<F>(),
+            found: self.entry.signature.to_string(),
+            found_type: self.entry.type_name.to_string(),
+        }
+    }
+
+    pub fn info(&self) -> LiveFuncInfo {
+        LiveFuncInfo {
+            name: self.entry.name.to_string(),
+            path: self.entry.path.to_string(),
+            plugin: self.plugin.clone(),
+            signature: self.entry.signature.to_string(),
+        }
+    }
+}
+
+impl RegisteredType {
+    pub fn info(&self) -> LiveTypeInfo {
+        LiveTypeInfo {
+            name: self.entry.name.to_string(),
+            path: self.entry.path.to_string(),
+            plugin: self.plugin.clone(),
+            version: self.version.clone(),
+            description: self.entry.description.to_string(),
+            has_default: self.entry.make_default.is_some(),
+            serializable: self.entry.decode.is_some(),
+        }
+    }
+}
+
+/// A value of a live type, serialised so that it can outlive the generation that made it.
+///
+/// Made in plugin code with [`LiveData::new`]; kept by the host as plain data (it can be
+/// cloned, stored, or serialised itself); read back by whatever generation is current with
+/// [`LiveData::decode`] (in plugin code) or [`Vault::decode_live`](crate::Vault::decode_live).
+/// Fields added with `#[serde(default)]` and removed fields are handled by serde; any other
+/// incompatible change is a [`LiveError::Decode`], and the envelope is left untouched.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LiveData {
+    /// The live type's name.
+    pub type_name: String,
+    /// The plugin that wrote it.
+    pub plugin: String,
+    /// The version stamp of the build that wrote it.
+    pub written_by: String,
+    /// The value, as JSON.
+    pub bytes: Vec<u8>,
+}
+
+impl LiveData {
+    /// Serialises `value`.
+    pub fn new<T: LiveType + serde::Serialize>(value: &T) -> Result<Self, LiveError> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| LiveError::Encode { type_name: T::NAME.to_string(), message: e.to_string() })?;
+        Ok(LiveData { type_name: T::NAME.to_string(), plugin: T::PLUGIN.to_string(), written_by: T::VERSION.to_string(), bytes })
+    }
+
+    /// Reads the value as this build's `T`.
+    pub fn decode<T: LiveType + serde::de::DeserializeOwned>(&self) -> Result<T, LiveError> {
+        if self.type_name != T::NAME {
+            return Err(LiveError::WrongType { expected: T::NAME.to_string(), found: self.type_name.clone() });
+        }
+        serde_json::from_slice(&self.bytes).map_err(|e| LiveError::Decode {
+            type_name: self.type_name.clone(),
+            written_by: self.written_by.clone(),
+            reader: T::VERSION.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Used by generated code to find out, at compile time, whether a live type implements
+/// `Default` and serde's traits ("autoref specialisation": the impl on `LiveProbe<T>` is
+/// chosen when its bounds hold, the one on `&LiveProbe<T>` otherwise).
+pub struct LiveProbe<T>(PhantomData<T>);
+
+impl<T> LiveProbe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        LiveProbe(PhantomData)
+    }
+}
+
+impl<T> Default for LiveProbe<T> {
+    fn default() -> Self {
+        LiveProbe::new()
+    }
+}
+
+/// Chosen when `T: Default`.
+pub trait ProbeDefault {
+    /// A constructor of default values.
+    fn probe_default(&self) -> Option<fn() -> Value>;
+}
+impl<T: Default + Any + Send> ProbeDefault for LiveProbe<T> {
+    fn probe_default(&self) -> Option<fn() -> Value> {
+        Some(|| Value::new(T::default()))
+    }
+}
+/// Fallback when `T` is not `Default`.
+pub trait ProbeNoDefault {
+    /// None.
+    fn probe_default(&self) -> Option<fn() -> Value> {
+        None
+    }
+}
+impl<T> ProbeNoDefault for &LiveProbe<T> {}
+
+/// Chosen when `T` is serde-serialisable.
+pub trait ProbeSerde {
+    /// A decoder of live data bytes.
+    fn probe_decode(&self) -> Option<fn(&[u8]) -> Result<Value, String>>;
+}
+impl<T: serde::de::DeserializeOwned + serde::Serialize + Any + Send> ProbeSerde for LiveProbe<T> {
+    fn probe_decode(&self) -> Option<fn(&[u8]) -> Result<Value, String>> {
+        Some(|bytes| serde_json::from_slice::<T>(bytes).map(Value::new).map_err(|e| e.to_string()))
+    }
+}
+/// Fallback when `T` is not serialisable.
+pub trait ProbeNoSerde {
+    /// None.
+    fn probe_decode(&self) -> Option<fn(&[u8]) -> Result<Value, String>> {
+        None
+    }
+}
+impl<T> ProbeNoSerde for &LiveProbe<T> {}
