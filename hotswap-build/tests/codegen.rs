@@ -198,3 +198,90 @@ fn an_invalid_plugin_name_or_version_is_refused() {
     let message = base().plugin_name("ab").version("1@2").generate().unwrap_err().to_string();
     assert!(message.contains("invalid version stamp"), "{message}");
 }
+
+#[test]
+fn the_live_prefix_matches_functions_and_camel_case_types_case_insensitively() {
+    use hotswap_build::{is_live_function, is_live_type};
+    for name in ["live_add", "LIVE_add", "Live_Add"] {
+        assert!(is_live_function(name, "live_"), "{name}");
+    }
+    for name in ["add_live", "liveadd", "live_", "alive_add"] {
+        assert!(!is_live_function(name, "live_"), "{name}");
+    }
+    for name in ["LiveJob", "LIVEJob", "Live_Job", "liveJob"] {
+        assert!(is_live_type(name, "live_"), "{name}");
+    }
+    for name in ["Liver", "Live", "Job", "OliveJob"] {
+        assert!(!is_live_type(name, "live_"), "{name}");
+    }
+    assert!(is_live_function("hot_reload", "hot_") && !is_live_function("live_add", "hot_"));
+    assert!(is_live_type("HotJob", "hot_") && !is_live_type("LiveJob", "hot_"));
+}
+
+const LIVE: &str = r#"
+pub fn live_add(a: i64, b: i64) -> i64 { a + b }
+pub fn live_len(s: &str) -> usize { s.len() }
+#[derive(Default)]
+pub struct LiveJob { pub id: u64, pub tags: Vec<String> }
+pub enum LiveState { Idle, Running(u64), Done { code: i32 } }
+pub fn not_live() {}
+"#;
+
+#[test]
+fn live_items_are_registered_by_full_path_with_signature_and_description() {
+    let dir = plugin(&[("lib.rs", &format!("{HOOKS}\npub mod jobs;\n")), ("jobs/mod.rs", LIVE)]);
+    let generated = generate(dir.path()).unwrap();
+    let live: Vec<(String, String, String)> =
+        generated.live.iter().map(|i| (i.name.clone(), i.rust_path(), i.description.clone())).collect();
+    assert_eq!(
+        live,
+        [
+            ("LiveJob".to_string(), "crate::jobs::LiveJob".to_string(), "struct LiveJob { id: u64, tags: Vec<String> }".to_string()),
+            ("LiveState".into(), "crate::jobs::LiveState".into(), "enum LiveState { Idle, Running(u64), Done { code: i32 } }".into()),
+            ("live_add".into(), "crate::jobs::live_add".into(), "fn(i64, i64) -> i64".into()),
+            ("live_len".into(), "crate::jobs::live_len".into(), "fn(&str) -> usize".into()),
+        ]
+    );
+    assert!(generated.source.contains("crate::jobs::live_len as fn(&_) -> _"), "{}", generated.source);
+    assert!(generated.source.contains("impl hotswap_runtime::LiveType for crate::jobs::LiveJob"));
+}
+
+#[test]
+fn a_custom_prefix_and_exclusions_choose_the_live_items() {
+    let source = "pub fn hot_add(a: i64) -> i64 { a }\npub struct HotJob;\npub fn live_add() {}\n";
+    let dir = plugin(&[("lib.rs", &format!("{HOOKS}\nmod a;\nmod skipped;\n")), ("a.rs", source), ("skipped.rs", "pub fn hot_other() {}\n")]);
+    let generated = Config::new()
+        .crate_dir(dir.path())
+        .out_dir(dir.path().join("out"))
+        .plugin_name("demo")
+        .version("1")
+        .emit_cargo_directives(false)
+        .live_prefix("hot_")
+        .exclude("skipped")
+        .generate()
+        .unwrap();
+    let names: Vec<&str> = generated.live.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["HotJob", "hot_add"], "an excluded file's live items are not collected");
+}
+
+#[test]
+fn two_live_items_with_one_name_are_an_error_naming_both_places() {
+    let dir = plugin(&[
+        ("lib.rs", &format!("{HOOKS}\nmod a;\nmod b;\n")),
+        ("a.rs", "pub fn live_go() {}\n"),
+        ("b.rs", "\npub fn live_go() {}\n"),
+    ]);
+    let message = error(dir.path());
+    assert!(message.contains("two live items are named `live_go`"), "{message}");
+    assert!(message.contains("crate::a::live_go (src/a.rs:1)") && message.contains("crate::b::live_go (src/b.rs:2)"), "{message}");
+}
+
+#[test]
+fn generic_or_private_nested_live_items_are_refused() {
+    let dir = plugin(&[("lib.rs", &format!("{HOOKS}\npub fn live_id<T>(t: T) -> T {{ t }}\n"))]);
+    let message = error(dir.path());
+    assert!(message.contains("live item `live_id` must not be generic"), "{message}");
+    let dir = plugin(&[("lib.rs", &format!("{HOOKS}\nmod m;\n")), ("m.rs", "struct LiveSecret;\n")]);
+    let message = error(dir.path());
+    assert!(message.contains("src/m.rs:1: live item `LiveSecret` is private"), "{message}");
+}

@@ -46,20 +46,44 @@ impl Value {
 
     /// Borrows the held `T`.
     pub fn downcast_ref<T: Any>(&self) -> Result<&T, TypeMismatch> {
-        self.inner.downcast_ref::<T>().ok_or(TypeMismatch {
-            expected: std::any::type_name::<T>(),
-            found: self.type_name,
-        })
+        if let Some(value) = self.inner.downcast_ref::<T>() {
+            return Ok(value);
+        }
+        if runtime_type_matches::<T>(self.type_name) {
+            // SAFETY: see `runtime_type_matches`: the held value is a `T` of the same layout,
+            // built from the same source by the same compiler; only its TypeId differs.
+            return Ok(unsafe { &*(self.inner.as_ref() as *const (dyn Any + Send) as *const T) });
+        }
+        Err(TypeMismatch { expected: std::any::type_name::<T>(), found: self.type_name })
     }
 
     /// Takes the held `T` out.
     pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
         let found = self.type_name;
+        if runtime_type_matches::<T>(found) && !self.inner.is::<T>() {
+            // SAFETY: as in `downcast_ref`; the box was allocated by the system allocator,
+            // which both sides use, for a value of `T`'s layout.
+            return Ok(*unsafe { Box::from_raw(Box::into_raw(self.inner) as *mut T) });
+        }
         self.inner
             .downcast::<T>()
             .map(|b| *b)
             .map_err(|_| TypeMismatch { expected: std::any::type_name::<T>(), found })
     }
+}
+
+/// Whether a value whose type is named `found` is a `T` although their `TypeId`s differ.
+///
+/// Host and plugin each compile their own copy of `hotswap-runtime`, and cargo may give the
+/// two copies different metadata hashes (different feature unification of its dependencies),
+/// so the `TypeId` of, say, [`LiveData`](crate::LiveData) differs between the two sides.
+/// Its layout does not: the ABI fingerprint, checked before the plugin was loaded, guarantees
+/// the same compiler and the same `hotswap-runtime` version. So a non-generic type of this
+/// crate is recognised by its stable name. User types never are: for them the `TypeId`
+/// decides, so a changed type is an error, never a reinterpretation.
+fn runtime_type_matches<T: Any>(found: &str) -> bool {
+    let expected = std::any::type_name::<T>();
+    expected == found && expected.starts_with("hotswap_runtime::") && !expected.contains('<')
 }
 
 impl fmt::Debug for Value {
