@@ -58,7 +58,12 @@ pub fn build_plugin(crate_dir: &str) -> BuiltPlugin {
 
 fn build_now(crate_dir: &str) -> BuiltPlugin {
     let root = workspace_root();
-    let out = root.join("target").join("hotswap-test-plugins").join(crate_dir.replace('/', "_"));
+    // One folder per process: test binaries (or developers) running at the same time must not
+    // clobber each other's builds.
+    let out = root
+        .join("target")
+        .join("hotswap-test-plugins")
+        .join(format!("{}-{}", crate_dir.replace('/', "_"), std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
