@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Rebuilds the trine plugins and asks the running host (started by run.sh) to reload.
+# Exits 0 when the host accepted the new generation, non-zero when it refused.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+for plugin in plugin/*/; do
+    cargo xtask build "$plugin" bin
+done
+cargo xtask reload "$@"
