@@ -31,6 +31,8 @@ pub enum Stage {
     VaultSetup,
     /// The `on_init` hook.
     OnInit,
+    /// The host's reload callbacks.
+    Callback,
 }
 
 impl fmt::Display for Stage {
@@ -47,6 +49,7 @@ impl fmt::Display for Stage {
             Stage::OnLoad => "on_load",
             Stage::VaultSetup => "vault set-up",
             Stage::OnInit => "on_init",
+            Stage::Callback => "reload callback",
         };
         f.write_str(s)
     }

@@ -42,6 +42,7 @@ pub mod live;
 mod loader;
 mod manager;
 pub mod manifest;
+mod signals;
 mod value;
 mod vault;
 
@@ -52,9 +53,10 @@ pub use private as __private;
 
 pub use control::{default_socket_path, send_request, ControlError, ControlRequest, ControlResponse, ControlServer};
 pub use error::{InvokeError, LoadError, Stage};
-pub use manager::{Generation, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadReport};
+pub use manager::{Generation, IgnoredFile, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadCallback, ReloadReport};
 pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};
 pub use manifest::Manifest;
+pub use signals::SignalReloader;
 pub use value::{ArgError, Args, TypeMismatch, Value};
 pub use vault::{Export, Extension, Vault, VaultError};
 

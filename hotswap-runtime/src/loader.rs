@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::abi::{self, HookFailure, PluginDescriptor, PluginHooks};
 use crate::error::{LoadError, Stage};
-use crate::inspect::{inspect, sha256_hex};
+use crate::inspect::inspect;
 use crate::manifest::Manifest;
 
 /// A plugin of a generation. Shared (`Arc`) when a non-reloadable plugin is kept across
@@ -40,15 +40,20 @@ impl LoadedPlugin {
     /// Reads, checks and opens `file` (whose file name says it holds plugin `expected_name`),
     /// after copying it to `copy_to`. Runs no plugin code besides the library's static
     /// initialisers, and those only after the fingerprint matched.
-    pub fn open(file: &Path, expected_name: &str, copy_to: &Path, generation: u64) -> Result<Self, LoadError> {
+    pub fn open(
+        file: &Path,
+        expected_name: &str,
+        bytes: Vec<u8>,
+        sha256: String,
+        copy_to: &Path,
+        generation: u64,
+    ) -> Result<Self, LoadError> {
         let fail = |stage: Stage, reason: String| LoadError {
             plugin: Some(expected_name.to_string()),
             file: file.to_path_buf(),
             stage,
             reason,
         };
-        let bytes = std::fs::read(file).map_err(|e| fail(Stage::Copy, format!("cannot read: {e}")))?;
-        let sha256 = sha256_hex(&bytes);
         let manifest_path = Manifest::path_for(file);
         if manifest_path.exists() {
             let text = std::fs::read_to_string(&manifest_path)

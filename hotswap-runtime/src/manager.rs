@@ -1,7 +1,7 @@
 //! Generations of plugins and the manager that swaps them.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,9 +15,37 @@ use crate::live::{RegisteredFunc, RegisteredType};
 use crate::loader::LoadedPlugin;
 use crate::value::{Args, Value};
 use crate::vault::{Extension, Vault};
-use crate::LoadContext;
+use crate::inspect::sha256_hex;
+use crate::{HookError, LoadContext};
 
 type ExtensionNewer = Arc<dyn Fn() -> Extension + Send + Sync>;
+
+/// A reload callback: receives the new generation, fully loaded but not yet published, and
+/// the generation serving now (absent at the first load). An error or a panic fails the
+/// reload: the new generation is freed and the old one keeps serving.
+pub type ReloadCallback = Arc<dyn Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync>;
+
+/// How a plugin of a new generation came to be there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Loaded from its file.
+    Loaded,
+    /// The serving instance, carried over: its file is byte-identical (sha256) and nothing it
+    /// imports changed.
+    Unchanged,
+    /// The serving instance, carried over because its `reloadable` hook said no.
+    NotReloadable,
+}
+
+impl Origin {
+    fn note(self) -> &'static str {
+        match self {
+            Origin::Loaded => "loaded",
+            Origin::Unchanged => "unchanged",
+            Origin::NotReloadable => "not reloadable",
+        }
+    }
+}
 
 /// Configures a [`PluginManager`].
 ///
@@ -35,9 +63,22 @@ pub struct PluginManagerBuilder {
     free_delay: Duration,
     extension_newer: Option<ExtensionNewer>,
     work_dir: Option<PathBuf>,
+    whitelist: Option<BTreeSet<String>>,
+    callbacks: Vec<ReloadCallback>,
+    reuse_unchanged: bool,
 }
 
 impl PluginManagerBuilder {
+    /// Whether a reload keeps serving the current instance of a plugin whose file is
+    /// byte-identical (sha256) to the serving one and whose imports are all kept too (default
+    /// true). Kept instances run no hook again and keep the vault they were initialised
+    /// with; the report marks them `unchanged`. With `false`, every reload loads every
+    /// reloadable plugin afresh.
+    pub fn reuse_unchanged(mut self, reuse: bool) -> Self {
+        self.reuse_unchanged = reuse;
+        self
+    }
+
     /// How long a replaced generation stays alive before its plugins get `on_free` (they get
     /// it later still if a [`Plugin`] handle keeps the generation alive). Default: 5 s.
     pub fn free_delay(mut self, delay: Duration) -> Self {
@@ -53,6 +94,27 @@ impl PluginManagerBuilder {
         F: Fn() -> T + Send + Sync + 'static,
     {
         self.extension_newer = Some(Arc::new(move || Box::new(newer()) as Extension));
+        self
+    }
+
+    /// Loads only plugins of these names; files of other plugins in the folder are ignored
+    /// and listed as such in the [`ReloadReport`].
+    pub fn whitelist<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.whitelist = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds a callback run after every new generation is fully loaded (after `on_init`) and
+    /// before it is published. See [`ReloadCallback`].
+    pub fn reload_callback<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync + 'static,
+    {
+        self.callbacks.push(Arc::new(callback));
         self
     }
 
@@ -77,6 +139,9 @@ impl PluginManagerBuilder {
                 dir: RwLock::new(self.dir),
                 free_delay: self.free_delay,
                 extension_newer: self.extension_newer,
+                whitelist: self.whitelist,
+                callbacks: self.callbacks,
+                reuse_unchanged: self.reuse_unchanged,
                 current: ArcSwapOption::empty(),
                 reload_state: Mutex::new(ReloadState { next_generation: 1, copies: 0, reloads: 0 }),
                 work,
@@ -95,6 +160,9 @@ struct Inner {
     dir: RwLock<PathBuf>,
     free_delay: Duration,
     extension_newer: Option<ExtensionNewer>,
+    whitelist: Option<BTreeSet<String>>,
+    callbacks: Vec<ReloadCallback>,
+    reuse_unchanged: bool,
     current: ArcSwapOption<Generation>,
     /// Serialises loads and reloads. Never taken by calls into plugins.
     reload_state: Mutex<ReloadState>,
@@ -121,10 +189,22 @@ pub struct PluginReport {
     pub file: PathBuf,
     /// SHA-256 of that file.
     pub sha256: String,
-    /// `loaded`, or `kept (not reloadable)`.
+    /// `loaded`, `unchanged` (the serving instance was kept: same sha256, no import changed)
+    /// or `not reloadable` (the serving instance was kept: its `reloadable` hook said no).
     pub note: String,
     /// Time each of this plugin's stages took, in milliseconds (empty for a kept plugin).
     pub stage_ms: Vec<(Stage, f64)>,
+}
+
+/// A library file a reload passed over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IgnoredFile {
+    /// The plugin name its file name gives.
+    pub name: String,
+    /// The file.
+    pub file: PathBuf,
+    /// Why it was not loaded.
+    pub note: String,
 }
 
 /// What a successful load or reload did.
@@ -134,6 +214,8 @@ pub struct ReloadReport {
     pub generation: u64,
     /// Its plugins, in load order (dependencies first).
     pub plugins: Vec<PluginReport>,
+    /// Library files in the folder that were not loaded, and why (`not in the whitelist`).
+    pub ignored: Vec<IgnoredFile>,
     /// Time each stage took, in milliseconds, in the order they ran.
     pub stage_ms: Vec<(Stage, f64)>,
     /// Total time, in milliseconds.
@@ -148,6 +230,9 @@ impl PluginManager {
             free_delay: Duration::from_secs(5),
             extension_newer: None,
             work_dir: None,
+            whitelist: None,
+            callbacks: Vec::new(),
+            reuse_unchanged: true,
         }
     }
 
@@ -164,17 +249,42 @@ impl PluginManager {
     /// Loads the newest file of each plugin in the folder as a new generation and publishes
     /// it. On any failure nothing is published and the current generation keeps serving.
     pub fn reload(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_inner(None)
+    }
+
+    /// [`PluginManager::reload`] with one extra callback for this reload only, run after the
+    /// builder's callbacks.
+    pub fn reload_with<F>(&self, callback: F) -> Result<ReloadReport, LoadError>
+    where
+        F: Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync + 'static,
+    {
+        self.reload_inner(Some(Arc::new(callback)))
+    }
+
+    /// Switches to another plugin folder (for blue/green folders). Waits for a reload in
+    /// progress to finish; the next reload reads the new folder. Nothing is reloaded now.
+    pub fn set_plugin_dir(&self, dir: impl Into<PathBuf>) {
+        let _state = self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner());
+        *self.inner.dir.write().unwrap_or_else(|e| e.into_inner()) = dir.into();
+    }
+
+    fn reload_inner(&self, extra: Option<ReloadCallback>) -> Result<ReloadReport, LoadError> {
         let mut state = self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let dir = self.plugin_dir();
-        let result = self.build_generation(&dir, &mut state);
+        let result = self.build_generation(&dir, &mut state, extra);
         match result {
             Ok((generation, mut report)) => {
-                let generation = Arc::new(generation);
                 let old = self.inner.current.swap(Some(generation));
                 state.next_generation += 1;
                 state.reloads += 1;
                 report.total_ms = ms(started.elapsed());
+                for p in &report.plugins {
+                    tracing::info!(generation = report.generation, plugin = %p.name, version = %p.version, file = %p.file.display(), "{}", p.note);
+                }
+                for f in &report.ignored {
+                    tracing::info!(generation = report.generation, plugin = %f.name, file = %f.file.display(), "ignored: {}", f.note);
+                }
                 tracing::info!(
                     generation = report.generation,
                     plugins = %report.plugins.iter().map(|p| format!("{}@{}", p.name, p.version)).collect::<Vec<_>>().join(", "),
@@ -193,14 +303,20 @@ impl PluginManager {
         }
     }
 
+    /// Reloads whenever the process receives SIGHUP or SIGUSR1 (for systemd's
+    /// `ExecReload=kill -HUP $MAINPID`) until the returned guard is dropped.
+    pub fn reload_on_signals(&self) -> std::io::Result<crate::SignalReloader> {
+        crate::SignalReloader::start(self.clone())
+    }
+
     /// The generation serving now, if any.
     pub fn current(&self) -> Option<Arc<Generation>> {
         self.inner.current.load_full()
     }
 
-    /// Number of successful loads and reloads so far.
+    /// Number of successful reloads so far, not counting the first load.
     pub fn reload_count(&self) -> u64 {
-        self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner()).reloads
+        self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner()).reloads.saturating_sub(1)
     }
 
     /// A handle on plugin `name` of the current generation. The handle keeps that generation
@@ -243,7 +359,12 @@ impl PluginManager {
         }
     }
 
-    fn build_generation(&self, dir: &Path, state: &mut ReloadState) -> Result<(Generation, ReloadReport), LoadError> {
+    fn build_generation(
+        &self,
+        dir: &Path,
+        state: &mut ReloadState,
+        extra: Option<ReloadCallback>,
+    ) -> Result<(Arc<Generation>, ReloadReport), LoadError> {
         let number = state.next_generation;
         let mut stages = Vec::new();
         let mut timer = Instant::now();
@@ -251,7 +372,7 @@ impl PluginManager {
             stages.push((stage, ms(timer.elapsed())));
             timer = Instant::now();
         };
-        let files = scan(dir)?;
+        let (files, ignored) = scan(dir, self.inner.whitelist.as_ref())?;
         lap(Stage::Scan, &mut stages);
         let old = self.current();
         let mut per_plugin: HashMap<String, Vec<(Stage, f64)>> = HashMap::new();
@@ -259,23 +380,64 @@ impl PluginManager {
             per_plugin.entry(name.to_string()).or_default().push((stage, ms(since.elapsed())));
         };
 
-        // Open every library (or keep the serving copy of a non-reloadable plugin).
-        let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, bool)> = BTreeMap::new();
+        // Decide, per plugin, whether to carry the serving instance over or load its file.
+        let serving = |name: &str| old.as_ref().and_then(|g| g.loaded(name));
+        let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+        let mut contents: HashMap<String, (Vec<u8>, String)> = HashMap::new();
         for (name, file) in &files {
-            if let Some(kept) = old.as_ref().and_then(|g| g.loaded(name)).filter(|p| !p.reloadable) {
-                plugins.insert(name.clone(), (Arc::clone(kept), false));
+            if serving(name).is_some_and(|p| !p.reloadable) {
+                origins.insert(name.clone(), Origin::NotReloadable);
                 continue;
             }
+            let bytes = std::fs::read(file).map_err(|e| LoadError {
+                plugin: Some(name.clone()),
+                file: file.clone(),
+                stage: Stage::Copy,
+                reason: format!("cannot read: {e}"),
+            })?;
+            let sha256 = sha256_hex(&bytes);
+            let same = self.inner.reuse_unchanged && serving(name).is_some_and(|p| p.sha256 == sha256);
+            origins.insert(name.clone(), if same { Origin::Unchanged } else { Origin::Loaded });
+            contents.insert(name.clone(), (bytes, sha256));
+        }
+        // Unchanged only if everything it imports is carried over too; repeat until stable,
+        // since demoting one plugin can demote its importers.
+        loop {
+            let demote: Vec<String> = origins
+                .iter()
+                .filter(|(name, origin)| {
+                    **origin == Origin::Unchanged
+                        && serving(name).is_some_and(|p| {
+                            p.imports.iter().any(|i| !matches!(origins.get(i), Some(Origin::Unchanged | Origin::NotReloadable)))
+                        })
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if demote.is_empty() {
+                break;
+            }
+            for name in demote {
+                origins.insert(name, Origin::Loaded);
+            }
+        }
+        let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, Origin)> = BTreeMap::new();
+        for (name, origin) in &origins {
+            if *origin != Origin::Loaded {
+                let kept = serving(name).expect("only serving plugins are carried over");
+                plugins.insert(name.clone(), (Arc::clone(kept), *origin));
+                continue;
+            }
+            let (bytes, sha256) = contents.remove(name).expect("every loaded plugin's file was read");
             state.copies += 1;
             let copy = self.inner.work.path().join(format!("g{number}-{}-{name}.{}", state.copies, std::env::consts::DLL_EXTENSION));
             let t = Instant::now();
-            let plugin = LoadedPlugin::open(file, name, &copy, number)?;
+            let plugin = LoadedPlugin::open(&files[name], name, bytes, sha256, &copy, number)?;
             time(name, Stage::Open, t);
-            plugins.insert(name.clone(), (Arc::new(plugin), true));
+            plugins.insert(name.clone(), (Arc::new(plugin), Origin::Loaded));
         }
         lap(Stage::Open, &mut stages);
-        for (plugin, fresh) in plugins.values_mut() {
-            if !*fresh {
+        for (plugin, origin) in plugins.values_mut() {
+            if *origin != Origin::Loaded {
                 continue;
             }
             let p = Arc::get_mut(plugin).expect("a fresh plugin has one owner");
@@ -291,14 +453,28 @@ impl PluginManager {
         }
         lap(Stage::Import, &mut stages);
         let order = dependency_order(dir, &plugins)?;
+        for (plugin, _) in plugins.values().filter(|(p, _)| !p.reloadable) {
+            if let Some(import) = plugin.imports.iter().find(|i| plugins[*i].0.reloadable) {
+                return Err(LoadError {
+                    plugin: Some(plugin.name.clone()),
+                    file: plugin.file.clone(),
+                    stage: Stage::Dependencies,
+                    reason: format!(
+                        "plugin `{}` is not reloadable but imports `{import}`, which is: a kept plugin would go on using an old generation's export; make `{import}` non-reloadable too, or `{}` reloadable",
+                        plugin.name, plugin.name
+                    ),
+                });
+            }
+        }
         lap(Stage::Dependencies, &mut stages);
-        let ordered: Vec<(Arc<LoadedPlugin>, bool)> =
+        let ordered: Vec<(Arc<LoadedPlugin>, Origin)> =
             order.iter().map(|name| plugins.remove(name).expect("ordered names come from the map")).collect();
 
         // Build the generation now so that a failure below drops it, and with it runs
         // `on_free` (in reverse order) for every plugin whose `on_load` succeeded.
         let index = order.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        let fresh: Vec<bool> = ordered.iter().map(|(_, f)| *f).collect();
+        let origins: Vec<Origin> = ordered.iter().map(|(_, o)| *o).collect();
+        let fresh: Vec<bool> = origins.iter().map(|o| *o == Origin::Loaded).collect();
         let mut generation = Generation {
             number,
             plugins: ordered.into_iter().map(|(p, _)| p).collect(),
@@ -347,21 +523,34 @@ impl PluginManager {
         }
         lap(Stage::OnInit, &mut stages);
 
+        let generation = Arc::new(generation);
+        for callback in self.inner.callbacks.iter().chain(extra.as_ref()) {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&generation, old.as_ref())));
+            let reason = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => format!("a reload callback returned an error: {e}"),
+                Err(p) => format!("a reload callback panicked: {}", crate::private::panic_message(p.as_ref())),
+            };
+            return Err(LoadError { plugin: None, file: dir.to_path_buf(), stage: Stage::Callback, reason });
+        }
+        lap(Stage::Callback, &mut stages);
+
         let report = ReloadReport {
             generation: number,
             plugins: generation
                 .plugins
                 .iter()
-                .zip(&fresh)
-                .map(|(p, fresh)| PluginReport {
+                .zip(&origins)
+                .map(|(p, origin)| PluginReport {
                     name: p.name.clone(),
                     version: p.version.clone(),
                     file: p.file.clone(),
                     sha256: p.sha256.clone(),
-                    note: if *fresh { "loaded".into() } else { "kept (not reloadable)".into() },
+                    note: origin.note().to_string(),
                     stage_ms: per_plugin.remove(&p.name).unwrap_or_default(),
                 })
                 .collect(),
+            ignored,
             stage_ms: stages,
             total_ms: 0.0,
         };
@@ -413,7 +602,7 @@ fn ms(d: Duration) -> f64 {
 /// A file `<plugin>@<version>.so` belongs to `<plugin>`; any other `<stem>.so` to `<stem>`
 /// (without a leading `lib`). Hidden files (a leading `.`) are skipped: that is where
 /// `cargo xtask build` writes before its atomic rename.
-fn scan(dir: &Path) -> Result<BTreeMap<String, PathBuf>, LoadError> {
+fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<(BTreeMap<String, PathBuf>, Vec<IgnoredFile>), LoadError> {
     let fail = |reason: String| LoadError { plugin: None, file: dir.to_path_buf(), stage: Stage::Scan, reason };
     let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
     let mut newest: BTreeMap<String, (SystemTime, PathBuf)> = BTreeMap::new();
@@ -442,14 +631,25 @@ fn scan(dir: &Path) -> Result<BTreeMap<String, PathBuf>, LoadError> {
             newest.insert(name, (modified, path));
         }
     }
-    if newest.is_empty() {
-        return Err(fail(format!("no plugin libraries (*.{}) in the folder", std::env::consts::DLL_EXTENSION)));
+    let mut ignored = Vec::new();
+    if let Some(whitelist) = whitelist {
+        newest.retain(|name, (_, file)| {
+            let keep = whitelist.contains(name);
+            if !keep {
+                ignored.push(IgnoredFile { name: name.clone(), file: file.clone(), note: "not in the whitelist".into() });
+            }
+            keep
+        });
     }
-    Ok(newest.into_iter().map(|(name, (_, path))| (name, path)).collect())
+    if newest.is_empty() {
+        let what = if ignored.is_empty() { "" } else { " (besides files of plugins outside the whitelist)" };
+        return Err(fail(format!("no plugin libraries (*.{}) in the folder{what}", std::env::consts::DLL_EXTENSION)));
+    }
+    Ok((newest.into_iter().map(|(name, (_, path))| (name, path)).collect(), ignored))
 }
 
 /// Orders plugins so that every plugin comes after the plugins it imports.
-fn dependency_order(dir: &Path, plugins: &BTreeMap<String, (Arc<LoadedPlugin>, bool)>) -> Result<Vec<String>, LoadError> {
+fn dependency_order(dir: &Path, plugins: &BTreeMap<String, (Arc<LoadedPlugin>, Origin)>) -> Result<Vec<String>, LoadError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -458,7 +658,7 @@ fn dependency_order(dir: &Path, plugins: &BTreeMap<String, (Arc<LoadedPlugin>, b
     fn visit(
         name: &str,
         dir: &Path,
-        plugins: &BTreeMap<String, (Arc<LoadedPlugin>, bool)>,
+        plugins: &BTreeMap<String, (Arc<LoadedPlugin>, Origin)>,
         marks: &mut HashMap<String, Mark>,
         path: &mut Vec<String>,
         order: &mut Vec<String>,

@@ -17,6 +17,9 @@ use hotswap_runtime::{args, PluginManager, Stage};
 use hotswap_tests::{build_plugin, copy_atomically, BuiltPlugin};
 
 const ZETA: &str = "tests/plugins/dep_zeta";
+/// A second build of plugin `dep_zeta`: the runtime may carry a byte-identical file over to
+/// the next generation, so tests that need fresh instances swap in this build.
+const ZETA_V2: &str = "tests/plugins/dep_zeta_v2";
 const MID: &str = "tests/plugins/dep_mid";
 const ALPHA: &str = "tests/plugins/dep_alpha";
 const CYCLE: [&str; 3] = ["tests/plugins/dep_cyc_a", "tests/plugins/dep_cyc_b", "tests/plugins/dep_cyc_c"];
@@ -35,8 +38,10 @@ type HostExtension = (AtomicU64, Arc<Mutex<Vec<String>>>);
 
 /// A manager that frees a replaced generation as soon as nothing refers to it, so that
 /// `on_free` runs inside `reload` (or when the last handle on the generation is dropped).
+/// These tests reload the same builds, so reuse of unchanged plugins is off: every reload
+/// loads every plugin afresh and runs its hooks.
 fn manager(dir: &Path) -> PluginManager {
-    PluginManager::builder(dir).free_delay(Duration::ZERO).build().unwrap()
+    PluginManager::builder(dir).free_delay(Duration::ZERO).reuse_unchanged(false).build().unwrap()
 }
 
 /// A manager whose extension constructor counts its calls and shares `host_log` with every
@@ -45,6 +50,7 @@ fn manager_with_extension(dir: &Path, host_log: &Arc<Mutex<Vec<String>>>, calls:
     let (host_log, calls) = (Arc::clone(host_log), Arc::clone(calls));
     PluginManager::builder(dir)
         .free_delay(Duration::ZERO)
+        .reuse_unchanged(false)
         .extension_newer(move || -> HostExtension {
             calls.fetch_add(1, Ordering::SeqCst);
             (AtomicU64::new(0), Arc::clone(&host_log))
@@ -74,6 +80,16 @@ fn uninstall(plugin: &BuiltPlugin, dir: &Path) {
     }
 }
 
+/// Replaces one build of a plugin by another in `dir`.
+fn swap(old: &BuiltPlugin, new: &BuiltPlugin, dir: &Path) {
+    uninstall(old, dir);
+    new.install(dir);
+}
+
+fn build_of(manager: &PluginManager, plugin: &str) -> String {
+    manager.find_plugin(plugin).unwrap().invoke::<String>("build", args![]).unwrap()
+}
+
 fn installed(plugin: &BuiltPlugin, dir: &Path) -> std::path::PathBuf {
     dir.join(plugin.library.file_name().unwrap())
 }
@@ -89,10 +105,12 @@ fn every_hook_runs_dependencies_first_and_on_free_runs_dependents_first() {
     assert_ne!(alphabetical, DEPENDENCY_ORDER, "the fixture names must not sort into dependency order");
     let backward: Vec<&str> = DEPENDENCY_ORDER.iter().rev().copied().collect();
 
+    let (zeta, zeta_v2) = (build_plugin(ZETA), build_plugin(ZETA_V2));
     let dir = tempfile::tempdir().unwrap();
-    for krate in [ALPHA, MID, ZETA] {
+    for krate in [ALPHA, MID] {
         build_plugin(krate).install(dir.path());
     }
+    zeta.install(dir.path());
     let host_log = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::new(AtomicUsize::new(0));
     let manager = manager_with_extension(dir.path(), &host_log, &calls);
@@ -118,11 +136,14 @@ fn every_hook_runs_dependencies_first_and_on_free_runs_dependents_first() {
     assert_eq!(answers(manager.invoke_each("name", || args![])), pairs(&DEPENDENCY_ORDER));
     assert_eq!(answers(manager.invoke_each_backward("name", || args![])), pairs(&backward));
 
-    // A reload builds generation 2 (dependencies first), then frees generation 1 (dependents
-    // first: a plugin is freed before the plugins it imports).
+    // A new build of dep_zeta, which both others import: the reload builds generation 2 with
+    // all three (dependencies first), then frees generation 1 (dependents first: a plugin is
+    // freed before the plugins it imports).
+    swap(&zeta, &zeta_v2, dir.path());
     let report = manager.reload().unwrap();
     assert_eq!(report.generation, 2);
     assert_eq!(names(&report), DEPENDENCY_ORDER);
+    assert_eq!(build_of(&manager, "dep_zeta"), "v2");
     expected.extend(lines(2, &DEPENDENCY_ORDER, "on_load"));
     expected.extend(lines(2, &DEPENDENCY_ORDER, "on_init"));
     expected.extend(lines(1, &backward, "on_free"));
@@ -280,8 +301,9 @@ fn a_library_under_another_plugins_file_name_is_refused_at_inspect() {
 
 #[test]
 fn every_generation_gets_a_fresh_extension_while_the_hosts_values_survive() {
+    let (zeta, zeta_v2) = (build_plugin(ZETA), build_plugin(ZETA_V2));
     let dir = tempfile::tempdir().unwrap();
-    build_plugin(ZETA).install(dir.path());
+    zeta.install(dir.path());
     let host_log = Arc::new(Mutex::new(vec!["host: started".to_string()]));
     let calls = Arc::new(AtomicUsize::new(0));
     let manager = manager_with_extension(dir.path(), &host_log, &calls);
@@ -297,7 +319,9 @@ fn every_generation_gets_a_fresh_extension_while_the_hosts_values_survive() {
     assert_eq!(extension(old.generation()), 3, "the host sees what the plugin counted");
     host_log.lock().unwrap().push("host: before the reload".into());
 
+    swap(&zeta, &zeta_v2, dir.path());
     manager.reload().unwrap();
+    assert_eq!(build_of(&manager, "dep_zeta"), "v2");
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one extension for generation 2");
     let new = manager.find_plugin("dep_zeta").unwrap();
     assert_eq!(new.generation().number(), 2);
@@ -317,8 +341,9 @@ fn every_generation_gets_a_fresh_extension_while_the_hosts_values_survive() {
 
 #[test]
 fn the_data_bag_belongs_to_one_generation() {
+    let (zeta, zeta_v2) = (build_plugin(ZETA), build_plugin(ZETA_V2));
     let dir = tempfile::tempdir().unwrap();
-    build_plugin(ZETA).install(dir.path());
+    zeta.install(dir.path());
     let manager = manager(dir.path());
     manager.load_plugins().unwrap();
     let get = |plugin: &hotswap_runtime::Plugin, key: &str| plugin.invoke::<Option<String>>("get_data", args![key.to_string()]).unwrap();
@@ -333,7 +358,9 @@ fn the_data_bag_belongs_to_one_generation() {
     assert_eq!(get(&old, "host.note").as_deref(), Some("from the host"));
     assert_eq!(get(&old, "colour").as_deref(), Some("blue"));
 
+    swap(&zeta, &zeta_v2, dir.path());
     manager.reload().unwrap();
+    assert_eq!(build_of(&manager, "dep_zeta"), "v2");
     let new = manager.find_plugin("dep_zeta").unwrap();
     let new_vault = Arc::clone(new.generation().vault());
     assert_eq!(new_vault.generation(), 2);
@@ -349,3 +376,4 @@ fn the_data_bag_belongs_to_one_generation() {
     assert_eq!(old.generation().vault().data::<String>("colour").as_deref().map(String::as_str), Some("blue"));
     assert_eq!(get(&old, "host.note").as_deref(), Some("from the host"));
 }
+

@@ -1,0 +1,204 @@
+//! Reload callbacks, whitelist, switching the plugin folder, unchanged and non-reloadable
+//! plugins, the reload counter: on real plugins built by `cargo xtask build`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hotswap_runtime::{args, PluginManager, PluginManagerBuilder, Stage};
+use hotswap_tests::build_plugin;
+
+const V1: &str = "tests/plugins/greeter_v1";
+const V2: &str = "tests/plugins/greeter_v2";
+const PINNED: &str = "tests/plugins/parity_pinned";
+const PINNED_IMPORTER: &str = "tests/plugins/parity_pinned_importer";
+
+fn builder(dir: &std::path::Path) -> PluginManagerBuilder {
+    PluginManager::builder(dir).free_delay(Duration::ZERO)
+}
+
+fn answer(manager: &PluginManager) -> String {
+    manager.find_plugin("greeter").unwrap().invoke("answer", args![]).unwrap()
+}
+
+/// Installs a build as the strictly newest file of its plugin.
+fn install_newest(crate_dir: &str, dir: &std::path::Path) {
+    std::thread::sleep(Duration::from_millis(20));
+    build_plugin(crate_dir).install(dir);
+}
+
+#[test]
+fn callbacks_see_the_new_and_old_generation_before_it_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let seen: Arc<Mutex<Vec<(u64, Option<u64>, String)>>> = Arc::default();
+    let manager = {
+        let seen = seen.clone();
+        builder(dir.path())
+            .reload_callback(move |new, old| {
+                // The new generation works already; the old one (absent at first) still serves.
+                let answer: String = new.find_plugin("greeter").unwrap().invoke("answer", args![])?;
+                seen.lock().unwrap().push((new.number(), old.map(|g| g.number()), answer));
+                Ok(())
+            })
+            .build()
+            .unwrap()
+    };
+    manager.load_plugins().unwrap();
+    install_newest(V2, dir.path());
+    let current_during_callback = Arc::new(AtomicU64::new(0));
+    let report = {
+        let (manager2, current) = (manager.clone(), current_during_callback.clone());
+        manager
+            .reload_with(move |_, _| {
+                current.store(manager2.current().unwrap().number(), Ordering::SeqCst);
+                Ok(())
+            })
+            .unwrap()
+    };
+    assert_eq!(report.generation, 2);
+    assert_eq!(current_during_callback.load(Ordering::SeqCst), 1, "the extra callback ran before publication");
+    assert_eq!(*seen.lock().unwrap(), [(1, None, "v1".to_string()), (2, Some(1), "v2".to_string())]);
+}
+
+#[test]
+fn a_callback_that_fails_or_panics_fails_the_reload_and_the_old_generation_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let fail = Arc::new(AtomicBool::new(false));
+    let manager = {
+        let fail = fail.clone();
+        builder(dir.path())
+            .reload_callback(move |_, _| if fail.load(Ordering::SeqCst) { Err("health check failed".into()) } else { Ok(()) })
+            .build()
+            .unwrap()
+    };
+    manager.load_plugins().unwrap();
+    install_newest(V2, dir.path());
+    fail.store(true, Ordering::SeqCst);
+    let error = manager.reload().unwrap_err();
+    assert_eq!(error.stage, Stage::Callback);
+    assert!(error.to_string().contains("health check failed"), "{error}");
+    assert_eq!(answer(&manager), "v1");
+    fail.store(false, Ordering::SeqCst);
+    let error = manager.reload_with(|_, _| panic!("callback exploded")).unwrap_err();
+    assert!(error.reason.contains("a reload callback panicked: callback exploded"), "{error}");
+    assert_eq!(answer(&manager), "v1");
+    assert_eq!(manager.current().unwrap().number(), 1);
+    assert_eq!(manager.reload().unwrap().generation, 2);
+    assert_eq!(answer(&manager), "v2");
+}
+
+#[test]
+fn the_whitelist_ignores_other_plugins_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let pinned = build_plugin(PINNED).install(dir.path());
+    let manager = builder(dir.path()).whitelist(["greeter"]).build().unwrap();
+    let report = manager.load_plugins().unwrap();
+    assert_eq!(report.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["greeter"]);
+    assert_eq!(report.ignored.len(), 1);
+    assert_eq!(report.ignored[0].name, "pinned");
+    assert_eq!(report.ignored[0].file, pinned);
+    assert_eq!(report.ignored[0].note, "not in the whitelist");
+    assert!(manager.find_plugin("pinned").is_none());
+}
+
+#[test]
+fn unchanged_plugins_are_reused_and_changed_ones_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = builder(dir.path()).build().unwrap();
+    manager.load_plugins().unwrap();
+    let report = manager.reload().unwrap();
+    assert_eq!(report.generation, 2);
+    assert_eq!(report.plugins[0].note, "unchanged");
+    let plugin = manager.find_plugin("greeter").unwrap();
+    assert_eq!(plugin.generation().number(), 2);
+    assert_eq!(plugin.loaded_in_generation(), 1, "the serving instance was kept");
+    let log: Vec<String> = plugin.invoke("hook_log", args![]).unwrap();
+    assert_eq!(log.len(), 5, "no hook ran again: {log:?}");
+
+    install_newest(V2, dir.path());
+    let report = manager.reload().unwrap();
+    assert_eq!(report.plugins[0].note, "loaded");
+    assert_eq!(answer(&manager), "v2");
+
+    // With reuse switched off, an identical file is loaded again.
+    let manager = builder(dir.path()).reuse_unchanged(false).build().unwrap();
+    manager.load_plugins().unwrap();
+    assert_eq!(manager.reload().unwrap().plugins[0].note, "loaded");
+    assert_eq!(manager.find_plugin("greeter").unwrap().loaded_in_generation(), 2);
+}
+
+#[test]
+fn a_non_reloadable_plugin_is_kept_and_may_not_import_a_reloadable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    build_plugin(PINNED).install(dir.path());
+    let manager = builder(dir.path()).build().unwrap();
+    manager.load_plugins().unwrap();
+    install_newest(V2, dir.path());
+    let report = manager.reload().unwrap();
+    let notes: Vec<(&str, &str)> = report.plugins.iter().map(|p| (p.name.as_str(), p.note.as_str())).collect();
+    assert_eq!(notes, [("greeter", "loaded"), ("pinned", "not reloadable")]);
+    assert_eq!(manager.find_plugin("pinned").unwrap().invoke::<u64>("loads", args![]).unwrap(), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    build_plugin(PINNED_IMPORTER).install(dir.path());
+    let error = builder(dir.path()).build().unwrap().load_plugins().unwrap_err();
+    assert_eq!(error.stage, Stage::Dependencies);
+    assert!(error.reason.contains("plugin `pinned_importer` is not reloadable but imports `greeter`"), "{error}");
+}
+
+#[test]
+fn the_reload_counter_and_current_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = builder(dir.path()).build().unwrap();
+    assert!(manager.current().is_none());
+    assert_eq!(manager.reload_count(), 0);
+    manager.load_plugins().unwrap();
+    assert_eq!((manager.reload_count(), manager.current().unwrap().number()), (0, 1));
+    std::fs::write(dir.path().join("broken.so"), b"junk").unwrap();
+    manager.reload().unwrap_err();
+    assert_eq!((manager.reload_count(), manager.current().unwrap().number()), (0, 1), "a refused reload counts nothing");
+    std::fs::remove_file(dir.path().join("broken.so")).unwrap();
+    manager.reload().unwrap();
+    assert_eq!((manager.reload_count(), manager.current().unwrap().number()), (1, 2));
+}
+
+#[test]
+fn switching_the_folder_while_reloads_run_is_safe() {
+    let (blue, green) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    build_plugin(V1).install(blue.path());
+    build_plugin(V2).install(green.path());
+    let manager = builder(blue.path()).build().unwrap();
+    manager.load_plugins().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reloader = {
+        let (manager, stop) = (manager.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reloads = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let report = manager.reload().expect("both folders hold a good plugin");
+                assert!(report.plugins[0].note == "loaded" || report.plugins[0].note == "unchanged");
+                reloads += 1;
+            }
+            reloads
+        })
+    };
+    for i in 0..20 {
+        manager.set_plugin_dir(if i % 2 == 0 { green.path() } else { blue.path() });
+        let served = answer(&manager);
+        assert!(served == "v1" || served == "v2");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    manager.set_plugin_dir(green.path());
+    stop.store(true, Ordering::SeqCst);
+    assert!(reloader.join().unwrap() > 0);
+    manager.reload().unwrap();
+    assert_eq!(manager.plugin_dir(), green.path());
+    assert_eq!(answer(&manager), "v2");
+}
