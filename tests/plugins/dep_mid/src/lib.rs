@@ -1,6 +1,6 @@
 //! Test fixture `dep_mid`, the middle of the chain `dep_alpha` -> `dep_mid` -> `dep_zeta`
-//! (alphabetical order is the reverse of dependency order). The three fixtures differ only in
-//! `NAME` and `IMPORTS`.
+//! (alphabetical order is the reverse of dependency order). The three fixtures, and the second
+//! build `dep_zeta_v2`, differ only in `NAME`, `BUILD` and `IMPORTS`.
 //!
 //! Every hook appends `g<generation> <plugin>:<hook>` to `hooks.log` in the plugin folder (the
 //! folder of `LoadContext::file`), so one file records the order of the hooks of every plugin,
@@ -17,6 +17,8 @@ use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, V
 hotswap_runtime::plugin!();
 
 const NAME: &str = "dep_mid";
+/// Which build of the plugin this is: `dep_zeta_v2` is another build of plugin `dep_zeta`.
+const BUILD: &str = "v1";
 const IMPORTS: &[&str] = &["dep_zeta"];
 
 /// The host's extension: a counter that starts at zero in every generation, and the host's own
@@ -90,6 +92,7 @@ pub fn on_free() {
 pub fn invoke_func(name: &str, mut args: Args) -> Result<Value, HookError> {
     match name {
         "name" => Ok(Value::new(NAME.to_string())),
+        "build" => Ok(Value::new(BUILD.to_string())),
         "generation" => Ok(Value::new(vault()?.generation())),
         // Increments this generation's counter in the host's extension; returns the new value.
         "bump" => {
