@@ -38,10 +38,10 @@ type HostExtension = (AtomicU64, Arc<Mutex<Vec<String>>>);
 
 /// A manager that frees a replaced generation as soon as nothing refers to it, so that
 /// `on_free` runs inside `reload` (or when the last handle on the generation is dropped).
-/// These tests reload the same builds, so reuse of unchanged plugins is off: every reload
-/// loads every plugin afresh and runs its hooks.
+/// Reuse of unchanged plugins stays on (the default): tests that need fresh instances install
+/// another build (`dep_zeta_v2`).
 fn manager(dir: &Path) -> PluginManager {
-    PluginManager::builder(dir).free_delay(Duration::ZERO).reuse_unchanged(false).build().unwrap()
+    PluginManager::builder(dir).free_delay(Duration::ZERO).build().unwrap()
 }
 
 /// A manager whose extension constructor counts its calls and shares `host_log` with every
@@ -50,7 +50,6 @@ fn manager_with_extension(dir: &Path, host_log: &Arc<Mutex<Vec<String>>>, calls:
     let (host_log, calls) = (Arc::clone(host_log), Arc::clone(calls));
     PluginManager::builder(dir)
         .free_delay(Duration::ZERO)
-        .reuse_unchanged(false)
         .extension_newer(move || -> HostExtension {
             calls.fetch_add(1, Ordering::SeqCst);
             (AtomicU64::new(0), Arc::clone(&host_log))
@@ -143,17 +142,30 @@ fn every_hook_runs_dependencies_first_and_on_free_runs_dependents_first() {
     let report = manager.reload().unwrap();
     assert_eq!(report.generation, 2);
     assert_eq!(names(&report), DEPENDENCY_ORDER);
+    let notes: Vec<&str> = report.plugins.iter().map(|p| p.note.as_str()).collect();
+    assert_eq!(notes, ["loaded"; 3], "dep_mid and dep_alpha are reloaded because an import changed");
     assert_eq!(build_of(&manager, "dep_zeta"), "v2");
     expected.extend(lines(2, &DEPENDENCY_ORDER, "on_load"));
     expected.extend(lines(2, &DEPENDENCY_ORDER, "on_init"));
     expected.extend(lines(1, &backward, "on_free"));
     assert_eq!(hook_log(dir.path()), expected, "after the reload");
+    assert_eq!(*host_log.lock().unwrap(), [on_init.clone(), on_init.clone()].concat());
 
-    // Dropping the manager frees the serving generation, dependents first too.
+    // Nothing changed: generation 3 keeps generation 2's instances, so no hook runs, and
+    // replacing generation 2 frees nothing.
+    let report = manager.reload().unwrap();
+    assert_eq!(report.generation, 3);
+    assert_eq!(names(&report), DEPENDENCY_ORDER);
+    let notes: Vec<&str> = report.plugins.iter().map(|p| p.note.as_str()).collect();
+    assert_eq!(notes, ["unchanged"; 3]);
+    assert_eq!(hook_log(dir.path()), expected, "after a reload that changed nothing");
+
+    // Dropping the manager frees the serving instances (loaded in generation 2), dependents
+    // first too.
     drop(manager);
     expected.extend(lines(2, &backward, "on_free"));
     assert_eq!(hook_log(dir.path()), expected, "after dropping the manager");
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "one extension per generation");
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "one extension per generation");
 }
 
 #[test]
