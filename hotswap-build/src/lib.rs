@@ -186,6 +186,7 @@ pub struct Config {
     excludes: Vec<String>,
     live_prefix: Option<String>,
     emit_cargo: bool,
+    unloadable: bool,
 }
 
 impl Default for Config {
@@ -222,6 +223,7 @@ impl Config {
             excludes: Vec::new(),
             live_prefix: None,
             emit_cargo: true,
+            unloadable: true,
         }
     }
 
@@ -266,6 +268,14 @@ impl Config {
     /// Prefix of live items (default `live_`, compared case-insensitively).
     pub fn live_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.live_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Whether the runtime may close this plugin's library once nothing refers to it (default
+    /// true). Say `false` if the plugin starts threads it does not join in `on_free`, or
+    /// hands out `'static` references or function pointers the runtime cannot track.
+    pub fn unloadable(mut self, unloadable: bool) -> Self {
+        self.unloadable = unloadable;
         self
     }
 
@@ -331,7 +341,7 @@ impl Config {
                 println!("cargo:rerun-if-changed={}", crate_dir.join(file).display());
             }
         }
-        let source = render(&plugin_name, &version, &found.hooks, &found.live)?;
+        let source = render(&plugin_name, &version, self.unloadable, &found.hooks, &found.live)?;
         let path = out_dir.join("hotswap_registry.rs");
         write_if_changed(&path, &source)?;
         Ok(Generated { path, source, scanned: found.scanned, hooks: found.hooks, live: found.live })
@@ -343,7 +353,7 @@ pub fn generate() -> Result<Generated, Error> {
     Config::new().generate()
 }
 
-fn render(plugin_name: &str, version: &str, hooks: &[HookSite], live: &[LiveItem]) -> Result<String, Error> {
+fn render(plugin_name: &str, version: &str, unloadable: bool, hooks: &[HookSite], live: &[LiveItem]) -> Result<String, Error> {
     let fill = |template: &str, item: &LiveItem| {
         template
             .replace("{{name_lit}}", &format!("{:?}", item.name))
@@ -365,6 +375,7 @@ fn render(plugin_name: &str, version: &str, hooks: &[HookSite], live: &[LiveItem
         text = text.replace(&format!("{{{{{}}}}}", site.hook), &site.rust_path());
     }
     text = text
+        .replace("{{unloadable}}", if unloadable { "true" } else { "false" })
         .replace("{{plugin_name_lit}}", &format!("{plugin_name:?}"))
         .replace("{{version_lit}}", &format!("{version:?}"))
         .replace("{{plugin_name_len}}", &plugin_name.len().to_string())

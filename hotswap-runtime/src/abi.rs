@@ -160,13 +160,17 @@ pub struct PluginDescriptor {
     pub name: FfiStr,
     /// Version stamp written by `cargo xtask build` (or the crate version).
     pub version: FfiStr,
+    /// Whether the library may be closed (`dlclose`) once nothing refers to it; false when
+    /// the plugin declared it starts threads or hands out references the runtime cannot see
+    /// (`hotswap_build::Config::unloadable(false)`).
+    pub unloadable: bool,
     /// Hook entry points.
     pub hooks: PluginHooks,
 }
 
 impl PluginDescriptor {
     /// Used by generated code.
-    pub const fn new(name: &'static str, version: &'static str, hooks: PluginHooks) -> Self {
+    pub const fn new(name: &'static str, version: &'static str, unloadable: bool, hooks: PluginHooks) -> Self {
         PluginDescriptor {
             header: DescriptorHeader {
                 magic: MAGIC,
@@ -175,6 +179,7 @@ impl PluginDescriptor {
             },
             name: FfiStr::new(name),
             version: FfiStr::new(version),
+            unloadable,
             hooks,
         }
     }

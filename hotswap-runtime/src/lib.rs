@@ -41,6 +41,7 @@ pub mod inspect;
 pub mod live;
 mod loader;
 mod manager;
+pub mod retention;
 pub mod manifest;
 mod signals;
 mod value;

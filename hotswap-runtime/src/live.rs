@@ -235,6 +235,8 @@ pub(crate) struct RegisteredType {
     pub entry: LiveTypeEntry,
     pub plugin: String,
     pub version: String,
+    /// Keeps the library holding the entry's strings and functions mapped.
+    pub library: Arc<dyn Any + Send + Sync>,
 }
 
 impl RegisteredFunc {

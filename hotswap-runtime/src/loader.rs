@@ -10,6 +10,7 @@ use crate::abi::{self, HookFailure, PluginDescriptor, PluginHooks};
 use crate::error::{LoadError, Stage};
 use crate::inspect::inspect;
 use crate::manifest::Manifest;
+use crate::retention::Graveyard;
 
 /// A plugin of a generation. Shared (`Arc`) when a non-reloadable plugin is kept across
 /// reloads. Dropping it runs `on_free` if `on_load` had succeeded.
@@ -29,11 +30,22 @@ pub(crate) struct LoadedPlugin {
     pub mapping: Arc<Mapping>,
 }
 
-/// A mapped library. Shared by the plugin and by every handle on its live functions, so that
-/// it can only be released when none of them is left. Today it is never unmapped: see the
-/// crate documentation ("Why libraries are never unloaded").
+/// A mapped library. Shared by the plugin, its generation's vault, every `Value` it returned
+/// and every handle on its live functions, so that it is released only when none of them is
+/// left; then the [`Graveyard`] decides when to close it.
 pub(crate) struct Mapping {
-    _library: ManuallyDrop<libloading::Library>,
+    library: ManuallyDrop<libloading::Library>,
+    path: PathBuf,
+    unloadable: bool,
+    graveyard: Arc<Graveyard>,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `library` is taken exactly once, here, and never used again.
+        let library = unsafe { ManuallyDrop::take(&mut self.library) };
+        self.graveyard.bury(std::mem::take(&mut self.path), library, self.unloadable);
+    }
 }
 
 impl LoadedPlugin {
@@ -47,6 +59,7 @@ impl LoadedPlugin {
         sha256: String,
         copy_to: &Path,
         generation: u64,
+        graveyard: &Arc<Graveyard>,
     ) -> Result<Self, LoadError> {
         let fail = |stage: Stage, reason: String| LoadError {
             plugin: Some(expected_name.to_string()),
@@ -151,7 +164,12 @@ impl LoadedPlugin {
             export: None,
             hooks: &descriptor.hooks,
             on_load_done: AtomicBool::new(false),
-            mapping: Arc::new(Mapping { _library: ManuallyDrop::new(library) }),
+            mapping: Arc::new(Mapping {
+                library: ManuallyDrop::new(library),
+                path: copy_to.to_path_buf(),
+                unloadable: descriptor.unloadable,
+                graveyard: Arc::clone(graveyard),
+            }),
         })
     }
 
@@ -173,7 +191,6 @@ impl Drop for LoadedPlugin {
                 Err(e) => tracing::warn!(plugin = %self.name, version = %self.version, "on_free failed: {e:?}"),
             }
         }
-        // The library stays mapped (ManuallyDrop): values the plugin handed out (boxed
-        // closures, `Value`s, type names) may still point into its code and data.
+        // The mapping is released with the last reference to it (see `Mapping`).
     }
 }

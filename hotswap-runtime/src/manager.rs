@@ -13,6 +13,7 @@ use crate::abi::HookFailure;
 use crate::error::{InvokeError, LoadError, Stage};
 use crate::live::{RegisteredFunc, RegisteredType};
 use crate::loader::LoadedPlugin;
+use crate::retention::Graveyard;
 use crate::value::{Args, Value};
 use crate::vault::{Extension, Vault};
 use crate::inspect::sha256_hex;
@@ -66,9 +67,34 @@ pub struct PluginManagerBuilder {
     whitelist: Option<BTreeSet<String>>,
     callbacks: Vec<ReloadCallback>,
     reuse_unchanged: bool,
+    retain_released: Option<usize>,
+    strict_modes: bool,
 }
 
 impl PluginManagerBuilder {
+    /// Whether to refuse a plugin folder or file that is writable by group or others, or
+    /// owned by a user other than this process's user or root (default true, like sshd's
+    /// `StrictModes`): whoever can write a plugin can run code as this host.
+    pub fn strict_modes(mut self, strict: bool) -> Self {
+        self.strict_modes = strict;
+        self
+    }
+
+    /// How many released libraries (nothing refers to them any more) stay mapped before the
+    /// oldest is closed with `dlclose`; this bounds memory over many reloads. Default 2. See
+    /// [`retention`](crate::retention) for what makes a plugin unsafe to unload.
+    pub fn retain_released_libraries(mut self, count: usize) -> Self {
+        self.retain_released = Some(count);
+        self
+    }
+
+    /// Never close a library: every reload then costs the mapped size of the libraries it
+    /// loaded, for the life of the process. For plugins that cannot meet the unloading rules.
+    pub fn never_unload(mut self) -> Self {
+        self.retain_released = None;
+        self
+    }
+
     /// Whether a reload keeps serving the current instance of a plugin whose file is
     /// byte-identical (sha256) to the serving one and whose imports are all kept too (default
     /// true). Kept instances run no hook again and keep the vault they were initialised
@@ -142,6 +168,8 @@ impl PluginManagerBuilder {
                 whitelist: self.whitelist,
                 callbacks: self.callbacks,
                 reuse_unchanged: self.reuse_unchanged,
+                strict_modes: self.strict_modes,
+                graveyard: Arc::new(Graveyard::new(self.retain_released)),
                 current: ArcSwapOption::empty(),
                 reload_state: Mutex::new(ReloadState { next_generation: 1, copies: 0, reloads: 0 }),
                 work,
@@ -163,6 +191,8 @@ struct Inner {
     whitelist: Option<BTreeSet<String>>,
     callbacks: Vec<ReloadCallback>,
     reuse_unchanged: bool,
+    strict_modes: bool,
+    graveyard: Arc<Graveyard>,
     current: ArcSwapOption<Generation>,
     /// Serialises loads and reloads. Never taken by calls into plugins.
     reload_state: Mutex<ReloadState>,
@@ -233,6 +263,8 @@ impl PluginManager {
             whitelist: None,
             callbacks: Vec::new(),
             reuse_unchanged: true,
+            retain_released: Some(2),
+            strict_modes: true,
         }
     }
 
@@ -309,6 +341,23 @@ impl PluginManager {
         crate::SignalReloader::start(self.clone())
     }
 
+    /// Number of replaced libraries closed so far (see [`retention`](crate::retention)).
+    pub fn closed_library_count(&self) -> u64 {
+        self.inner.graveyard.closed()
+    }
+
+    /// Number of released libraries that will never be closed (built `unloadable(false)`, or
+    /// the manager was built with `never_unload()`).
+    pub fn unclosable_library_count(&self) -> u64 {
+        self.inner.graveyard.leaked()
+    }
+
+    /// The folder holding the private copies of loaded libraries: each mapped plugin library
+    /// is a file here (useful to count them in `/proc/self/maps`).
+    pub fn work_dir(&self) -> &Path {
+        self.inner.work.path()
+    }
+
     /// The generation serving now, if any.
     pub fn current(&self) -> Option<Arc<Generation>> {
         self.inner.current.load_full()
@@ -373,6 +422,12 @@ impl PluginManager {
             timer = Instant::now();
         };
         let (files, ignored) = scan(dir, self.inner.whitelist.as_ref())?;
+        if self.inner.strict_modes {
+            check_modes(dir, None)?;
+            for (name, file) in &files {
+                check_modes(file, Some(name))?;
+            }
+        }
         lap(Stage::Scan, &mut stages);
         let old = self.current();
         let mut per_plugin: HashMap<String, Vec<(Stage, f64)>> = HashMap::new();
@@ -431,7 +486,7 @@ impl PluginManager {
             state.copies += 1;
             let copy = self.inner.work.path().join(format!("g{number}-{}-{name}.{}", state.copies, std::env::consts::DLL_EXTENSION));
             let t = Instant::now();
-            let plugin = LoadedPlugin::open(&files[name], name, bytes, sha256, &copy, number)?;
+            let plugin = LoadedPlugin::open(&files[name], name, bytes, sha256, &copy, number, &self.inner.graveyard)?;
             time(name, Stage::Open, t);
             plugins.insert(name.clone(), (Arc::new(plugin), Origin::Loaded));
         }
@@ -479,7 +534,7 @@ impl PluginManager {
             number,
             plugins: ordered.into_iter().map(|(p, _)| p).collect(),
             index,
-            vault: Arc::new(Vault::new(number, None, HashMap::new(), HashMap::new(), HashMap::new())),
+            vault: Arc::new(Vault::new(number, None, HashMap::new(), HashMap::new(), HashMap::new(), Vec::new())),
             loaded_at: SystemTime::now(),
         };
         for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
@@ -514,7 +569,8 @@ impl PluginManager {
             .filter_map(|p| p.export.as_ref().map(|e| (p.name.clone(), Arc::clone(e))))
             .collect();
         let (live_funcs, live_types) = collect_live(&generation.plugins)?;
-        generation.vault = Arc::new(Vault::new(number, extension, exports, live_funcs, live_types));
+        let libraries = generation.plugins.iter().map(|p| p.mapping.clone() as Arc<dyn Any + Send + Sync>).collect();
+        generation.vault = Arc::new(Vault::new(number, extension, exports, live_funcs, live_types, libraries));
         lap(Stage::VaultSetup, &mut stages);
         for (plugin, _) in generation.plugins.iter().zip(&fresh).filter(|(_, f)| **f) {
             let t = Instant::now();
@@ -584,9 +640,10 @@ fn collect_live(
             if let Some(other) = types.get(entry.name) {
                 return Err(clash("type", entry.name, &other.plugin));
             }
+            let library: Arc<dyn Any + Send + Sync> = plugin.mapping.clone();
             types.insert(
                 entry.name.to_string(),
-                RegisteredType { entry, plugin: plugin.name.clone(), version: plugin.version.clone() },
+                RegisteredType { entry, plugin: plugin.name.clone(), version: plugin.version.clone(), library },
             );
         }
     }
@@ -646,6 +703,37 @@ fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<(BTreeMap<St
         return Err(fail(format!("no plugin libraries (*.{}) in the folder{what}", std::env::consts::DLL_EXTENSION)));
     }
     Ok((newest.into_iter().map(|(name, (_, path))| (name, path)).collect(), ignored))
+}
+
+/// Refuses `path` if another user could change it: writable by group or others, or owned by
+/// neither this process's user nor root.
+fn check_modes(path: &Path, plugin: Option<&str>) -> Result<(), LoadError> {
+    use std::os::unix::fs::MetadataExt;
+    let what = if plugin.is_some() { "plugin file" } else { "plugin folder" };
+    let fail = |reason: String| LoadError {
+        plugin: plugin.map(str::to_string),
+        file: path.to_path_buf(),
+        stage: Stage::Scan,
+        reason: format!("{reason}; or, to accept it anyway, build the manager with `strict_modes(false)`"),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the {what}'s permissions: {e}")))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(fail(format!(
+            "the {what} is owned by uid {}, not by this process's user ({uid}) or root, so its owner could run code in this host; fix: `chown {uid} {}`",
+            meta.uid(),
+            path.display()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(fail(format!(
+            "the {what} is writable by group or others (mode {mode:o}), so they could run code in this host; fix: `chmod go-w {}`",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Orders plugins so that every plugin comes after the plugins it imports.
@@ -781,7 +869,8 @@ impl std::fmt::Debug for Generation {
 }
 
 fn invoke(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<Value, InvokeError> {
-    (plugin.hooks.invoke_func)(func, args).map_err(|failure| match failure {
+    let library: Arc<dyn Any + Send + Sync> = plugin.mapping.clone();
+    (plugin.hooks.invoke_func)(func, args).map(|value| value.keep_alive(library)).map_err(|failure| match failure {
         HookFailure::Error(message) => InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message },
         HookFailure::Panic(message) => InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message },
     })

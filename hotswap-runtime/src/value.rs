@@ -6,11 +6,15 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 /// A value of any `Send + 'static` type, with its type name.
 pub struct Value {
+    // Field order matters: `inner` (whose drop glue may live in a plugin library) is dropped
+    // before `keep_alive` (which keeps that library mapped).
     inner: Box<dyn Any + Send>,
     type_name: &'static str,
+    keep_alive: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 /// A downcast asked for one type but the value held another.
@@ -18,15 +22,28 @@ pub struct Value {
 #[error("expected a value of type `{expected}`, found `{found}`")]
 pub struct TypeMismatch {
     /// The type asked for.
-    pub expected: &'static str,
+    pub expected: String,
     /// The type held.
-    pub found: &'static str,
+    pub found: String,
+}
+
+impl TypeMismatch {
+    fn new<T>(found: &str) -> Self {
+        TypeMismatch { expected: std::any::type_name::<T>().to_string(), found: found.to_string() }
+    }
 }
 
 impl Value {
     /// Wraps a value.
     pub fn new<T: Any + Send>(value: T) -> Self {
-        Value { inner: Box::new(value), type_name: std::any::type_name::<T>() }
+        Value { inner: Box::new(value), type_name: std::any::type_name::<T>(), keep_alive: None }
+    }
+
+    /// Ties the value to the library that made it, so the library stays mapped while the
+    /// value (and its drop glue and type name, which live in that library) exists.
+    pub(crate) fn keep_alive(mut self, library: Arc<dyn Any + Send + Sync>) -> Self {
+        self.keep_alive = Some(library);
+        self
     }
 
     /// The unit value, for functions that return nothing.
@@ -35,7 +52,7 @@ impl Value {
     }
 
     /// Name of the held type, as `std::any::type_name` gave it where the value was made.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         self.type_name
     }
 
@@ -54,21 +71,24 @@ impl Value {
             // built from the same source by the same compiler; only its TypeId differs.
             return Ok(unsafe { &*(self.inner.as_ref() as *const (dyn Any + Send) as *const T) });
         }
-        Err(TypeMismatch { expected: std::any::type_name::<T>(), found: self.type_name })
+        Err(TypeMismatch::new::<T>(self.type_name))
     }
 
     /// Takes the held `T` out.
+    ///
+    /// Only a value of a type the host can name is moved out, and such a type's drop glue is
+    /// the host's own, so the library that made the value may go once it is taken.
     pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
-        let found = self.type_name;
-        if runtime_type_matches::<T>(found) && !self.inner.is::<T>() {
+        let Value { inner, type_name, keep_alive } = self;
+        let taken = if runtime_type_matches::<T>(type_name) && !inner.is::<T>() {
             // SAFETY: as in `downcast_ref`; the box was allocated by the system allocator,
             // which both sides use, for a value of `T`'s layout.
-            return Ok(*unsafe { Box::from_raw(Box::into_raw(self.inner) as *mut T) });
-        }
-        self.inner
-            .downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| TypeMismatch { expected: std::any::type_name::<T>(), found })
+            Ok(*unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) })
+        } else {
+            inner.downcast::<T>().map(|b| *b).map_err(|_| TypeMismatch::new::<T>(type_name))
+        };
+        drop(keep_alive);
+        taken
     }
 }
 

@@ -27,7 +27,7 @@ impl Export {
     }
 
     /// The exported value's type name.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         self.type_name
     }
 
@@ -56,7 +56,7 @@ pub enum VaultError {
     #[error("the extension is not a `{expected}`")]
     ExtensionType {
         /// The type asked for.
-        expected: &'static str,
+        expected: String,
     },
     /// No plugin of that name exports anything in this generation.
     #[error("plugin `{plugin}` exports nothing in this generation")]
@@ -70,9 +70,9 @@ pub enum VaultError {
         /// The plugin asked for.
         plugin: String,
         /// The type asked for.
-        expected: &'static str,
+        expected: String,
         /// The type exported.
-        found: &'static str,
+        found: String,
     },
 }
 
@@ -85,6 +85,10 @@ pub struct Vault {
     data: RwLock<HashMap<String, Arc<dyn Any + Send + Sync>>>,
     live_funcs: HashMap<String, RegisteredFunc>,
     live_types: HashMap<String, RegisteredType>,
+    /// The libraries of the generation's plugins: exports, data-bag values and live items
+    /// point into them, so they stay mapped while the vault lives. Declared last, so dropped
+    /// last.
+    _libraries: Vec<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Vault {
@@ -94,8 +98,9 @@ impl Vault {
         exports: HashMap<String, Arc<Export>>,
         live_funcs: HashMap<String, RegisteredFunc>,
         live_types: HashMap<String, RegisteredType>,
+        libraries: Vec<Arc<dyn Any + Send + Sync>>,
     ) -> Self {
-        Vault { generation, extension, exports, data: RwLock::new(HashMap::new()), live_funcs, live_types }
+        Vault { generation, extension, exports, data: RwLock::new(HashMap::new()), live_funcs, live_types, _libraries: libraries }
     }
 
     /// A typed handle on live function `name`. `F` is a function pointer type such as
@@ -131,7 +136,7 @@ impl Vault {
     pub fn new_live(&self, name: &str) -> Result<Value, LiveError> {
         let ty = self.registered_type(name)?;
         let make = ty.entry.make_default.ok_or(LiveError::Unsupported { name: name.to_string(), missing: "does not implement Default" })?;
-        Ok(make())
+        Ok(make().keep_alive(Arc::clone(&ty.library)))
     }
 
     /// Decodes `data` with this generation's live type of the same name.
@@ -141,7 +146,7 @@ impl Vault {
             name: data.type_name.clone(),
             missing: "does not implement serde's Serialize and Deserialize",
         })?;
-        decode(&data.bytes).map_err(|message| LiveError::Decode {
+        decode(&data.bytes).map(|value| value.keep_alive(Arc::clone(&ty.library))).map_err(|message| LiveError::Decode {
             type_name: data.type_name.clone(),
             written_by: data.written_by.clone(),
             reader: ty.version.clone(),
@@ -164,7 +169,7 @@ impl Vault {
     pub fn extension<T: Any>(&self) -> Result<&T, VaultError> {
         let ext = self.extension.as_ref().ok_or(VaultError::NoExtension)?;
         ext.downcast_ref::<T>()
-            .ok_or(VaultError::ExtensionType { expected: std::any::type_name::<T>() })
+            .ok_or_else(|| VaultError::ExtensionType { expected: std::any::type_name::<T>().to_string() })
     }
 
     /// The export of plugin `plugin`, as a `T`.
@@ -175,8 +180,8 @@ impl Vault {
             .ok_or_else(|| VaultError::NoExport { plugin: plugin.to_string() })?;
         export.downcast_ref::<T>().ok_or_else(|| VaultError::ExportType {
             plugin: plugin.to_string(),
-            expected: std::any::type_name::<T>(),
-            found: export.type_name(),
+            expected: std::any::type_name::<T>().to_string(),
+            found: export.type_name().to_string(),
         })
     }
 

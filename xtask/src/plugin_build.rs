@@ -62,8 +62,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let package = plugin_package(&args.plugin_dir)?;
     let plugin_dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
     let stamp = stamp(&plugin_dir, &package.version.to_string(), args.verbose);
-    std::fs::create_dir_all(&args.output_dir)
-        .with_context(|| format!("cannot create the output folder {}", args.output_dir.display()))?;
+    // 0755 whatever the umask allows beyond it: the runtime refuses a plugin folder that
+    // group or others can write (strict modes).
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&args.output_dir)
+            .with_context(|| format!("cannot create the output folder {}", args.output_dir.display()))?;
+    }
     let temps = if args.leave_temps {
         Some(tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep())
     } else {

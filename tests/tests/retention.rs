@@ -1,0 +1,103 @@
+//! Replaced libraries are closed once nothing refers to them, keeping memory bounded; a
+//! handle, a returned value or a live-function handle keeps its library mapped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hotswap_runtime::{args, PluginManager};
+use hotswap_tests::build_plugin;
+
+const V1: &str = "tests/plugins/greeter_v1";
+const V2: &str = "tests/plugins/greeter_v2";
+
+/// The distinct files under `dir` mapped into this process, from `/proc/self/maps`.
+fn mapped_under(dir: &Path) -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    let mut files: Vec<String> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).map(str::to_string).collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+fn manager(dir: &Path, retain: usize) -> PluginManager {
+    PluginManager::builder(dir)
+        .free_delay(Duration::ZERO)
+        .reuse_unchanged(false)
+        .retain_released_libraries(retain)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn memory_stays_bounded_over_many_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = manager(dir.path(), 1);
+    manager.load_plugins().unwrap();
+    for i in 0..20 {
+        build_plugin(if i % 2 == 0 { V2 } else { V1 }).install(dir.path());
+        manager.reload().unwrap();
+        let served: String = manager.find_plugin("greeter").unwrap().invoke("answer", args![]).unwrap();
+        assert!(served == "v1" || served == "v2");
+    }
+    let mapped = mapped_under(manager.work_dir());
+    // The serving library and at most one released one.
+    assert!(mapped.len() <= 2, "{} libraries still mapped: {mapped:?}", mapped.len());
+    assert!(manager.closed_library_count() >= 19, "closed {}", manager.closed_library_count());
+    let copies = std::fs::read_dir(manager.work_dir()).unwrap().count();
+    assert!(copies <= 2, "{copies} private copies left on disk");
+}
+
+#[test]
+fn a_handle_or_a_value_keeps_its_library_mapped_until_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = manager(dir.path(), 0);
+    manager.load_plugins().unwrap();
+    let old = manager.find_plugin("greeter").unwrap();
+    let old_library = old.loaded_from().to_string_lossy().into_owned();
+    let value = old.invoke_func("answer", args![]).unwrap();
+    for crate_dir in [V2, V1, V2] {
+        build_plugin(crate_dir).install(dir.path());
+        manager.reload().unwrap();
+    }
+    assert!(mapped_under(manager.work_dir()).contains(&old_library), "the handle keeps generation 1 mapped");
+    assert_eq!(old.invoke::<String>("answer", args![]).unwrap(), "v1", "and callable");
+    drop(old);
+    assert!(mapped_under(manager.work_dir()).contains(&old_library), "the value keeps its library mapped");
+    assert!(value.type_name().contains("String"));
+    assert_eq!(value.downcast::<String>().unwrap(), "v1");
+    assert!(!mapped_under(manager.work_dir()).contains(&old_library), "released with the last reference");
+    assert!(!Path::new(&old_library).exists(), "its private copy is deleted");
+}
+
+#[test]
+fn a_live_function_handle_keeps_its_library_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin("tests/plugins/live_v1").install(dir.path());
+    let manager = manager(dir.path(), 0);
+    manager.load_plugins().unwrap();
+    let library = manager.find_plugin("jobs").unwrap().loaded_from().to_string_lossy().into_owned();
+    let add = manager.current().unwrap().vault().live_func::<fn(i64, i64) -> i64>("live_add").unwrap();
+    build_plugin("tests/plugins/live_v2").install(dir.path());
+    manager.reload().unwrap();
+    assert!(mapped_under(manager.work_dir()).contains(&library));
+    assert_eq!(add.get()(1, 2), 3, "v1's function, still mapped");
+    drop(add);
+    assert!(!mapped_under(manager.work_dir()).contains(&library));
+}
+
+#[test]
+fn never_unload_keeps_every_library() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = PluginManager::builder(dir.path()).free_delay(Duration::ZERO).reuse_unchanged(false).never_unload().build().unwrap();
+    manager.load_plugins().unwrap();
+    for _ in 0..3 {
+        manager.reload().unwrap();
+    }
+    assert_eq!(mapped_under(manager.work_dir()).len(), 4);
+    assert_eq!((manager.closed_library_count(), manager.unclosable_library_count()), (0, 3));
+}
