@@ -30,11 +30,40 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
     let panic = std::env::var("CARGO_CFG_PANIC").unwrap_or_else(|_| "unwind".to_string());
     let runtime = std::env::var("CARGO_PKG_VERSION").unwrap();
+    let source = source_hash();
     let fingerprint = format!(
-        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime}; layout {LAYOUT_VERSION}; panic {panic}"
+        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); layout {LAYOUT_VERSION}; panic {panic}"
     );
     println!("cargo:rustc-env=HOTSWAP_ABI_FINGERPRINT={fingerprint}");
     println!("cargo:rustc-env=HOTSWAP_LAYOUT_VERSION={LAYOUT_VERSION}");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-env-changed=RUSTC");
+}
+
+/// A hash of this crate's sources. The version number alone does not change while the runtime
+/// itself is being edited (or patched by a user), yet a changed type layout must still refuse
+/// plugins built from the older sources.
+fn source_hash() -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut files = Vec::new();
+    let mut folders = vec![std::path::PathBuf::from("src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("the runtime's src folder is readable") {
+            let path = entry.expect("readable entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    // DefaultHasher::new() uses fixed keys: the same sources give the same hash.
+    let mut hasher = DefaultHasher::new();
+    for file in files {
+        file.to_string_lossy().hash(&mut hasher);
+        std::fs::read(&file).expect("readable source").hash(&mut hasher);
+    }
+    hasher.finish()
 }

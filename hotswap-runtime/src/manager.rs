@@ -113,7 +113,10 @@ impl PluginManagerBuilder {
     }
 
     /// A constructor for the host's extension object; each generation gets a fresh one in its
-    /// [`Vault`].
+    /// [`Vault`]. A plugin carried over into a new generation (`unchanged` or `not
+    /// reloadable` in the report) runs no hook again and keeps the vault, and so the
+    /// extension, it was initialised with; build with `reuse_unchanged(false)` if every
+    /// plugin must see each new extension.
     pub fn extension_newer<T, F>(mut self, newer: F) -> Self
     where
         T: Any + Send + Sync,
