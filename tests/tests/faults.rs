@@ -349,7 +349,7 @@ fn a_truncated_library_is_refused_at_inspect() {
     let host = serving(&[]);
     let bytes = std::fs::read(&build_plugin(V2).library).unwrap();
     let file = write_newest(&host.dir.join("greeter@9.9.9.so"), &bytes[..bytes.len() / 2]);
-    let refusal = Refusal { files: &[file.clone()], stage: Stage::Inspect, says: &["greeter@9.9.9.so", "not a valid shared library"] };
+    let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::Inspect, says: &["greeter@9.9.9.so", "not a valid shared library"] };
     refused_while_serving(&host, refusal, || remove_library(&file));
 }
 
@@ -361,7 +361,7 @@ fn random_bytes_named_like_a_library_are_refused_at_inspect() {
         let mut bytes = magic.to_vec();
         bytes.extend(noise(256 * 1024, seed));
         let file = write_newest(&host.dir.join("greeter@9.9.9.so"), &bytes);
-        let refusal = Refusal { files: &[file.clone()], stage: Stage::Inspect, says: &["not a valid shared library"] };
+        let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::Inspect, says: &["not a valid shared library"] };
         refused_while_serving(&host, refusal, || remove_library(&file));
     }
 }
@@ -377,7 +377,7 @@ fn a_shared_library_that_is_not_a_plugin_is_refused_before_dlopen() {
     let file = host.dir.join("libz@1.0.0.so");
     copy_atomically(&system, &file);
     let refusal = Refusal {
-        files: &[file.clone()],
+        files: std::slice::from_ref(&file),
         stage: Stage::Inspect,
         says: &["not a hotswap plugin", hotswap_runtime::abi::DESCRIPTOR_SYMBOL],
     };
@@ -392,7 +392,7 @@ fn a_rust_library_without_the_descriptor_symbol_is_refused_before_dlopen() {
     let file = host.dir.join("fault_no_descriptor@1.0.0.so");
     copy_atomically(&library, &file);
     let refusal = Refusal {
-        files: &[file.clone()],
+        files: std::slice::from_ref(&file),
         stage: Stage::Inspect,
         says: &["fault_no_descriptor@1.0.0.so", "not a hotswap plugin", hotswap_runtime::abi::DESCRIPTOR_SYMBOL],
     };
@@ -410,7 +410,7 @@ fn a_library_with_another_abi_fingerprint_is_refused_at_inspect_before_dlopen() 
     let file = host.dir.join("fault_fake_abi@1.0.0.so");
     copy_atomically(&library, &file);
     let refusal = Refusal {
-        files: &[file.clone()],
+        files: std::slice::from_ref(&file),
         stage: Stage::Inspect,
         says: &[
             "ABI fingerprint mismatch",
@@ -444,7 +444,7 @@ fn on_load_returning_an_error_is_refused_at_on_load() {
     let host = serving(&[]);
     let file = install_newest(&fault, &host.dir);
     let refusal = Refusal {
-        files: &[file.clone()],
+        files: std::slice::from_ref(&file),
         stage: Stage::OnLoad,
         says: &["on_load returned an error", "fault_on_load refuses to load generation 2"],
     };
@@ -458,7 +458,7 @@ fn on_init_panicking_is_contained_and_refused_at_on_init() {
     let host = serving(&[]);
     let file = install_newest(&fault, &host.dir);
     let refusal = Refusal {
-        files: &[file.clone()],
+        files: std::slice::from_ref(&file),
         stage: Stage::OnInit,
         says: &["panicked", "fault_on_init_panic panics in on_init of generation 2"],
     };
@@ -510,7 +510,7 @@ fn a_panicking_call_is_contained_and_the_plugin_stays_usable() {
 fn an_import_of_the_wrong_type_is_refused_at_on_init() {
     let host = serving(&[EXPORTER, IMPORTER_OK]);
     let file = install_newest(&build_plugin(IMPORTER_BAD), &host.dir);
-    let refusal = Refusal { files: &[file.clone()], stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
+    let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
     refused_while_serving(&host, refusal, || remove_library(&file));
     let importer = host.manager.find_plugin("dep_importer").unwrap();
     assert_eq!(importer.invoke::<String>("variant", args![]).unwrap(), "ok");
@@ -531,7 +531,7 @@ fn a_second_file_claiming_a_served_plugins_name_is_refused_at_inspect() {
     let file = host.dir.join("impostor@1.0.0.so");
     copy_atomically(&build_plugin(V2).library, &file);
     let refusal = Refusal {
-        files: &[file.clone()],
+        files: std::slice::from_ref(&file),
         stage: Stage::Inspect,
         says: &["the library is plugin `greeter`, but its file name says `impostor`"],
     };
@@ -598,13 +598,17 @@ fn a_library_written_in_place_during_reloads_is_refused_or_loaded_whole() {
             while !stop.load(Ordering::Acquire) {
                 write_slowly(&target, &bytes);
                 writes.fetch_add(1, Ordering::AcqRel);
-                std::thread::sleep(Duration::from_millis(3));
+                // A moment with the whole file in place.
+                std::thread::sleep(Duration::from_millis(15));
             }
         })
     };
     let (mut refused, mut loaded) = (0, 0);
     let mut generation = 1;
-    for _ in 0..12 {
+    // At least 12 reloads, spread over at least 4 complete writes.
+    let deadline = Instant::now() + PATIENCE;
+    while refused + loaded < 12 || writes.load(Ordering::Acquire) < 4 {
+        assert!(Instant::now() < deadline, "the writer made no progress for {PATIENCE:?}");
         match manager.reload() {
             Err(error) => {
                 check_refusal(&error);
@@ -686,7 +690,8 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
     // the serving generation's numbers, and whether two reloads were ever inside at once.
     let inside = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(AtomicUsize::new(0));
-    let seen: Arc<Mutex<Vec<(u64, Option<u64>)>>> = Arc::new(Mutex::new(Vec::new()));
+    type Steps = Vec<(u64, Option<u64>)>;
+    let seen: Arc<Mutex<Steps>> = Arc::new(Mutex::new(Vec::new()));
     let host = {
         let (inside, overlaps, seen) = (Arc::clone(&inside), Arc::clone(&overlaps), Arc::clone(&seen));
         serving_with(&[], move |builder| {
@@ -747,7 +752,7 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two reloads ran at once");
     let mut steps = seen.lock().unwrap().clone();
     steps.sort();
-    let expected: Vec<(u64, Option<u64>)> = (1..=17_u64).map(|n| (n, Some(n - 1).filter(|&old| old > 0))).collect();
+    let expected: Steps = (1..=17_u64).map(|n| (n, Some(n - 1).filter(|&old| old > 0))).collect();
     assert_eq!(steps, expected, "each reload built on the generation published just before it");
 
     // A broken file: all 16 are refused, naming it, and generation 17 keeps serving.
@@ -784,7 +789,7 @@ fn an_emptied_plugin_folder_is_refused_at_scan() {
     for entry in std::fs::read_dir(&host.dir).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
-    let refusal = Refusal { files: &[host.dir.clone()], stage: Stage::Scan, says: &["no plugin libraries"] };
+    let refusal = Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["no plugin libraries"] };
     refused_while_serving(&host, refusal, || {
         build_plugin(V1).install(&host.dir);
     });
@@ -794,7 +799,7 @@ fn an_emptied_plugin_folder_is_refused_at_scan() {
 fn a_plugin_folder_that_disappears_is_refused_at_scan() {
     let host = serving(&[]);
     std::fs::remove_dir_all(&host.dir).unwrap();
-    let refusal = Refusal { files: &[host.dir.clone()], stage: Stage::Scan, says: &["cannot read the plugin folder"] };
+    let refusal = Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["cannot read the plugin folder"] };
     refused_while_serving(&host, refusal, || {
         std::fs::create_dir(&host.dir).unwrap();
         build_plugin(V2).install(&host.dir);
