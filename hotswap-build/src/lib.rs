@@ -27,14 +27,21 @@
 //! }
 //! ```
 //!
+//! A host that can also be built with its plugins linked in (`cargo xtask build
+//! --static-linking`) calls [`static_host`] from its own `build.rs`; see [`StaticHost`].
+//!
 //! # Environment
 //!
 //! `cargo xtask build` passes its flags through these variables (each printed as
 //! `cargo:rerun-if-env-changed`): `HOTSWAP_VERSION` (the version stamp; default: the crate
 //! version), `HOTSWAP_INCLUDE` and `HOTSWAP_EXCLUDE` (regexes, one per line, added to the
-//! builder's), `HOTSWAP_LIVE_PREFIX`.
+//! builder's), `HOTSWAP_LIVE_PREFIX`, `HOTSWAP_STATIC` (`1`: compile for linking into a host,
+//! without exported symbols), `HOTSWAP_VERSION_<CRATE>` (a per-crate stamp, for static hosts).
 
+mod host;
 mod scan;
+
+pub use host::{static_host, StaticHost};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -285,6 +292,19 @@ impl Config {
         self
     }
 
+    /// The stamp `cargo xtask build` passed: `HOTSWAP_VERSION_<CRATE>` (the crate name in upper
+    /// case, `-` as `_`; used when one build compiles several plugins, as a static host does),
+    /// else `HOTSWAP_VERSION`.
+    fn version_from_env(&self) -> Result<Option<String>, Error> {
+        let package = self.env("CARGO_PKG_NAME").ok_or(Error::Env("CARGO_PKG_NAME"))?;
+        let key = format!("HOTSWAP_VERSION_{}", package.to_uppercase().replace('-', "_"));
+        if self.emit_cargo {
+            println!("cargo:rerun-if-env-changed={key}");
+        }
+        let specific = std::env::var(&key).ok().filter(|v| !v.is_empty());
+        Ok(specific.or_else(|| self.env("HOTSWAP_VERSION").filter(|v| !v.is_empty())))
+    }
+
     fn env(&self, key: &'static str) -> Option<String> {
         if self.emit_cargo {
             println!("cargo:rerun-if-env-changed={key}");
@@ -309,11 +329,12 @@ impl Config {
         };
         let version = match &self.version {
             Some(v) => v.clone(),
-            None => match self.env("HOTSWAP_VERSION").filter(|v| !v.is_empty()) {
+            None => match self.version_from_env()? {
                 Some(v) => v,
                 None => self.env("CARGO_PKG_VERSION").ok_or(Error::Env("CARGO_PKG_VERSION"))?,
             },
         };
+        let linked_statically = self.env("HOTSWAP_STATIC").is_some_and(|v| v == "1");
         if plugin_name.is_empty() || !plugin_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(invalid("plugin name (use letters, digits and `_`)", &plugin_name));
         }
@@ -341,7 +362,7 @@ impl Config {
                 println!("cargo:rerun-if-changed={}", crate_dir.join(file).display());
             }
         }
-        let source = render(&plugin_name, &version, self.unloadable, &found.hooks, &found.live)?;
+        let source = render(&plugin_name, &version, self.unloadable, linked_statically, &found.hooks, &found.live)?;
         let path = out_dir.join("hotswap_registry.rs");
         write_if_changed(&path, &source)?;
         Ok(Generated { path, source, scanned: found.scanned, hooks: found.hooks, live: found.live })
@@ -353,7 +374,14 @@ pub fn generate() -> Result<Generated, Error> {
     Config::new().generate()
 }
 
-fn render(plugin_name: &str, version: &str, unloadable: bool, hooks: &[HookSite], live: &[LiveItem]) -> Result<String, Error> {
+fn render(
+    plugin_name: &str,
+    version: &str,
+    unloadable: bool,
+    linked_statically: bool,
+    hooks: &[HookSite],
+    live: &[LiveItem],
+) -> Result<String, Error> {
     let fill = |template: &str, item: &LiveItem| {
         template
             .replace("{{name_lit}}", &format!("{:?}", item.name))
@@ -376,6 +404,7 @@ fn render(plugin_name: &str, version: &str, unloadable: bool, hooks: &[HookSite]
     }
     text = text
         .replace("{{unloadable}}", if unloadable { "true" } else { "false" })
+        .replace("{{export_attr}}", if linked_statically { "" } else { "#[unsafe(no_mangle)]" })
         .replace("{{plugin_name_lit}}", &format!("{plugin_name:?}"))
         .replace("{{version_lit}}", &format!("{version:?}"))
         .replace("{{plugin_name_len}}", &plugin_name.len().to_string())
@@ -399,7 +428,7 @@ fn byte_literal(s: &str) -> String {
     out
 }
 
-fn write_if_changed(path: &Path, contents: &str) -> Result<(), Error> {
+pub(crate) fn write_if_changed(path: &Path, contents: &str) -> Result<(), Error> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
         return Ok(());
     }

@@ -14,10 +14,10 @@
 //! allocator on both sides (neither host nor plugin may install a different
 //! `#[global_allocator]`).
 
+use crate::LoadContext;
 use crate::live::LiveRegistry;
 use crate::value::{Args, Value};
 use crate::vault::{Export, Vault};
-use crate::LoadContext;
 
 /// Version of the descriptor layout; part of [`FINGERPRINT`].
 pub const LAYOUT_VERSION: u32 = parse_u32(env!("HOTSWAP_LAYOUT_VERSION"));

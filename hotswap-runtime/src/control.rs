@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -56,7 +56,9 @@ pub enum ControlResponse {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// Nothing listens on the socket.
-    #[error("no host is listening on {path} ({source}); start the host first, or pass the socket it uses (--socket or HOTSWAP_SOCKET)")]
+    #[error(
+        "no host is listening on {path} ({source}); start the host first, or pass the socket it uses (--socket or HOTSWAP_SOCKET)"
+    )]
     NoHost {
         /// The socket path.
         path: PathBuf,
@@ -173,12 +175,19 @@ fn prepare_folder(dir: &Path) -> Result<(), ControlError> {
     let uid = unsafe { libc::getuid() };
     let sticky = meta.mode() & 0o1000 != 0;
     if meta.uid() != uid && !(meta.uid() == 0 && sticky) {
-        return Err(ControlError::UnsafeFolder { path: dir.to_path_buf(), reason: format!("owned by uid {}, not by us ({uid})", meta.uid()) });
+        return Err(ControlError::UnsafeFolder {
+            path: dir.to_path_buf(),
+            reason: format!("owned by uid {}, not by us ({uid})", meta.uid()),
+        });
     }
     if meta.mode() & 0o022 != 0 && !sticky {
         return Err(ControlError::UnsafeFolder {
             path: dir.to_path_buf(),
-            reason: format!("writable by group or others (mode {:o}); run `chmod go-w {}`", meta.mode() & 0o7777, dir.display()),
+            reason: format!(
+                "writable by group or others (mode {:o}); run `chmod go-w {}`",
+                meta.mode() & 0o7777,
+                dir.display()
+            ),
         });
     }
     Ok(())
@@ -240,7 +249,9 @@ fn handle(stream: &mut UnixStream, manager: &PluginManager) -> Option<ControlRes
     }
     let request: ControlRequest = match serde_json::from_str(&line) {
         Ok(r) => r,
-        Err(e) => return Some(ControlResponse::Refused { reason: format!("invalid request: {e}") }),
+        Err(e) => {
+            return Some(ControlResponse::Refused { reason: format!("invalid request: {e}") });
+        }
     };
     Some(match request {
         ControlRequest::Reload => match manager.reload() {

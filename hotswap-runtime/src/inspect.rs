@@ -27,7 +27,9 @@ pub enum InspectError {
     #[error("not a valid shared library ({0})")]
     NotALibrary(String),
     /// A shared library, but not a hotswap plugin.
-    #[error("not a hotswap plugin: the library exports no `{0}` symbol (build it with hotswap-build and `hotswap_runtime::plugin!()`)")]
+    #[error(
+        "not a hotswap plugin: the library exports no `{0}` symbol (build it with hotswap-build and `hotswap_runtime::plugin!()`)"
+    )]
     NotAPlugin(&'static str),
     /// A symbol could not be read.
     #[error("unreadable `{0}` symbol: {1}")]
@@ -66,10 +68,8 @@ pub fn inspect(bytes: &[u8]) -> Result<FileFacts, InspectError> {
 fn read_bytes_symbol(file: &object::File<'_>, name: &'static str) -> Result<String, InspectError> {
     let symbol = file.dynamic_symbols().find(|s| s.name() == Ok(name)).ok_or(InspectError::NotAPlugin(name))?;
     let bad = |why: &str| InspectError::BadSymbol(name, why.to_string());
-    let section = symbol
-        .section_index()
-        .and_then(|i| file.section_by_index(i).ok())
-        .ok_or_else(|| bad("it has no section"))?;
+    let section =
+        symbol.section_index().and_then(|i| file.section_by_index(i).ok()).ok_or_else(|| bad("it has no section"))?;
     let data = section.data().map_err(|e| InspectError::BadSymbol(name, e.to_string()))?;
     let start = symbol.address().checked_sub(section.address()).ok_or_else(|| bad("it lies outside its section"))?;
     let start = usize::try_from(start).map_err(|_| bad("it lies outside its section"))?;

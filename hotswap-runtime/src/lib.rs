@@ -41,8 +41,8 @@ pub mod inspect;
 pub mod live;
 mod loader;
 mod manager;
-pub mod retention;
 pub mod manifest;
+pub mod retention;
 mod signals;
 mod value;
 mod vault;
@@ -52,10 +52,12 @@ pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
-pub use control::{default_socket_path, send_request, ControlError, ControlRequest, ControlResponse, ControlServer};
+pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
 pub use error::{InvokeError, LoadError, Stage};
-pub use manager::{Generation, IgnoredFile, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadCallback, ReloadReport};
 pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};
+pub use manager::{
+    Generation, IgnoredFile, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadCallback, ReloadReport,
+};
 pub use manifest::Manifest;
 pub use signals::SignalReloader;
 pub use value::{ArgError, Args, TypeMismatch, Value};
@@ -79,6 +81,16 @@ pub struct LoadContext {
     pub generation: u64,
     /// The file the library was loaded from.
     pub file: std::path::PathBuf,
+}
+
+/// In a host: includes the `static_plugins()` function that `hotswap_build::static_host()`
+/// generated (empty unless the host was built by `cargo xtask build --static-linking`), for
+/// [`PluginManagerBuilder::static_plugins`].
+#[macro_export]
+macro_rules! static_plugins {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/hotswap_static_plugins.rs"));
+    };
 }
 
 /// Includes the registry `hotswap-build` generated for this plugin. Put it once at the root

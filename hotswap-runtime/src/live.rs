@@ -38,7 +38,12 @@ pub struct LiveFuncEntry {
 
 impl LiveFuncEntry {
     /// Used by generated code: `f` is the function coerced to a function pointer.
-    pub fn new<F: Any + Send + Sync + Copy>(name: &'static str, path: &'static str, signature: &'static str, f: F) -> Self {
+    pub fn new<F: Any + Send + Sync + Copy>(
+        name: &'static str,
+        path: &'static str,
+        signature: &'static str,
+        f: F,
+    ) -> Self {
         LiveFuncEntry {
             name,
             path,
@@ -95,7 +100,9 @@ pub enum LiveError {
         known: Vec<String>,
     },
     /// The live function has another signature.
-    #[error("live function `{name}` ({path} in plugin `{plugin}`) has signature `{found}` (`{found_type}`), not the `{expected}` asked for")]
+    #[error(
+        "live function `{name}` ({path} in plugin `{plugin}`) has signature `{found}` (`{found_type}`), not the `{expected}` asked for"
+    )]
     Signature {
         /// The name.
         name: String,
@@ -135,7 +142,9 @@ pub enum LiveError {
         message: String,
     },
     /// Live data could not be read by the current type: an incompatible change.
-    #[error("live data of type `{type_name}` written by version {written_by} cannot be read by version {reader}: {message}")]
+    #[error(
+        "live data of type `{type_name}` written by version {written_by} cannot be read by version {reader}: {message}"
+    )]
     Decode {
         /// The type.
         type_name: String,
@@ -307,7 +316,12 @@ impl LiveData {
     pub fn new<T: LiveType + serde::Serialize>(value: &T) -> Result<Self, LiveError> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| LiveError::Encode { type_name: T::NAME.to_string(), message: e.to_string() })?;
-        Ok(LiveData { type_name: T::NAME.to_string(), plugin: T::PLUGIN.to_string(), written_by: T::VERSION.to_string(), bytes })
+        Ok(LiveData {
+            type_name: T::NAME.to_string(),
+            plugin: T::PLUGIN.to_string(),
+            written_by: T::VERSION.to_string(),
+            bytes,
+        })
     }
 
     /// Reads the value as this build's `T`.

@@ -1,8 +1,8 @@
 //! One plugin library, opened from a private copy.
 
 use std::mem::ManuallyDrop;
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
@@ -34,7 +34,8 @@ pub(crate) struct LoadedPlugin {
 /// and every handle on its live functions, so that it is released only when none of them is
 /// left; then the [`Graveyard`] decides when to close it.
 pub(crate) struct Mapping {
-    library: ManuallyDrop<libloading::Library>,
+    /// `None` for a plugin linked into the host.
+    library: Option<ManuallyDrop<libloading::Library>>,
     path: PathBuf,
     unloadable: bool,
     graveyard: Arc<Graveyard>,
@@ -42,9 +43,11 @@ pub(crate) struct Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `library` is taken exactly once, here, and never used again.
-        let library = unsafe { ManuallyDrop::take(&mut self.library) };
-        self.graveyard.bury(std::mem::take(&mut self.path), library, self.unloadable);
+        if let Some(mut library) = self.library.take() {
+            // SAFETY: `library` was just taken out of the option: it is dropped exactly once.
+            let library = unsafe { ManuallyDrop::take(&mut library) };
+            self.graveyard.bury(std::mem::take(&mut self.path), library, self.unloadable);
+        }
     }
 }
 
@@ -89,7 +92,10 @@ impl LoadedPlugin {
         if facts.name != expected_name {
             return Err(fail(
                 Stage::Inspect,
-                format!("the library is plugin `{}`, but its file name says `{expected_name}`; name plugin files `<plugin>@<version>.so`", facts.name),
+                format!(
+                    "the library is plugin `{}`, but its file name says `{expected_name}`; name plugin files `<plugin>@<version>.so`",
+                    facts.name
+                ),
             ));
         }
         if facts.fingerprint != abi::FINGERPRINT {
@@ -115,10 +121,8 @@ impl LoadedPlugin {
         // fingerprint checks above, so it was built by hotswap-build with this exact compiler
         // and runtime; its initialisers are those of Rust's std. RTLD_NOW makes a missing symbol
         // fail here, before any hook runs, instead of at the first call.
-        let library = unsafe {
-            libloading::os::unix::Library::open(Some(copy_to), libc::RTLD_NOW | libc::RTLD_LOCAL)
-        }
-        .map_err(|e| fail(Stage::Open, format!("dlopen failed: {e}")))?;
+        let library = unsafe { libloading::os::unix::Library::open(Some(copy_to), libc::RTLD_NOW | libc::RTLD_LOCAL) }
+            .map_err(|e| fail(Stage::Open, format!("dlopen failed: {e}")))?;
         let library: libloading::Library = library.into();
 
         // SAFETY: the symbol is declared by generated code as a `PluginDescriptor` static; the
@@ -143,12 +147,17 @@ impl LoadedPlugin {
             )
         };
         if header_fp != abi::FINGERPRINT {
-            return Err(fail(Stage::Open, format!("descriptor fingerprint [{header_fp}] differs from the host's [{}]", abi::FINGERPRINT)));
+            return Err(fail(
+                Stage::Open,
+                format!("descriptor fingerprint [{header_fp}] differs from the host's [{}]", abi::FINGERPRINT),
+            ));
         }
         if name != expected_name {
             return Err(fail(
                 Stage::Open,
-                format!("the library is plugin `{name}`, but its file name says `{expected_name}`; name plugin files `<plugin>@<version>.so`"),
+                format!(
+                    "the library is plugin `{name}`, but its file name says `{expected_name}`; name plugin files `<plugin>@<version>.so`"
+                ),
             ));
         }
         Ok(LoadedPlugin {
@@ -165,9 +174,54 @@ impl LoadedPlugin {
             hooks: &descriptor.hooks,
             on_load_done: AtomicBool::new(false),
             mapping: Arc::new(Mapping {
-                library: ManuallyDrop::new(library),
+                library: Some(ManuallyDrop::new(library)),
                 path: copy_to.to_path_buf(),
                 unloadable: descriptor.unloadable,
+                graveyard: Arc::clone(graveyard),
+            }),
+        })
+    }
+
+    /// A plugin linked into the host (`cargo xtask build --static-linking`).
+    pub fn linked(
+        descriptor: &'static PluginDescriptor,
+        generation: u64,
+        graveyard: &Arc<Graveyard>,
+    ) -> Result<Self, LoadError> {
+        // SAFETY: the descriptor is a static of this very binary.
+        let (name, version, fingerprint) = unsafe {
+            (
+                descriptor.name.to_string_lossy(),
+                descriptor.version.to_string_lossy(),
+                descriptor.header.fingerprint.to_string_lossy(),
+            )
+        };
+        let file = PathBuf::from(format!("<{name} linked into the host>"));
+        if descriptor.header.magic != abi::MAGIC || fingerprint != abi::FINGERPRINT {
+            return Err(LoadError {
+                plugin: Some(name),
+                file,
+                stage: Stage::Open,
+                reason: format!("linked plugin built against another runtime: [{fingerprint}]"),
+            });
+        }
+        Ok(LoadedPlugin {
+            name,
+            version,
+            file,
+            loaded_from: PathBuf::new(),
+            sha256: String::new(),
+            loaded_at: SystemTime::now(),
+            generation,
+            reloadable: true,
+            imports: Vec::new(),
+            export: None,
+            hooks: &descriptor.hooks,
+            on_load_done: AtomicBool::new(false),
+            mapping: Arc::new(Mapping {
+                library: None,
+                path: PathBuf::new(),
+                unloadable: false,
                 graveyard: Arc::clone(graveyard),
             }),
         })
@@ -187,8 +241,12 @@ impl Drop for LoadedPlugin {
     fn drop(&mut self) {
         if self.on_load_done.load(Ordering::Acquire) {
             match (self.hooks.on_free)() {
-                Ok(()) => tracing::debug!(plugin = %self.name, version = %self.version, "on_free done"),
-                Err(e) => tracing::warn!(plugin = %self.name, version = %self.version, "on_free failed: {e:?}"),
+                Ok(()) => {
+                    tracing::debug!(plugin = %self.name, version = %self.version, "on_free done")
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %self.name, version = %self.version, "on_free failed: {e:?}")
+                }
             }
         }
         // The mapping is released with the last reference to it (see `Mapping`).

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 
-use crate::abi::HookFailure;
+use crate::abi::{HookFailure, PluginDescriptor};
 use crate::error::{InvokeError, LoadError, Stage};
+use crate::inspect::sha256_hex;
 use crate::live::{RegisteredFunc, RegisteredType};
 use crate::loader::LoadedPlugin;
 use crate::retention::Graveyard;
 use crate::value::{Args, Value};
 use crate::vault::{Extension, Vault};
-use crate::inspect::sha256_hex;
 use crate::{HookError, LoadContext};
 
 type ExtensionNewer = Arc<dyn Fn() -> Extension + Send + Sync>;
@@ -24,7 +24,8 @@ type ExtensionNewer = Arc<dyn Fn() -> Extension + Send + Sync>;
 /// A reload callback: receives the new generation, fully loaded but not yet published, and
 /// the generation serving now (absent at the first load). An error or a panic fails the
 /// reload: the new generation is freed and the old one keeps serving.
-pub type ReloadCallback = Arc<dyn Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync>;
+pub type ReloadCallback =
+    Arc<dyn Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync>;
 
 /// How a plugin of a new generation came to be there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,14 +37,22 @@ enum Origin {
     Unchanged,
     /// The serving instance, carried over because its `reloadable` hook said no.
     NotReloadable,
+    /// Linked into the host (static linking).
+    Linked,
 }
 
 impl Origin {
+    /// Whether the plugin's hooks run for this generation.
+    fn is_fresh(self) -> bool {
+        matches!(self, Origin::Loaded | Origin::Linked)
+    }
+
     fn note(self) -> &'static str {
         match self {
             Origin::Loaded => "loaded",
             Origin::Unchanged => "unchanged",
             Origin::NotReloadable => "not reloadable",
+            Origin::Linked => "static (linked into the host)",
         }
     }
 }
@@ -69,9 +78,21 @@ pub struct PluginManagerBuilder {
     reuse_unchanged: bool,
     retain_released: Option<usize>,
     strict_modes: bool,
+    linked: Vec<&'static PluginDescriptor>,
 }
 
 impl PluginManagerBuilder {
+    /// Plugins linked into the host (`cargo xtask build --static-linking`), usually the
+    /// `static_plugins()` that [`static_plugins!`](crate::static_plugins) defines. When the
+    /// list is not empty the manager loads these instead of the folder's libraries, once:
+    /// a reload is refused with a clear reason (no new code can be loaded into a linked
+    /// binary, and linked plugins share their statics across generations), and the running
+    /// plugins keep serving. When it is empty (a normal build), nothing changes.
+    pub fn static_plugins(mut self, plugins: Vec<&'static PluginDescriptor>) -> Self {
+        self.linked = plugins;
+        self
+    }
+
     /// Whether to refuse a plugin folder or file that is writable by group or others, or
     /// owned by a user other than this process's user or root (default true, like sshd's
     /// `StrictModes`): whoever can write a plugin can run code as this host.
@@ -172,6 +193,7 @@ impl PluginManagerBuilder {
                 callbacks: self.callbacks,
                 reuse_unchanged: self.reuse_unchanged,
                 strict_modes: self.strict_modes,
+                linked: self.linked,
                 graveyard: Arc::new(Graveyard::new(self.retain_released)),
                 current: ArcSwapOption::empty(),
                 reload_state: Mutex::new(ReloadState { next_generation: 1, copies: 0, reloads: 0 }),
@@ -195,6 +217,7 @@ struct Inner {
     callbacks: Vec<ReloadCallback>,
     reuse_unchanged: bool,
     strict_modes: bool,
+    linked: Vec<&'static PluginDescriptor>,
     graveyard: Arc<Graveyard>,
     current: ArcSwapOption<Generation>,
     /// Serialises loads and reloads. Never taken by calls into plugins.
@@ -268,6 +291,7 @@ impl PluginManager {
             reuse_unchanged: true,
             retain_released: Some(2),
             strict_modes: true,
+            linked: Vec::new(),
         }
     }
 
@@ -305,6 +329,19 @@ impl PluginManager {
 
     fn reload_inner(&self, extra: Option<ReloadCallback>) -> Result<ReloadReport, LoadError> {
         let mut state = self.inner.reload_state.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.inner.linked.is_empty() && self.current().is_some() {
+            // Linked plugins share one copy of their statics with every generation, so
+            // running their lifecycle again would have the old generation's on_free undo the
+            // new one's on_init. Refuse instead: the running generation keeps serving.
+            let error = LoadError {
+                plugin: None,
+                file: PathBuf::from("<plugins linked into the host>"),
+                stage: Stage::Scan,
+                reason: "this host was built with --static-linking: its plugins are linked in, so no new code can be loaded; rebuild and restart the host (the running plugins keep serving)".into(),
+            };
+            tracing::warn!("{error}");
+            return Err(error);
+        }
         let started = Instant::now();
         let dir = self.plugin_dir();
         let result = self.build_generation(&dir, &mut state, extra);
@@ -389,7 +426,11 @@ impl PluginManager {
     }
 
     /// Calls `func` on every plugin of the current generation, dependents first.
-    pub fn invoke_each_backward(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+    pub fn invoke_each_backward(
+        &self,
+        func: &str,
+        args: impl Fn() -> Args,
+    ) -> Vec<(String, Result<Value, InvokeError>)> {
         match self.current() {
             Some(generation) => generation.invoke_each_backward(func, args),
             None => Vec::new(),
@@ -424,78 +465,95 @@ impl PluginManager {
             stages.push((stage, ms(timer.elapsed())));
             timer = Instant::now();
         };
-        let (files, ignored) = scan(dir, self.inner.whitelist.as_ref())?;
-        if self.inner.strict_modes {
-            check_modes(dir, None)?;
-            for (name, file) in &files {
-                check_modes(file, Some(name))?;
-            }
-        }
-        lap(Stage::Scan, &mut stages);
         let old = self.current();
         let mut per_plugin: HashMap<String, Vec<(Stage, f64)>> = HashMap::new();
         let mut time = |name: &str, stage: Stage, since: Instant| {
             per_plugin.entry(name.to_string()).or_default().push((stage, ms(since.elapsed())));
         };
+        let (mut plugins, ignored) = if !self.inner.linked.is_empty() {
+            let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, Origin)> = BTreeMap::new();
+            for descriptor in &self.inner.linked {
+                let plugin = LoadedPlugin::linked(descriptor, number, &self.inner.graveyard)?;
+                plugins.insert(plugin.name.clone(), (Arc::new(plugin), Origin::Linked));
+            }
+            (plugins, Vec::new())
+        } else {
+            let (files, ignored) = scan(dir, self.inner.whitelist.as_ref())?;
+            if self.inner.strict_modes {
+                check_modes(dir, None)?;
+                for (name, file) in &files {
+                    check_modes(file, Some(name))?;
+                }
+            }
+            lap(Stage::Scan, &mut stages);
 
-        // Decide, per plugin, whether to carry the serving instance over or load its file.
-        let serving = |name: &str| old.as_ref().and_then(|g| g.loaded(name));
-        let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
-        let mut contents: HashMap<String, (Vec<u8>, String)> = HashMap::new();
-        for (name, file) in &files {
-            if serving(name).is_some_and(|p| !p.reloadable) {
-                origins.insert(name.clone(), Origin::NotReloadable);
-                continue;
+            // Decide, per plugin, whether to carry the serving instance over or load its file.
+            let serving = |name: &str| old.as_ref().and_then(|g| g.loaded(name));
+            let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+            let mut contents: HashMap<String, (Vec<u8>, String)> = HashMap::new();
+            for (name, file) in &files {
+                if serving(name).is_some_and(|p| !p.reloadable) {
+                    origins.insert(name.clone(), Origin::NotReloadable);
+                    continue;
+                }
+                let bytes = std::fs::read(file).map_err(|e| LoadError {
+                    plugin: Some(name.clone()),
+                    file: file.clone(),
+                    stage: Stage::Copy,
+                    reason: format!("cannot read: {e}"),
+                })?;
+                let sha256 = sha256_hex(&bytes);
+                let same = self.inner.reuse_unchanged && serving(name).is_some_and(|p| p.sha256 == sha256);
+                origins.insert(name.clone(), if same { Origin::Unchanged } else { Origin::Loaded });
+                contents.insert(name.clone(), (bytes, sha256));
             }
-            let bytes = std::fs::read(file).map_err(|e| LoadError {
-                plugin: Some(name.clone()),
-                file: file.clone(),
-                stage: Stage::Copy,
-                reason: format!("cannot read: {e}"),
-            })?;
-            let sha256 = sha256_hex(&bytes);
-            let same = self.inner.reuse_unchanged && serving(name).is_some_and(|p| p.sha256 == sha256);
-            origins.insert(name.clone(), if same { Origin::Unchanged } else { Origin::Loaded });
-            contents.insert(name.clone(), (bytes, sha256));
-        }
-        // Unchanged only if everything it imports is carried over too; repeat until stable,
-        // since demoting one plugin can demote its importers.
-        loop {
-            let demote: Vec<String> = origins
-                .iter()
-                .filter(|(name, origin)| {
-                    **origin == Origin::Unchanged
-                        && serving(name).is_some_and(|p| {
-                            p.imports.iter().any(|i| !matches!(origins.get(i), Some(Origin::Unchanged | Origin::NotReloadable)))
-                        })
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            if demote.is_empty() {
-                break;
+            // Unchanged only if everything it imports is carried over too; repeat until stable,
+            // since demoting one plugin can demote its importers.
+            loop {
+                let demote: Vec<String> = origins
+                    .iter()
+                    .filter(|(name, origin)| {
+                        **origin == Origin::Unchanged
+                            && serving(name).is_some_and(|p| {
+                                p.imports
+                                    .iter()
+                                    .any(|i| !matches!(origins.get(i), Some(Origin::Unchanged | Origin::NotReloadable)))
+                            })
+                    })
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                if demote.is_empty() {
+                    break;
+                }
+                for name in demote {
+                    origins.insert(name, Origin::Loaded);
+                }
             }
-            for name in demote {
-                origins.insert(name, Origin::Loaded);
+            let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, Origin)> = BTreeMap::new();
+            for (name, origin) in &origins {
+                if *origin != Origin::Loaded {
+                    let kept = serving(name).expect("only serving plugins are carried over");
+                    plugins.insert(name.clone(), (Arc::clone(kept), *origin));
+                    continue;
+                }
+                let (bytes, sha256) = contents.remove(name).expect("every loaded plugin's file was read");
+                state.copies += 1;
+                let copy = self.inner.work.path().join(format!(
+                    "g{number}-{}-{name}.{}",
+                    state.copies,
+                    std::env::consts::DLL_EXTENSION
+                ));
+                let t = Instant::now();
+                let plugin =
+                    LoadedPlugin::open(&files[name], name, bytes, sha256, &copy, number, &self.inner.graveyard)?;
+                time(name, Stage::Open, t);
+                plugins.insert(name.clone(), (Arc::new(plugin), Origin::Loaded));
             }
-        }
-        let mut plugins: BTreeMap<String, (Arc<LoadedPlugin>, Origin)> = BTreeMap::new();
-        for (name, origin) in &origins {
-            if *origin != Origin::Loaded {
-                let kept = serving(name).expect("only serving plugins are carried over");
-                plugins.insert(name.clone(), (Arc::clone(kept), *origin));
-                continue;
-            }
-            let (bytes, sha256) = contents.remove(name).expect("every loaded plugin's file was read");
-            state.copies += 1;
-            let copy = self.inner.work.path().join(format!("g{number}-{}-{name}.{}", state.copies, std::env::consts::DLL_EXTENSION));
-            let t = Instant::now();
-            let plugin = LoadedPlugin::open(&files[name], name, bytes, sha256, &copy, number, &self.inner.graveyard)?;
-            time(name, Stage::Open, t);
-            plugins.insert(name.clone(), (Arc::new(plugin), Origin::Loaded));
-        }
+            (plugins, ignored)
+        };
         lap(Stage::Open, &mut stages);
         for (plugin, origin) in plugins.values_mut() {
-            if *origin != Origin::Loaded {
+            if !origin.is_fresh() {
                 continue;
             }
             let p = Arc::get_mut(plugin).expect("a fresh plugin has one owner");
@@ -532,7 +590,7 @@ impl PluginManager {
         // `on_free` (in reverse order) for every plugin whose `on_load` succeeded.
         let index = order.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
         let origins: Vec<Origin> = ordered.iter().map(|(_, o)| *o).collect();
-        let fresh: Vec<bool> = origins.iter().map(|o| *o == Origin::Loaded).collect();
+        let fresh: Vec<bool> = origins.iter().map(|o| o.is_fresh()).collect();
         let mut generation = Generation {
             number,
             plugins: ordered.into_iter().map(|(p, _)| p).collect(),
@@ -561,7 +619,10 @@ impl PluginManager {
                     plugin: None,
                     file: dir.to_path_buf(),
                     stage: Stage::VaultSetup,
-                    reason: format!("the extension constructor panicked: {}", crate::private::panic_message(p.as_ref())),
+                    reason: format!(
+                        "the extension constructor panicked: {}",
+                        crate::private::panic_message(p.as_ref())
+                    ),
                 })?)
             }
             None => None,
@@ -584,7 +645,8 @@ impl PluginManager {
 
         let generation = Arc::new(generation);
         for callback in self.inner.callbacks.iter().chain(extra.as_ref()) {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&generation, old.as_ref())));
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&generation, old.as_ref())));
             let reason = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => format!("a reload callback returned an error: {e}"),
@@ -662,15 +724,22 @@ fn ms(d: Duration) -> f64 {
 /// A file `<plugin>@<version>.so` belongs to `<plugin>`; any other `<stem>.so` to `<stem>`
 /// (without a leading `lib`). Hidden files (a leading `.`) are skipped: that is where
 /// `cargo xtask build` writes before its atomic rename.
-fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<(BTreeMap<String, PathBuf>, Vec<IgnoredFile>), LoadError> {
+fn scan(
+    dir: &Path,
+    whitelist: Option<&BTreeSet<String>>,
+) -> Result<(BTreeMap<String, PathBuf>, Vec<IgnoredFile>), LoadError> {
     let fail = |reason: String| LoadError { plugin: None, file: dir.to_path_buf(), stage: Stage::Scan, reason };
     let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
     let mut newest: BTreeMap<String, (SystemTime, PathBuf)> = BTreeMap::new();
     for entry in entries {
         let entry = entry.map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
         let path = entry.path();
-        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        if file_name.starts_with('.') || path.extension().and_then(|e| e.to_str()) != Some(std::env::consts::DLL_EXTENSION) {
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if file_name.starts_with('.')
+            || path.extension().and_then(|e| e.to_str()) != Some(std::env::consts::DLL_EXTENSION)
+        {
             continue;
         }
         let metadata = match entry.metadata() {
@@ -696,7 +765,11 @@ fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<(BTreeMap<St
         newest.retain(|name, (_, file)| {
             let keep = whitelist.contains(name);
             if !keep {
-                ignored.push(IgnoredFile { name: name.clone(), file: file.clone(), note: "not in the whitelist".into() });
+                ignored.push(IgnoredFile {
+                    name: name.clone(),
+                    file: file.clone(),
+                    note: "not in the whitelist".into(),
+                });
             }
             keep
         });
@@ -740,7 +813,10 @@ fn check_modes(path: &Path, plugin: Option<&str>) -> Result<(), LoadError> {
 }
 
 /// Orders plugins so that every plugin comes after the plugins it imports.
-fn dependency_order(dir: &Path, plugins: &BTreeMap<String, (Arc<LoadedPlugin>, Origin)>) -> Result<Vec<String>, LoadError> {
+fn dependency_order(
+    dir: &Path,
+    plugins: &BTreeMap<String, (Arc<LoadedPlugin>, Origin)>,
+) -> Result<Vec<String>, LoadError> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -850,7 +926,11 @@ impl Generation {
     }
 
     /// Calls `func` on every plugin, dependents first.
-    pub fn invoke_each_backward(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+    pub fn invoke_each_backward(
+        &self,
+        func: &str,
+        args: impl Fn() -> Args,
+    ) -> Vec<(String, Result<Value, InvokeError>)> {
         self.plugins.iter().rev().map(|p| (p.name.clone(), invoke(p, func, args()))).collect()
     }
 }
@@ -874,8 +954,12 @@ impl std::fmt::Debug for Generation {
 fn invoke(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<Value, InvokeError> {
     let library: Arc<dyn Any + Send + Sync> = plugin.mapping.clone();
     (plugin.hooks.invoke_func)(func, args).map(|value| value.keep_alive(library)).map_err(|failure| match failure {
-        HookFailure::Error(message) => InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message },
-        HookFailure::Panic(message) => InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message },
+        HookFailure::Error(message) => {
+            InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message }
+        }
+        HookFailure::Panic(message) => {
+            InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message }
+        }
     })
 }
 

@@ -4,7 +4,7 @@
 //! panic is caught, and its payload dropped, on the plugin's side of the boundary.
 
 use crate::abi::{HookFailure, HookOutcome};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Runs a hook, turning an error into `HookFailure::Error` and a panic into
 /// `HookFailure::Panic`.
@@ -37,4 +37,6 @@ pub fn imports(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-pub use crate::live::{LiveFuncEntry, LiveProbe, LiveRegistry, LiveTypeEntry, ProbeDefault, ProbeNoDefault, ProbeNoSerde, ProbeSerde};
+pub use crate::live::{
+    LiveFuncEntry, LiveProbe, LiveRegistry, LiveTypeEntry, ProbeDefault, ProbeNoDefault, ProbeNoSerde, ProbeSerde,
+};

@@ -20,8 +20,8 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Buried {
     path: PathBuf,
@@ -53,7 +53,9 @@ impl Graveyard {
         let mut buried = self.buried.lock().unwrap_or_else(|e| e.into_inner());
         buried.push_back(Buried { path, library });
         while buried.len() > retain {
-            let Some(oldest) = buried.pop_front() else { break };
+            let Some(oldest) = buried.pop_front() else {
+                break;
+            };
             match oldest.library.close() {
                 Ok(()) => tracing::debug!(library = %oldest.path.display(), "library closed"),
                 Err(e) => tracing::warn!(library = %oldest.path.display(), "dlclose failed: {e}"),

@@ -30,8 +30,12 @@ impl SignalReloader {
             for signal in signals.forever() {
                 let name = if signal == SIGHUP { "SIGHUP" } else { "SIGUSR1" };
                 match manager.reload() {
-                    Ok(report) => tracing::info!(signal = name, generation = report.generation, "reload on signal accepted"),
-                    Err(error) => tracing::error!(signal = name, "reload on signal refused: {error}"),
+                    Ok(report) => {
+                        tracing::info!(signal = name, generation = report.generation, "reload on signal accepted")
+                    }
+                    Err(error) => {
+                        tracing::error!(signal = name, "reload on signal refused: {error}")
+                    }
                 }
             }
         })?;

@@ -100,7 +100,15 @@ impl Vault {
         live_types: HashMap<String, RegisteredType>,
         libraries: Vec<Arc<dyn Any + Send + Sync>>,
     ) -> Self {
-        Vault { generation, extension, exports, data: RwLock::new(HashMap::new()), live_funcs, live_types, _libraries: libraries }
+        Vault {
+            generation,
+            extension,
+            exports,
+            data: RwLock::new(HashMap::new()),
+            live_funcs,
+            live_types,
+            _libraries: libraries,
+        }
     }
 
     /// A typed handle on live function `name`. `F` is a function pointer type such as
@@ -109,7 +117,10 @@ impl Vault {
     pub fn live_func<F: Any + Copy>(&self, name: &str) -> Result<LiveFn<F>, LiveError> {
         self.live_funcs
             .get(name)
-            .ok_or_else(|| LiveError::UnknownFunction { name: name.to_string(), known: sorted(self.live_funcs.keys()) })?
+            .ok_or_else(|| LiveError::UnknownFunction {
+                name: name.to_string(),
+                known: sorted(self.live_funcs.keys()),
+            })?
             .handle::<F>()
     }
 
@@ -135,7 +146,10 @@ impl Vault {
     /// A default value of live type `name` (the type must implement `Default`).
     pub fn new_live(&self, name: &str) -> Result<Value, LiveError> {
         let ty = self.registered_type(name)?;
-        let make = ty.entry.make_default.ok_or(LiveError::Unsupported { name: name.to_string(), missing: "does not implement Default" })?;
+        let make = ty
+            .entry
+            .make_default
+            .ok_or(LiveError::Unsupported { name: name.to_string(), missing: "does not implement Default" })?;
         Ok(make().keep_alive(Arc::clone(&ty.library)))
     }
 
@@ -146,11 +160,13 @@ impl Vault {
             name: data.type_name.clone(),
             missing: "does not implement serde's Serialize and Deserialize",
         })?;
-        decode(&data.bytes).map(|value| value.keep_alive(Arc::clone(&ty.library))).map_err(|message| LiveError::Decode {
-            type_name: data.type_name.clone(),
-            written_by: data.written_by.clone(),
-            reader: ty.version.clone(),
-            message,
+        decode(&data.bytes).map(|value| value.keep_alive(Arc::clone(&ty.library))).map_err(|message| {
+            LiveError::Decode {
+                type_name: data.type_name.clone(),
+                written_by: data.written_by.clone(),
+                reader: ty.version.clone(),
+                message,
+            }
         })
     }
 
@@ -174,10 +190,7 @@ impl Vault {
 
     /// The export of plugin `plugin`, as a `T`.
     pub fn import<T: Any>(&self, plugin: &str) -> Result<&T, VaultError> {
-        let export = self
-            .exports
-            .get(plugin)
-            .ok_or_else(|| VaultError::NoExport { plugin: plugin.to_string() })?;
+        let export = self.exports.get(plugin).ok_or_else(|| VaultError::NoExport { plugin: plugin.to_string() })?;
         export.downcast_ref::<T>().ok_or_else(|| VaultError::ExportType {
             plugin: plugin.to_string(),
             expected: std::any::type_name::<T>().to_string(),

@@ -8,6 +8,7 @@
 //! Run `cargo xtask help` for the flags.
 
 mod plugin_build;
+mod static_build;
 mod reload;
 
 use std::process::ExitCode;

@@ -12,44 +12,54 @@ use hotswap_runtime::inspect::{inspect, sha256_hex};
 use hotswap_runtime::Manifest;
 
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  cargo xtask build plugin/foo bin --leave-temps\n  cargo xtask build --static-linking --debug demo/slink/host demo/slink/bin")]
 pub struct BuildArgs {
     /// The plugin crate's folder (holding its Cargo.toml).
-    plugin_dir: PathBuf,
+    pub(crate) plugin_dir: PathBuf,
     /// Where to write `<name>@<version>.so` and its manifest `<name>@<version>.json`.
-    output_dir: PathBuf,
+    pub(crate) output_dir: PathBuf,
     /// Keep the intermediate files (cargo's messages, the generated registry, the raw
     /// artifact) in a temporary folder and print where.
     #[arg(long)]
-    leave_temps: bool,
+    pub(crate) leave_temps: bool,
     /// Scan only source files whose path relative to the crate (e.g. `src/net/mod.rs`) matches
     /// this regex. Repeatable.
     #[arg(long, value_name = "RE")]
-    include: Vec<String>,
+    pub(crate) include: Vec<String>,
     /// Skip source files whose relative path matches this regex. Repeatable.
     #[arg(long, value_name = "RE")]
-    exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
     /// Prefix of live items [default: live_].
     #[arg(long, value_name = "P")]
-    live_prefix: Option<String>,
+    pub(crate) live_prefix: Option<String>,
     /// Build with the dev profile instead of release.
     #[arg(long)]
-    debug: bool,
+    pub(crate) debug: bool,
     /// Print the commands run and the environment passed to the build.
     #[arg(short, long)]
-    verbose: bool,
+    pub(crate) verbose: bool,
+    /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
+    /// the first folder is then the HOST crate, built with its `hotswap-static` feature,
+    /// which lists the plugin crates to link (optional dependencies); the host binary and a
+    /// manifest go to the output folder.
+    #[arg(long)]
+    pub(crate) static_linking: bool,
     /// Extra arguments for `cargo build`, after `--`.
     #[arg(last = true)]
-    cargo_args: Vec<String>,
+    pub(crate) cargo_args: Vec<String>,
 }
 
 /// The version stamp and where it came from.
-struct Stamp {
-    version: String,
-    git_revision: Option<String>,
-    built_at: String,
+pub(crate) struct Stamp {
+    pub(crate) version: String,
+    pub(crate) git_revision: Option<String>,
+    pub(crate) built_at: String,
 }
 
 pub fn run(args: BuildArgs) -> Result<()> {
+    if args.static_linking {
+        return crate::static_build::run(args);
+    }
     let started = Instant::now();
     for (flag, patterns) in [("--include", &args.include), ("--exclude", &args.exclude)] {
         for p in patterns {
@@ -181,10 +191,11 @@ pub fn run(args: BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// The package at `dir`, checked to be a plugin crate.
-fn plugin_package(dir: &Path) -> Result<Package> {
+/// The package whose Cargo.toml is in `dir` (a `what`: plugin or host), and the target folder
+/// of its workspace.
+pub(crate) fn package_at(dir: &Path, what: &str) -> Result<(Package, PathBuf)> {
     if !dir.is_dir() {
-        bail!("plugin folder {} does not exist", dir.display());
+        bail!("{what} folder {} does not exist", dir.display());
     }
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
@@ -196,11 +207,18 @@ fn plugin_package(dir: &Path) -> Result<Package> {
         .exec()
         .with_context(|| format!("cargo metadata for {}", manifest.display()))?;
     let wanted = manifest.canonicalize()?;
+    let target_dir = metadata.target_directory.as_std_path().to_path_buf();
     let package = metadata
         .packages
         .into_iter()
         .find(|p| p.manifest_path.as_std_path().canonicalize().is_ok_and(|m| m == wanted))
-        .with_context(|| format!("{} is a workspace manifest, not a plugin crate", manifest.display()))?;
+        .with_context(|| format!("{} is a workspace manifest, not a {what} crate", manifest.display()))?;
+    Ok((package, target_dir))
+}
+
+/// The package at `dir`, checked to be a plugin crate.
+pub(crate) fn plugin_package(dir: &Path) -> Result<Package> {
+    let (package, _) = package_at(dir, "plugin")?;
     let not_plugin = |why: &str| anyhow::anyhow!("{} is not a hotswap plugin crate: {why}", dir.display());
     if !package.targets.iter().any(|t| t.crate_types.iter().any(|c| c.to_string() == "cdylib")) {
         return Err(not_plugin("its [lib] has no crate-type \"cdylib\""));
@@ -215,7 +233,7 @@ fn plugin_package(dir: &Path) -> Result<Package> {
 }
 
 /// `<crate version>+g<commit>[.dirty].<UTC build time>`, or without the git part outside git.
-fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> Stamp {
+pub(crate) fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> Stamp {
     let now = SystemTime::now();
     let built_at = humantime::format_rfc3339_seconds(now).to_string();
     let compact: String = built_at.chars().filter(|c| !matches!(c, '-' | ':')).collect();
@@ -247,7 +265,7 @@ fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> Stamp {
 
 /// Writes `path` by writing a hidden temporary file in the same folder and renaming it, so a
 /// reader (or a host mapping the old file) never sees a partial file.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".hotswap-")
