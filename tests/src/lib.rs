@@ -56,6 +56,73 @@ pub fn build_plugin(crate_dir: &str) -> BuiltPlugin {
     cell.get_or_init(|| build_now(crate_dir)).clone()
 }
 
+/// Builds the plugin crate at `crate_dir` (relative to the workspace root) with a release
+/// `cargo xtask build` (no `--debug`), once per process, into its own per-process folder.
+/// For benchmarks: debug builds would measure the optimiser's absence.
+pub fn build_plugin_release(crate_dir: &str) -> BuiltPlugin {
+    build_plugin_release_with_env(crate_dir, "", &[])
+}
+
+/// [`build_plugin_release`] with extra environment variables for the build (for example a
+/// plugin name read by the crate's `build.rs`). `label` tells builds of the same crate with
+/// different variables apart: each `(crate_dir, label)` pair is built once per process, into
+/// its own folder. Builds of one crate must not run at the same time (they share cargo's
+/// artifact), so they are serialised.
+pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str, &str)]) -> BuiltPlugin {
+    static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<BuiltPlugin>>>>> = OnceLock::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let key = format!("{crate_dir}#{label}");
+    let cell = {
+        let mut map = BUILT.get_or_init(Default::default).lock().unwrap();
+        Arc::clone(map.entry(key).or_default())
+    };
+    cell.get_or_init(|| {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let suffix = if label.is_empty() { String::new() } else { format!("-{label}") };
+        let out = workspace_root()
+            .join("target")
+            .join("hotswap-test-plugins")
+            .join(format!("release-{}{suffix}-{}", crate_dir.replace('/', "_"), std::process::id()));
+        run_xtask_build(crate_dir, &out, false, env)
+    })
+    .clone()
+}
+
+/// Runs `cargo xtask build [--debug] <crate_dir> <out>` with `env` added, into a fresh `out`,
+/// and returns what it wrote.
+fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)]) -> BuiltPlugin {
+    let root = workspace_root();
+    let _ = std::fs::remove_dir_all(out);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(&root).args(["run", "--quiet", "--package", "xtask", "--", "build"]);
+    if debug {
+        command.arg("--debug");
+    }
+    command.arg(root.join(crate_dir)).arg(out).envs(env.iter().copied());
+    let output = command.output().expect("running cargo xtask build");
+    assert!(
+        output.status.success(),
+        "cargo xtask build {crate_dir} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut library = None;
+    let mut manifest = None;
+    for entry in std::fs::read_dir(out).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("so") => library = Some(path),
+            Some("json") => manifest = Some(path),
+            _ => {}
+        }
+    }
+    BuiltPlugin {
+        library: library.expect("xtask wrote a library"),
+        manifest: manifest.expect("xtask wrote a manifest"),
+    }
+}
+
 fn build_now(crate_dir: &str) -> BuiltPlugin {
     let root = workspace_root();
     // One folder per process: test binaries (or developers) running at the same time must not

@@ -1,0 +1,59 @@
+//! Shared by the bench targets: where results go, and small statistics.
+
+#![allow(dead_code)] // each bench target uses a different part
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the bench targets leave their results for `report`: `<target>/bench-results/`.
+pub fn results_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| hotswap_tests::workspace_root().join("target"));
+    let dir = target.join("bench-results");
+    std::fs::create_dir_all(&dir).expect("creating the bench results folder");
+    dir
+}
+
+/// Where criterion keeps its estimates (criterion's own rule: `$CARGO_TARGET_DIR/criterion`,
+/// else the workspace's `target/criterion`).
+pub fn criterion_dir() -> PathBuf {
+    std::env::var_os("CRITERION_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| hotswap_tests::workspace_root().join("target"))
+            .join("criterion")
+    })
+}
+
+/// Writes `value` as `<results_dir>/<name>.json`.
+pub fn write_results(name: &str, value: &serde_json::Value) {
+    let path = results_dir().join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).expect("writing bench results");
+    eprintln!("results written to {}", path.display());
+}
+
+/// Milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The median of `values` (which it sorts).
+pub fn median(values: &mut [f64]) -> f64 {
+    percentile(values, 50.0)
+}
+
+/// The `p`th percentile of `values` (nearest rank; sorts them).
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
+    assert!(!values.is_empty(), "no samples");
+    values.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// The 1-, 5- and 15-minute load averages, from /proc/loadavg.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
