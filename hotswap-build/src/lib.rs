@@ -38,6 +38,8 @@
 //! builder's), `HOTSWAP_LIVE_PREFIX`, `HOTSWAP_STATIC` (`1`: compile for linking into a host,
 //! without exported symbols), `HOTSWAP_VERSION_<CRATE>` (a per-crate stamp, for static hosts).
 
+#![warn(missing_docs)]
+
 mod host;
 mod scan;
 

@@ -25,14 +25,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Why libraries are never unloaded
+//! # When libraries are unloaded
 //!
 //! A replaced generation gets `on_free` after the free delay, once no [`Plugin`] handle
-//! refers to it, but its library stays mapped. Rust gives no way to know that nothing still
-//! points into a library's code or data: a `Value` it returned, a type name, a boxed closure,
-//! a thread-local destructor or a thread it started. Unmapping while one of those lives is a
-//! crash. The cost is the library's mapped size per reload (typically a few hundred KiB of
-//! mostly shared, clean pages for a release build).
+//! refers to it. Its library stays mapped while anything the runtime hands out can still
+//! point into it: a generation, its [`Vault`], a [`Plugin`] handle, a [`Value`] the plugin
+//! returned, a [`LiveFn`] handle. When the last of those goes, the library is released, and
+//! the [`retention`] policy closes released libraries beyond the most recent few, which
+//! bounds memory over any number of reloads. What the runtime cannot see (threads a plugin
+//! did not join, raw pointers it leaked) is the plugin's duty; a plugin that cannot meet it
+//! is built with `hotswap_build::Config::unloadable(false)`, and a host can choose
+//! [`PluginManagerBuilder::never_unload`].
+//!
+//! # Static linking
+//!
+//! For debuggers and platforms without `dlopen`, `cargo xtask build --static-linking` links
+//! the plugins into the host; the host passes them to
+//! [`PluginManagerBuilder::static_plugins`] (see [`static_plugins!`]).
+
+#![warn(missing_docs)]
 
 pub mod abi;
 mod control;

@@ -299,6 +299,25 @@ impl RegisteredType {
 /// [`LiveData::decode`] (in plugin code) or [`Vault::decode_live`](crate::Vault::decode_live).
 /// Fields added with `#[serde(default)]` and removed fields are handled by serde; any other
 /// incompatible change is a [`LiveError::Decode`], and the envelope is left untouched.
+///
+/// ```
+/// use hotswap_runtime::{LiveData, LiveError, LiveType};
+///
+/// // What hotswap-build generates for a live type of plugin `jobs`, by hand here.
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct LiveJob { id: u64 }
+/// impl LiveType for LiveJob {
+///     const NAME: &'static str = "LiveJob";
+///     const PLUGIN: &'static str = "jobs";
+///     const VERSION: &'static str = "1.0.0";
+/// }
+///
+/// let data = LiveData::new(&LiveJob { id: 7 })?;
+/// assert_eq!((data.type_name.as_str(), data.written_by.as_str()), ("LiveJob", "1.0.0"));
+/// let job: LiveJob = data.decode()?;
+/// assert_eq!(job.id, 7);
+/// # Ok::<(), LiveError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LiveData {
     /// The live type's name.

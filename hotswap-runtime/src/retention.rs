@@ -1,7 +1,8 @@
 //! When replaced libraries are closed.
 //!
 //! A library is released when nothing refers to it any more: no generation, vault, `Plugin`
-//! handle, `Value` it returned, or live-function handle (all of them hold its [`Mapping`]).
+//! handle, `Value` it returned, or live-function handle (all of them hold a shared reference
+//! to the mapped library).
 //! Released libraries then wait in the graveyard, which keeps the `retain` most recently
 //! released ones mapped and closes older ones with `dlclose` (deleting their private copy).
 //! The margin covers what the runtime cannot track: a raw pointer a plugin leaked, a callback
@@ -15,8 +16,6 @@
 //! handles, callbacks it registered with the host or with a library the host shares.
 //! Thread-local destructors are safe: glibc keeps a library loaded while one of its
 //! thread-local destructors is pending.
-//!
-//! [`Mapping`]: crate::loader::Mapping
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

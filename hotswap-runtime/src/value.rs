@@ -9,6 +9,16 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A value of any `Send + 'static` type, with its type name.
+///
+/// ```
+/// use hotswap_runtime::Value;
+///
+/// let value = Value::new(42_i64);
+/// assert_eq!(value.type_name(), "i64");
+/// assert_eq!(*value.downcast_ref::<i64>().unwrap(), 42);
+/// let wrong = value.downcast::<String>().unwrap_err();
+/// assert_eq!(wrong.to_string(), "expected a value of type `alloc::string::String`, found `i64`");
+/// ```
 pub struct Value {
     // Field order matters: `inner` (whose drop glue may live in a plugin library) is dropped
     // before `keep_alive` (which keeps that library mapped).
@@ -134,6 +144,16 @@ pub enum ArgError {
 }
 
 /// The arguments of one `invoke_func` call.
+///
+/// ```
+/// use hotswap_runtime::{args, ArgError};
+///
+/// let mut args = args![2_i64, "two".to_string()];
+/// assert_eq!(*args.get::<i64>(0).unwrap(), 2);
+/// assert_eq!(args.take::<String>(1).unwrap(), "two");
+/// assert!(matches!(args.take::<String>(1), Err(ArgError::Missing { index: 1, .. })), "taken already");
+/// assert!(matches!(args.get::<u8>(0), Err(ArgError::WrongType { index: 0, .. })));
+/// ```
 #[derive(Debug, Default)]
 pub struct Args(Vec<Option<Value>>);
 
