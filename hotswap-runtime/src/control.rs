@@ -228,6 +228,11 @@ fn serve(listener: UnixListener, manager: PluginManager, stop: Arc<AtomicBool>) 
             Ok(uid) if uid == own_uid => handle(&mut stream, &manager),
             Ok(uid) => {
                 tracing::warn!(peer_uid = uid, "control request from another user refused");
+                // Read (and ignore) the request before answering: closing a socket with unread
+                // data would reset the connection and the client would never see why.
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut ignored = String::new();
+                let _ = std::io::Read::take(BufReader::new(&stream), 64 * 1024).read_line(&mut ignored);
                 Some(ControlResponse::Refused { reason: format!("requests from uid {uid} are not accepted") })
             }
             Err(e) => Some(ControlResponse::Refused { reason: format!("cannot check peer credentials: {e}") }),
@@ -281,7 +286,13 @@ pub fn send_request(path: &Path, request: &ControlRequest, timeout: Duration) ->
     stream.set_read_timeout(Some(timeout)).map_err(io("setting a timeout"))?;
     let mut line = serde_json::to_string(request).expect("requests serialize");
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(io(format!("writing to {}", path.display())))?;
+    if let Err(e) = stream.write_all(line.as_bytes()) {
+        // A host that refuses a peer may answer and close before reading; its answer is still
+        // waiting in the socket, so only give up if there is none.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(io(format!("writing to {}", path.display()))(e));
+        }
+    }
     let mut answer = String::new();
     BufReader::new(&stream)
         .read_line(&mut answer)
