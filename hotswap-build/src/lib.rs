@@ -357,9 +357,12 @@ impl Config {
             .or_else(|| self.env("HOTSWAP_LIVE_PREFIX").filter(|p| !p.is_empty()))
             .unwrap_or_else(|| DEFAULT_LIVE_PREFIX.to_string());
         let filter = scan::FileFilter::new(&includes, &excludes)?;
+        if self.emit_cargo {
+            // Before scanning, so that a build failing on a bad source still reruns on edits.
+            println!("cargo:rerun-if-changed={}", crate_dir.join("src").display());
+        }
         let found = scan::scan(&crate_dir, &filter, &live_prefix)?;
         if self.emit_cargo {
-            println!("cargo:rerun-if-changed={}", crate_dir.join("src").display());
             for file in &found.scanned {
                 println!("cargo:rerun-if-changed={}", crate_dir.join(file).display());
             }

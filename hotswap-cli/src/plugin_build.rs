@@ -1,4 +1,4 @@
-//! `cargo xtask build <pluginDir> <outputDir>`.
+//! `build <pluginDir> <outputDir>`: one plugin crate to a stamped library and its manifest.
 
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -12,53 +12,91 @@ use hotswap_runtime::inspect::{inspect, sha256_hex};
 use hotswap_runtime::Manifest;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  cargo xtask build plugin/foo bin --leave-temps\n  cargo xtask build --static-linking --debug demo/slink/host demo/slink/bin")]
+#[command(after_help = "Examples:\n  build plugin/foo bin --leave-temps\n  build --static-linking --debug demo/slink/host demo/slink/bin")]
 pub struct BuildArgs {
     /// The plugin crate's folder (holding its Cargo.toml).
-    pub(crate) plugin_dir: PathBuf,
+    pub plugin_dir: PathBuf,
     /// Where to write `<name>@<version>.so` and its manifest `<name>@<version>.json`.
-    pub(crate) output_dir: PathBuf,
+    pub output_dir: PathBuf,
     /// Keep the intermediate files (cargo's messages, the generated registry, the raw
     /// artifact) in a temporary folder and print where.
     #[arg(long)]
-    pub(crate) leave_temps: bool,
+    pub leave_temps: bool,
     /// Scan only source files whose path relative to the crate (e.g. `src/net/mod.rs`) matches
     /// this regex. Repeatable.
     #[arg(long, value_name = "RE")]
-    pub(crate) include: Vec<String>,
+    pub include: Vec<String>,
     /// Skip source files whose relative path matches this regex. Repeatable.
     #[arg(long, value_name = "RE")]
-    pub(crate) exclude: Vec<String>,
+    pub exclude: Vec<String>,
     /// Prefix of live items [default: live_].
     #[arg(long, value_name = "P")]
-    pub(crate) live_prefix: Option<String>,
+    pub live_prefix: Option<String>,
     /// Build with the dev profile instead of release.
     #[arg(long)]
-    pub(crate) debug: bool,
+    pub debug: bool,
     /// Print the commands run and the environment passed to the build.
     #[arg(short, long)]
-    pub(crate) verbose: bool,
+    pub verbose: bool,
     /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
     /// the first folder is then the HOST crate, built with its `hotswap-static` feature,
     /// which lists the plugin crates to link (optional dependencies); the host binary and a
     /// manifest go to the output folder.
     #[arg(long)]
-    pub(crate) static_linking: bool,
+    pub static_linking: bool,
     /// Extra arguments for `cargo build`, after `--`.
     #[arg(last = true)]
-    pub(crate) cargo_args: Vec<String>,
+    pub cargo_args: Vec<String>,
 }
 
 /// The version stamp and where it came from.
-pub(crate) struct Stamp {
-    pub(crate) version: String,
-    pub(crate) git_revision: Option<String>,
-    pub(crate) built_at: String,
+pub struct Stamp {
+    pub version: String,
+    pub git_revision: Option<String>,
+    pub built_at: String,
 }
 
+/// What [`build`] produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Plugin name (the crate name).
+    pub name: String,
+    /// The version stamp it carries.
+    pub version: String,
+    /// The library written into the output folder.
+    pub library: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256, as in the manifest.
+    pub sha256: String,
+    /// Wall-clock time of the whole build.
+    pub elapsed: std::time::Duration,
+}
+
+/// Runs `build` as the command line does, printing one line on success.
 pub fn run(args: BuildArgs) -> Result<()> {
     if args.static_linking {
         return crate::static_build::run(args);
+    }
+    let built = build(&args, false)?;
+    println!(
+        "built {} {} -> {} ({} KiB, sha256 {}…) in {:.1}s",
+        built.name,
+        built.version,
+        built.library.display(),
+        built.size / 1024,
+        &built.sha256[..12],
+        built.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Builds one plugin crate (not `--static-linking`) and writes its library and manifest into
+/// the output folder atomically. With `quiet`, cargo's own output is kept and shown only in
+/// the error if the build fails.
+pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
+    if args.static_linking {
+        bail!("build() makes plugin libraries; static hosts are built by run() with --static-linking");
     }
     let started = Instant::now();
     for (flag, patterns) in [("--include", &args.include), ("--exclude", &args.exclude)] {
@@ -71,7 +109,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     }
     let package = plugin_package(&args.plugin_dir)?;
     let plugin_dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
-    let stamp = stamp(&plugin_dir, &package.version.to_string(), args.verbose);
+    let stamp = stamp(&plugin_dir, &package.version.to_string(), args.verbose, quiet);
     // 0755 whatever the umask allows beyond it: the runtime refuses a plugin folder that
     // group or others can write (strict modes).
     {
@@ -106,12 +144,20 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .env("HOTSWAP_EXCLUDE", args.exclude.join("\n"))
         .env("HOTSWAP_LIVE_PREFIX", args.live_prefix.clone().unwrap_or_default())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(if quiet { Stdio::piped() } else { Stdio::inherit() });
     if args.verbose {
         eprintln!("running: {command:?}");
     }
     let mut child = command.spawn().with_context(|| format!("cannot run {cargo}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
+    // Drain stderr on its own thread so cargo never blocks on a full pipe.
+    let stderr_reader = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        })
+    });
     let mut artifact: Option<PathBuf> = None;
     let mut out_dir: Option<PathBuf> = None;
     let mut log = Vec::new();
@@ -138,8 +184,14 @@ pub fn run(args: BuildArgs) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    let cargo_stderr = stderr_reader.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     if !status.success() {
-        bail!("cargo build of {} failed ({status}); the output folder was not touched", package.name);
+        let diagnostics: Vec<&str> = cargo_stderr
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("Compiling") && !l.trim_start().starts_with("Blocking"))
+            .collect();
+        let shown = if diagnostics.is_empty() { String::new() } else { format!("\n{}", diagnostics.join("\n")) };
+        bail!("cargo build of {} failed ({status}); the output folder was not touched{shown}", package.name);
     }
     let artifact = artifact.with_context(|| format!("cargo built no cdylib for {}", package.name))?;
     let bytes = std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
@@ -179,21 +231,19 @@ pub fn run(args: BuildArgs) -> Result<()> {
         }
         eprintln!("intermediate files left in {}", temps.display());
     }
-    println!(
-        "built {} {} -> {} ({} KiB, sha256 {}…) in {:.1}s",
-        facts.name,
-        facts.version,
-        library_path.display(),
-        bytes.len() / 1024,
-        &manifest.sha256[..12],
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(Built {
+        name: facts.name,
+        version: facts.version,
+        library: library_path,
+        size: bytes.len() as u64,
+        sha256: manifest.sha256,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// The package whose Cargo.toml is in `dir` (a `what`: plugin or host), and the target folder
 /// of its workspace.
-pub(crate) fn package_at(dir: &Path, what: &str) -> Result<(Package, PathBuf)> {
+pub fn package_at(dir: &Path, what: &str) -> Result<(Package, PathBuf)> {
     if !dir.is_dir() {
         bail!("{what} folder {} does not exist", dir.display());
     }
@@ -217,7 +267,7 @@ pub(crate) fn package_at(dir: &Path, what: &str) -> Result<(Package, PathBuf)> {
 }
 
 /// The package at `dir`, checked to be a plugin crate.
-pub(crate) fn plugin_package(dir: &Path) -> Result<Package> {
+pub fn plugin_package(dir: &Path) -> Result<Package> {
     let (package, _) = package_at(dir, "plugin")?;
     let not_plugin = |why: &str| anyhow::anyhow!("{} is not a hotswap plugin crate: {why}", dir.display());
     if !package.targets.iter().any(|t| t.crate_types.iter().any(|c| c.to_string() == "cdylib")) {
@@ -233,7 +283,7 @@ pub(crate) fn plugin_package(dir: &Path) -> Result<Package> {
 }
 
 /// `<crate version>+g<commit>[.dirty].<UTC build time>`, or without the git part outside git.
-pub(crate) fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> Stamp {
+pub fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool, quiet: bool) -> Stamp {
     let now = SystemTime::now();
     let built_at = humantime::format_rfc3339_seconds(now).to_string();
     let compact: String = built_at.chars().filter(|c| !matches!(c, '-' | ':')).collect();
@@ -254,10 +304,12 @@ pub(crate) fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> St
             Stamp { version, git_revision: Some(revision), built_at }
         }
         None => {
-            eprintln!(
+            if !quiet {
+                eprintln!(
                 "note: {} has no git history (not a git checkout, no commit touching it, or no git); the version stamp uses the build time only",
                 plugin_dir.display()
-            );
+                );
+            }
             Stamp { version: format!("{crate_version}+{compact}"), git_revision: None, built_at }
         }
     }
@@ -265,7 +317,7 @@ pub(crate) fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool) -> St
 
 /// Writes `path` by writing a hidden temporary file in the same folder and renaming it, so a
 /// reader (or a host mapping the old file) never sees a partial file.
-pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".hotswap-")

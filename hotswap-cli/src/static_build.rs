@@ -86,12 +86,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
             bail!("plugin `{name}` of the hotswap-static feature must be a path dependency");
         };
         let (package, _) = package_at(path.as_std_path(), "plugin")?;
-        let plugin = stamp(path.as_std_path(), &package.version.to_string(), args.verbose);
+        let plugin = stamp(path.as_std_path(), &package.version.to_string(), args.verbose, false);
         let key = format!("HOTSWAP_VERSION_{}", package.name.to_uppercase().replace('-', "_"));
         command.env(&key, &plugin.version);
         plugins.push(LinkedPlugin { package: package.name.to_string(), version: plugin.version });
     }
-    let host_stamp = stamp(&host_dir, &host.version.to_string(), args.verbose);
+    let host_stamp = stamp(&host_dir, &host.version.to_string(), args.verbose, false);
     if args.verbose {
         eprintln!("running: {command:?}");
     }

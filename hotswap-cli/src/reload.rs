@@ -1,4 +1,4 @@
-//! `cargo xtask reload` and `cargo xtask status`.
+//! `reload` and `status`: requests to a running host's control socket.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use clap::Args;
 use hotswap_runtime::{default_socket_path, send_request, ControlRequest, ControlResponse};
 
 #[derive(Args)]
+#[derive(Debug)]
 pub struct ReloadArgs {
     /// Control socket of the host [default: $HOTSWAP_SOCKET, else $XDG_RUNTIME_DIR/hotswap/control.sock, else /tmp/hotswap-<uid>/control.sock]
     #[arg(long, value_name = "PATH")]
@@ -19,6 +20,7 @@ pub struct ReloadArgs {
 }
 
 #[derive(Args)]
+#[derive(Debug)]
 pub struct StatusArgs {
     /// Control socket of the host (same default as `reload`).
     #[arg(long, value_name = "PATH")]

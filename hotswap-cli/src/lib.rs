@@ -1,0 +1,105 @@
+//! The hotswap commands, as a library: build a plugin with a version stamp, ask a running host
+//! to reload, watch plugin sources and rebuild and reload on every save, and scaffold new
+//! plugin and host crates. The hotswap repository's `cargo xtask` and the installable
+//! `cargo hotswap` binary are both [`main`] with a different name, and so can your own
+//! workspace's xtask be:
+//!
+//! ```no_run
+//! // xtask/src/main.rs, with `hotswap-cli` as a dependency and, in .cargo/config.toml,
+//! // [alias] xtask = "run --quiet --package xtask --"
+//! fn main() -> std::process::ExitCode {
+//!     hotswap_cli::main("cargo xtask")
+//! }
+//! ```
+//!
+//! Commands (`<tool> help <command>` for every flag):
+//!
+//! * `build <pluginDir> <outputDir> [-- cargo args]`: builds the plugin crate (release unless
+//!   `--debug`) with the stamp `<version>+g<commit>[.dirty].<UTC time>` and writes
+//!   `<name>@<version>.so` and its JSON manifest into `outputDir`, each by rename, so a host
+//!   never sees half a file. `--static-linking <hostDir> <outputDir>` builds a host with its
+//!   plugins linked in instead.
+//! * `reload` / `status`: talk to a running host's control socket; `reload` exits 0 when the
+//!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host answers.
+//! * `watch <pluginDir>… <outputDir>`: rebuilds the plugin whose sources changed and reloads,
+//!   one line per cycle; failures leave the host as it was and the watch running.
+//! * `new plugin|host <path>`: a crate from the repository's `templates/`, added to the
+//!   workspace; never overwrites anything.
+//!
+//! The pieces are public too, for tools of your own: [`plugin_build::build`] returns what it
+//! built, [`scaffold::scaffold`] what it created.
+//!
+//! Errors are [`anyhow`] reports: this crate is the command line's body, and every error ends
+//! as a message for a person.
+
+pub mod plugin_build;
+pub mod reload;
+pub mod scaffold;
+pub mod static_build;
+pub mod watch;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// The command line.
+#[derive(Parser, Debug)]
+#[command(version, about = "Build hotswap plugins, reload running hosts, watch sources, scaffold crates")]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One command.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build a plugin crate and write its library and manifest into an output folder.
+    Build(plugin_build::BuildArgs),
+    /// Ask a running host to reload its plugins.
+    Reload(reload::ReloadArgs),
+    /// Show the generation a running host is serving.
+    Status(reload::StatusArgs),
+    /// Rebuild plugins when their sources change and ask the host to reload.
+    Watch(watch::WatchArgs),
+    /// Create a plugin or host crate from the templates and add it to the workspace.
+    New(scaffold::NewArgs),
+}
+
+/// Parses the process's arguments and runs the command, printing errors; `tool` is the name
+/// shown in help and in printed next steps (`"cargo xtask"`, `"cargo hotswap"`). When run by
+/// cargo as an external subcommand (`cargo hotswap …` runs `cargo-hotswap hotswap …`), the
+/// repeated subcommand name is skipped.
+pub fn main(tool: &str) -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(sub) = tool.strip_prefix("cargo ") {
+        if args.get(1).is_some_and(|a| a == sub) {
+            args.remove(1);
+        }
+    }
+    // clap keeps a command's name as a `&'static str`; this runs once per process.
+    let name: &'static str = Box::leak(tool.to_owned().into_boxed_str());
+    let command = Cli::command().name(name).bin_name(name);
+    let cli = match command.try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(cli, tool) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli, tool: &str) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => plugin_build::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Reload(args) => reload::reload(args),
+        Command::Status(args) => reload::status(args),
+        Command::Watch(args) => watch::run(args).map(|()| ExitCode::SUCCESS),
+        Command::New(args) => scaffold::run(args, tool).map(|()| ExitCode::SUCCESS),
+    }
+}
