@@ -57,6 +57,30 @@ impl Origin {
     }
 }
 
+/// A tmpfs folder this user can write and map code from, for the copies of loaded libraries.
+fn memory_backed_work_root() -> Option<PathBuf> {
+    let candidates = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain([PathBuf::from("/dev/shm")]);
+    candidates.into_iter().find(|dir| is_exec_tmpfs(dir))
+}
+
+fn is_exec_tmpfs(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
+    // SAFETY: both structs are plain data that the calls fill in; the path is NUL-terminated.
+    let (fs, vfs) = unsafe {
+        let mut fs: libc::statfs = std::mem::zeroed();
+        let mut vfs: libc::statvfs = std::mem::zeroed();
+        if libc::statfs(c_path.as_ptr(), &mut fs) != 0 || libc::statvfs(c_path.as_ptr(), &mut vfs) != 0 {
+            return false;
+        }
+        (fs, vfs)
+    };
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    // SAFETY: access has no preconditions beyond a valid NUL-terminated path.
+    let writable = unsafe { libc::access(c_path.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+    fs.f_type as i64 == TMPFS_MAGIC && vfs.f_flag & libc::ST_NOEXEC == 0 && writable
+}
+
 /// Configures a [`PluginManager`].
 ///
 /// ```no_run
@@ -168,8 +192,11 @@ impl PluginManagerBuilder {
         self
     }
 
-    /// Where private copies of loaded libraries go (default: a new temporary folder, removed
-    /// when the manager is dropped).
+    /// Where private copies of loaded libraries go, inside a new folder removed when the
+    /// manager is dropped. The default is a memory-backed folder that allows executable
+    /// mappings (`$XDG_RUNTIME_DIR`, else `/dev/shm`, if mounted without `noexec`), else the
+    /// temporary folder: every load writes a copy of the library, and on a disk that write is
+    /// most of a reload's time.
     pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.work_dir = Some(dir.into());
         self
@@ -182,7 +209,10 @@ impl PluginManagerBuilder {
                 std::fs::create_dir_all(dir)?;
                 tempfile::Builder::new().prefix("hotswap-").tempdir_in(dir)?
             }
-            None => tempfile::Builder::new().prefix("hotswap-").tempdir()?,
+            None => match memory_backed_work_root() {
+                Some(root) => tempfile::Builder::new().prefix("hotswap-").tempdir_in(root)?,
+                None => tempfile::Builder::new().prefix("hotswap-").tempdir()?,
+            },
         };
         Ok(PluginManager {
             inner: Arc::new(Inner {
