@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use cargo_metadata::{Message, MetadataCommand, Package};
 use clap::Args;
-use hotswap_runtime::inspect::{inspect, sha256_hex};
 use hotswap_runtime::Manifest;
+use hotswap_runtime::inspect::{inspect, sha256_hex};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  build plugin/foo bin --leave-temps\n  build --static-linking --debug demo/slink/host demo/slink/bin")]
+#[command(
+    after_help = "Examples:\n  build plugin/foo bin --leave-temps\n  build --static-linking --debug demo/slink/host demo/slink/bin"
+)]
 pub struct BuildArgs {
     /// The plugin crate's folder (holding its Cargo.toml).
     pub plugin_dir: PathBuf,
@@ -120,11 +122,8 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
             .create(&args.output_dir)
             .with_context(|| format!("cannot create the output folder {}", args.output_dir.display()))?;
     }
-    let temps = if args.leave_temps {
-        Some(tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep())
-    } else {
-        None
-    };
+    let temps =
+        if args.leave_temps { Some(tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep()) } else { None };
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
@@ -296,8 +295,7 @@ pub fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool, quiet: bool)
         Some(commit) => {
             let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
             let revision = if dirty { format!("{commit}-dirty") } else { commit.clone() };
-            let version =
-                format!("{crate_version}+g{commit}{}.{compact}", if dirty { ".dirty" } else { "" });
+            let version = format!("{crate_version}+g{commit}{}.{compact}", if dirty { ".dirty" } else { "" });
             if verbose {
                 eprintln!("version stamp {version} (git {revision})");
             }
@@ -306,8 +304,8 @@ pub fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool, quiet: bool)
         None => {
             if !quiet {
                 eprintln!(
-                "note: {} has no git history (not a git checkout, no commit touching it, or no git); the version stamp uses the build time only",
-                plugin_dir.display()
+                    "note: {} has no git history (not a git checkout, no commit touching it, or no git); the version stamp uses the build time only",
+                    plugin_dir.display()
                 );
             }
             Stamp { version: format!("{crate_version}+{compact}"), git_revision: None, built_at }

@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use hotswap_runtime::{default_socket_path, send_request, ControlRequest, ControlResponse};
+use hotswap_runtime::{ControlRequest, ControlResponse, default_socket_path, send_request};
 
-#[derive(Args)]
-#[derive(Debug)]
+#[derive(Args, Debug)]
 pub struct ReloadArgs {
     /// Control socket of the host [default: $HOTSWAP_SOCKET, else $XDG_RUNTIME_DIR/hotswap/control.sock, else /tmp/hotswap-<uid>/control.sock]
     #[arg(long, value_name = "PATH")]
@@ -19,8 +18,7 @@ pub struct ReloadArgs {
     timeout: u64,
 }
 
-#[derive(Args)]
-#[derive(Debug)]
+#[derive(Args, Debug)]
 pub struct StatusArgs {
     /// Control socket of the host (same default as `reload`).
     #[arg(long, value_name = "PATH")]

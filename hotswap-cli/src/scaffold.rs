@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use toml_edit::{DocumentMut, Item, Value};
 
@@ -116,14 +116,22 @@ pub fn scaffold(args: &NewArgs, tool: &str) -> Result<Scaffolded> {
                 );
             }
             if !dir.starts_with(&cwd) {
-                bail!("no Cargo workspace holds {}; run `new` from the folder that should become its workspace", dir.display());
+                bail!(
+                    "no Cargo workspace holds {}; run `new` from the folder that should become its workspace",
+                    dir.display()
+                );
             }
             (manifest, true)
         }
     };
     let root = workspace.parent().expect("a manifest has a folder").to_path_buf();
     let member = dir.strip_prefix(&root).map_err(|_| {
-        anyhow::anyhow!("{} is outside its workspace {}; create it inside {}", dir.display(), workspace.display(), root.display())
+        anyhow::anyhow!(
+            "{} is outside its workspace {}; create it inside {}",
+            dir.display(),
+            workspace.display(),
+            root.display()
+        )
     })?;
     let member = member.to_str().context("the crate's path is not UTF-8")?.replace('\\', "/");
 
@@ -194,7 +202,8 @@ fn dependency_lines(doc: &mut DocumentMut, hotswap_path: Option<&Path>) -> Resul
         .or_insert(toml_edit::table())
         .as_table_mut()
         .context("[workspace.dependencies] is not a table")?;
-    let missing: Vec<&str> = ["hotswap-runtime", "hotswap-build"].into_iter().filter(|c| !deps.contains_key(c)).collect();
+    let missing: Vec<&str> =
+        ["hotswap-runtime", "hotswap-build"].into_iter().filter(|c| !deps.contains_key(c)).collect();
     if !missing.is_empty() {
         let checkout = match hotswap_path {
             Some(p) => p.to_path_buf(),
@@ -250,9 +259,10 @@ fn add_member(doc: &mut DocumentMut, member: &str) -> Result<()> {
         .or_insert(Item::Value(Value::Array(toml_edit::Array::new())))
         .as_array_mut()
         .context("[workspace] members is not an array")?;
-    let covered = members.iter().filter_map(|m| m.as_str()).any(|pattern| {
-        pattern == member || (pattern.contains('*') && glob_matches(pattern, member))
-    });
+    let covered = members
+        .iter()
+        .filter_map(|m| m.as_str())
+        .any(|pattern| pattern == member || (pattern.contains('*') && glob_matches(pattern, member)));
     if !covered {
         members.push(member);
     }
@@ -280,7 +290,9 @@ fn check_crate_name(name: &str) -> Result<()> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid {
-        bail!("`{name}` is not a valid crate name: use letters, digits, `_` and `-`, starting with a letter (or pass --name)");
+        bail!(
+            "`{name}` is not a valid crate name: use letters, digits, `_` and `-`, starting with a letter (or pass --name)"
+        );
     }
     Ok(())
 }

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use hotswap_runtime::inspect::sha256_hex;
 
-use crate::plugin_build::{package_at, stamp, write_atomically, BuildArgs};
+use crate::plugin_build::{BuildArgs, package_at, stamp, write_atomically};
 
 /// The manifest written beside a statically linked host.
 #[derive(serde::Serialize)]
@@ -43,7 +43,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
     if !args.include.is_empty() || !args.exclude.is_empty() || args.live_prefix.is_some() {
         // They would apply to every plugin alike; per-plugin choices belong in each plugin's
         // build.rs (hotswap_build::Config).
-        bail!("--include, --exclude and --live-prefix are for plugin builds; with --static-linking set them in each plugin's build.rs");
+        bail!(
+            "--include, --exclude and --live-prefix are for plugin builds; with --static-linking set them in each plugin's build.rs"
+        );
     }
     let (host, target_dir) = package_at(&args.plugin_dir, "host")?;
     let host_dir = host.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
@@ -77,11 +79,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let mut plugins = Vec::new();
     for entry in feature {
         let name = entry.strip_prefix("dep:").unwrap_or(entry);
-        let dependency = host
-            .dependencies
-            .iter()
-            .find(|d| d.rename.as_deref().unwrap_or(&d.name) == name)
-            .with_context(|| format!("the hotswap-static feature names `{name}`, which is not a dependency of {}", host.name))?;
+        let dependency =
+            host.dependencies.iter().find(|d| d.rename.as_deref().unwrap_or(&d.name) == name).with_context(|| {
+                format!("the hotswap-static feature names `{name}`, which is not a dependency of {}", host.name)
+            })?;
         let Some(path) = &dependency.path else {
             bail!("plugin `{name}` of the hotswap-static feature must be a path dependency");
         };
@@ -142,7 +143,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
         built_at: host_stamp.built_at.clone(),
         binary: binary_name.clone(),
     };
-    write_atomically(&args.output_dir.join(format!("{binary_name}.json")), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    write_atomically(
+        &args.output_dir.join(format!("{binary_name}.json")),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
     write_atomically(&target, &bytes)?;
     {
         use std::os::unix::fs::PermissionsExt;

@@ -16,10 +16,12 @@ use crate::plugin_build::{BuildArgs, build, plugin_package};
 
 /// Arguments of `watch`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  watch demo/hello/plugin/foo demo/hello/plugin/bar demo/hello/bin\n  watch plugins/greeter bin --debug\n\n\
+#[command(
+    after_help = "Examples:\n  watch demo/hello/plugin/foo demo/hello/plugin/bar demo/hello/bin\n  watch plugins/greeter bin --debug\n\n\
 Each cycle prints one line: what changed, the build time and the reload result (accepted with\n\
 the versions serving, or refused with the reason). A failed build or a refused reload leaves\n\
-the host on the code it was running; the watch goes on. Ctrl-C stops it.")]
+the host on the code it was running; the watch goes on. Ctrl-C stops it."
+)]
 pub struct WatchArgs {
     /// The plugin crate folders to watch (PLUGIN_DIR…), then the output folder the host loads
     /// from (OUTPUT_DIR, last).
@@ -186,7 +188,14 @@ fn is_noise(path: &Path) -> bool {
         || path.components().any(|c| c.as_os_str() == "target" || c.as_os_str() == ".git")
 }
 
-fn run_cycle(args: &WatchArgs, plugins: &[Watched], indices: &[usize], output_dir: &Path, what: &str, stop: &AtomicBool) {
+fn run_cycle(
+    args: &WatchArgs,
+    plugins: &[Watched],
+    indices: &[usize],
+    output_dir: &Path,
+    what: &str,
+    stop: &AtomicBool,
+) {
     let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = time.get(11..19).unwrap_or(&time).to_string();
     let mut built = Vec::new();
@@ -227,10 +236,13 @@ fn run_cycle(args: &WatchArgs, plugins: &[Watched], indices: &[usize], output_di
     let socket = args.socket.clone().unwrap_or_else(default_socket_path);
     let result = match send_request(&socket, &ControlRequest::Reload, Duration::from_secs(60)) {
         Ok(ControlResponse::Accepted { generation, plugins, total_ms }) => {
-            let serving: Vec<String> = plugins.iter().map(|p| format!("{} {} ({})", p.name, p.version, p.note)).collect();
+            let serving: Vec<String> =
+                plugins.iter().map(|p| format!("{} {} ({})", p.name, p.version, p.note)).collect();
             format!("reload accepted: generation {generation} in {total_ms:.1} ms, serving {}", serving.join(", "))
         }
-        Ok(ControlResponse::Refused { reason }) => format!("reload REFUSED: {reason}; the previous generation keeps serving"),
+        Ok(ControlResponse::Refused { reason }) => {
+            format!("reload REFUSED: {reason}; the previous generation keeps serving")
+        }
         Ok(other) => format!("unexpected answer from the host: {other:?}"),
         Err(ControlError::NoHost { path, .. }) => {
             format!("no host is listening on {} (start it; it will load {})", path.display(), output_dir.display())
