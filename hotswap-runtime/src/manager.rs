@@ -57,6 +57,36 @@ impl Origin {
     }
 }
 
+/// Removes `hotswap-<pid>-*` work folders in `root` that belong to us and to a process that
+/// no longer exists. Best effort: anything unexpected is left alone.
+fn remove_stale_work_dirs(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("hotswap-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else { continue };
+        if !meta.is_dir() || meta.uid() != uid || pid <= 0 {
+            continue;
+        }
+        // SAFETY: signal 0 only checks that the process exists; no signal is sent.
+        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            tracing::info!(folder = %entry.path().display(), "removing the work folder of a host that is gone");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A tmpfs folder this user can write and map code from, for the copies of loaded libraries.
 fn memory_backed_work_root() -> Option<PathBuf> {
     let candidates = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain([PathBuf::from("/dev/shm")]);
@@ -204,16 +234,17 @@ impl PluginManagerBuilder {
 
     /// Creates the manager. Nothing is loaded until [`PluginManager::load_plugins`].
     pub fn build(self) -> std::io::Result<PluginManager> {
-        let work = match &self.work_dir {
+        let root = match &self.work_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                tempfile::Builder::new().prefix("hotswap-").tempdir_in(dir)?
+                dir.clone()
             }
-            None => match memory_backed_work_root() {
-                Some(root) => tempfile::Builder::new().prefix("hotswap-").tempdir_in(root)?,
-                None => tempfile::Builder::new().prefix("hotswap-").tempdir()?,
-            },
+            None => memory_backed_work_root().unwrap_or_else(std::env::temp_dir),
         };
+        remove_stale_work_dirs(&root);
+        // The pid in the name lets a later manager remove the folder if this process dies
+        // without dropping the manager (killed): in a memory-backed folder it would hold RAM.
+        let work = tempfile::Builder::new().prefix(&format!("hotswap-{}-", std::process::id())).tempdir_in(&root)?;
         Ok(PluginManager {
             inner: Arc::new(Inner {
                 dir: RwLock::new(self.dir),

@@ -101,3 +101,33 @@ fn never_unload_keeps_every_library() {
     assert_eq!(mapped_under(manager.work_dir()).len(), 4);
     assert_eq!((manager.closed_library_count(), manager.unclosable_library_count()), (0, 3));
 }
+
+#[test]
+fn the_work_folder_of_a_killed_host_is_removed_by_the_next_manager() {
+    let root = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(plugins.path());
+    // A process that has exited: its pid names a host that is gone.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = root.path().join(format!("hotswap-{dead}-Ab12Cd"));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("g1-1-greeter.so"), b"a copy left behind").unwrap();
+    let alive = root.path().join(format!("hotswap-{}-Ef34Gh", std::process::id()));
+    std::fs::create_dir(&alive).unwrap();
+    let unrelated = root.path().join("hotswap-notapid");
+    std::fs::create_dir(&unrelated).unwrap();
+
+    let manager = PluginManager::builder(plugins.path()).work_dir(root.path()).build().unwrap();
+    manager.load_plugins().unwrap();
+    assert!(!stale.exists(), "the dead host's copies are removed");
+    assert!(alive.exists(), "a live process's folder is kept");
+    assert!(unrelated.exists(), "folders not named by hotswap are kept");
+    assert!(manager.work_dir().starts_with(root.path()));
+    assert!(
+        manager.work_dir().file_name().unwrap().to_str().unwrap().starts_with(&format!("hotswap-{}-", std::process::id())),
+        "{}",
+        manager.work_dir().display()
+    );
+}
