@@ -159,29 +159,21 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
     });
     let mut artifact: Option<PathBuf> = None;
     let mut out_dir: Option<PathBuf> = None;
-    let mut log = Vec::new();
-    for message in Message::parse_stream(BufReader::new(stdout)) {
-        let message = message.context("reading cargo's messages")?;
-        if args.leave_temps {
-            serde_json::to_writer(&mut log, &message)?;
-            log.push(b'\n');
-        }
-        match message {
-            Message::CompilerArtifact(a) if a.package_id == package.id => {
-                if a.target.crate_types.iter().any(|t| t.to_string() == "cdylib") {
-                    artifact = a
-                        .filenames
-                        .iter()
-                        .find(|f| f.extension() == Some(std::env::consts::DLL_EXTENSION))
-                        .map(|f| f.as_std_path().to_path_buf());
-                }
+    let log = read_cargo_messages(stdout, args.leave_temps, |message| match message {
+        Message::CompilerArtifact(a) if a.package_id == package.id => {
+            if a.target.crate_types.iter().any(|t| t.to_string() == "cdylib") {
+                artifact = a
+                    .filenames
+                    .iter()
+                    .find(|f| f.extension() == Some(std::env::consts::DLL_EXTENSION))
+                    .map(|f| f.as_std_path().to_path_buf());
             }
-            Message::BuildScriptExecuted(b) if b.package_id == package.id => {
-                out_dir = Some(b.out_dir.as_std_path().to_path_buf());
-            }
-            _ => {}
         }
-    }
+        Message::BuildScriptExecuted(b) if b.package_id == package.id => {
+            out_dir = Some(b.out_dir.as_std_path().to_path_buf());
+        }
+        _ => {}
+    })?;
     let status = child.wait()?;
     let cargo_stderr = stderr_reader.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     if !status.success() {
@@ -238,6 +230,25 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         sha256: manifest.sha256,
         elapsed: started.elapsed(),
     })
+}
+
+/// Reads cargo's JSON messages from its stdout and hands each to `on`; returns them as JSON
+/// lines when `keep` is set (for `--leave-temps`), else nothing.
+pub fn read_cargo_messages(
+    stdout: std::process::ChildStdout,
+    keep: bool,
+    mut on: impl FnMut(Message),
+) -> Result<Vec<u8>> {
+    let mut log = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let message = message.context("reading cargo's messages")?;
+        if keep {
+            serde_json::to_writer(&mut log, &message)?;
+            log.push(b'\n');
+        }
+        on(message);
+    }
+    Ok(log)
 }
 
 /// The package whose Cargo.toml is in `dir` (a `what`: plugin or host), and the target folder

@@ -8,7 +8,6 @@
 //! `cargo xtask build` would, in a target folder of its own (`target/hotswap-static`) so the
 //! dynamic builds are left alone, and writes the binary and a manifest into the output folder.
 
-use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -17,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use hotswap_runtime::inspect::sha256_hex;
 
-use crate::plugin_build::{BuildArgs, package_at, stamp, write_atomically};
+use crate::plugin_build::{BuildArgs, package_at, read_cargo_messages, stamp, write_atomically};
 
 /// The manifest written beside a statically linked host.
 #[derive(serde::Serialize)]
@@ -100,23 +99,15 @@ pub fn run(args: BuildArgs) -> Result<()> {
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut executable: Option<PathBuf> = None;
     let mut out_dir: Option<PathBuf> = None;
-    let mut log = Vec::new();
-    for message in Message::parse_stream(BufReader::new(stdout)) {
-        let message = message.context("reading cargo's messages")?;
-        if args.leave_temps {
-            serde_json::to_writer(&mut log, &message)?;
-            log.push(b'\n');
-        }
-        match message {
-            Message::CompilerArtifact(a) if a.package_id == host.id => {
-                if let Some(path) = a.executable {
-                    executable = Some(path.into_std_path_buf());
-                }
+    let log = read_cargo_messages(stdout, args.leave_temps, |message| match message {
+        Message::CompilerArtifact(a) if a.package_id == host.id => {
+            if let Some(path) = a.executable {
+                executable = Some(path.into_std_path_buf());
             }
-            Message::BuildScriptExecuted(b) if b.package_id == host.id => out_dir = Some(b.out_dir.into_std_path_buf()),
-            _ => {}
         }
-    }
+        Message::BuildScriptExecuted(b) if b.package_id == host.id => out_dir = Some(b.out_dir.into_std_path_buf()),
+        _ => {}
+    })?;
     let status = child.wait()?;
     if !status.success() {
         bail!("cargo build of the static host {} failed ({status}); the output folder was not touched", host.name);

@@ -225,8 +225,7 @@ impl PluginManagerBuilder {
     /// Where private copies of loaded libraries go, inside a new folder removed when the
     /// manager is dropped. The default is a memory-backed folder that allows executable
     /// mappings (`$XDG_RUNTIME_DIR`, else `/dev/shm`, if mounted without `noexec`), else the
-    /// temporary folder: every load writes a copy of the library, and on a disk that write is
-    /// most of a reload's time.
+    /// temporary folder: every load writes a copy of the library, which need not touch a disk.
     pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.work_dir = Some(dir.into());
         self
