@@ -147,6 +147,12 @@ pub fn run(args: WatchArgs) -> Result<()> {
             if is_noise(&path) || path.starts_with(&output_abs) {
                 continue;
             }
+            // A file that came and went (an editor's or sed's temporary file, renamed over
+            // the source) is not a change of its own; a removed source file is.
+            let source_like = matches!(path.extension().and_then(|e| e.to_str()), Some("rs" | "toml"));
+            if !path.exists() && !source_like {
+                continue;
+            }
             if let Some(shared) = also.iter().find(|a| path.starts_with(a)) {
                 let rel = path.strip_prefix(shared.parent().unwrap_or(shared)).unwrap_or(&path).display().to_string();
                 for i in 0..plugins.len() {
