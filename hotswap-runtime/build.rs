@@ -8,7 +8,7 @@
 use std::process::Command;
 
 /// Bump when `abi::PluginDescriptor` or anything it reaches changes shape.
-const LAYOUT_VERSION: u32 = 3;
+const LAYOUT_VERSION: u32 = 4;
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());

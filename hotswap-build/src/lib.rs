@@ -394,6 +394,7 @@ fn render(
             .replace("{{signature_lit}}", &format!("{:?}", item.description))
             .replace("{{description_lit}}", &format!("{:?}", item.description))
             .replace("{{cast}}", &item.cast)
+            .replace("{{params}}", &(0..item.arity).map(|i| format!("a{i}")).collect::<Vec<_>>().join(", "))
             .replace("{{path}}", &item.rust_path())
     };
     let of_kind = |kind: LiveKind| live.iter().filter(move |i| i.kind == kind);

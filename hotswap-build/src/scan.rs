@@ -65,6 +65,8 @@ pub struct LiveItem {
     /// For a function, the function-pointer type it is cast to, with `_` where the compiler
     /// infers (`fn(_) -> _`, `fn(&_) -> _`).
     pub cast: String,
+    /// For a function, its number of parameters.
+    pub arity: usize,
 }
 
 impl LiveItem {
@@ -358,6 +360,7 @@ impl<'a> Collector<'a, '_> {
             file: self.file.to_path_buf(),
             line,
             description: format!("fn({}){ret_written}", written.join(", ")),
+            arity: cast.len(),
             cast: format!("fn({}){ret_cast}", cast.join(", ")),
         });
     }
@@ -379,6 +382,7 @@ impl<'a> Collector<'a, '_> {
             line,
             description,
             cast: String::new(),
+            arity: 0,
         });
     }
 }

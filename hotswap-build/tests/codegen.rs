@@ -242,7 +242,13 @@ fn live_items_are_registered_by_full_path_with_signature_and_description() {
             ("live_len".into(), "crate::jobs::live_len".into(), "fn(&str) -> usize".into()),
         ]
     );
-    assert!(generated.source.contains("crate::jobs::live_len as fn(&_) -> _"), "{}", generated.source);
+    // Registered behind a wrapper that hands a panic to the host, with the reference kept
+    // higher-ranked.
+    assert!(
+        generated.source.contains("let f: fn(&_) -> _ = |a0| rt::live_call(move || crate::jobs::live_len("),
+        "{}",
+        generated.source
+    );
     assert!(generated.source.contains("impl hotswap_runtime::LiveType for crate::jobs::LiveJob"));
 }
 

@@ -148,7 +148,7 @@ pub struct PluginHooks {
     /// `invoke_func(name, args)`.
     pub invoke_func: fn(&str, Args) -> HookOutcome<Value>,
     /// The live functions and types found at build time.
-    pub live_items: fn() -> HookOutcome<LiveRegistry>,
+    pub live_items: fn(Rethrow) -> HookOutcome<LiveRegistry>,
 }
 
 /// What a plugin exports under [`DESCRIPTOR_SYMBOL`].
@@ -184,3 +184,9 @@ impl PluginDescriptor {
         }
     }
 }
+
+/// The host's way to raise a panic that a live function's code caught on the plugin's side:
+/// the plugin's copy of std cannot unwind into the host's (the host would see a foreign
+/// exception and abort), so the generated wrapper of every live function catches the panic
+/// and calls this host function, which resumes it as the host's own panic.
+pub type Rethrow = fn(String) -> !;

@@ -747,7 +747,7 @@ fn collect_live(
     let mut funcs: HashMap<String, RegisteredFunc> = HashMap::new();
     let mut types: HashMap<String, RegisteredType> = HashMap::new();
     for plugin in plugins {
-        let registry = (plugin.hooks.live_items)().map_err(|f| plugin.hook_error(Stage::VaultSetup, f))?;
+        let registry = (plugin.hooks.live_items)(crate::private::rethrow_in_host).map_err(|f| plugin.hook_error(Stage::VaultSetup, f))?;
         let clash = |kind: &str, name: &str, other: &str| LoadError {
             plugin: Some(plugin.name.clone()),
             file: plugin.file.clone(),

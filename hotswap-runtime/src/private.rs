@@ -32,6 +32,40 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The host's [`Rethrow`](crate::abi::Rethrow), handed over when the host reads the live
+/// items; one per copy of this crate, so one per loaded plugin library.
+static RETHROW: std::sync::OnceLock<crate::abi::Rethrow> = std::sync::OnceLock::new();
+
+/// Remembers how to raise a panic in the host (the first value wins: it is always the
+/// host's one function).
+pub fn set_rethrow(rethrow: crate::abi::Rethrow) {
+    let _ = RETHROW.set(rethrow);
+}
+
+/// Runs a live function's body: a panic is caught here, on the plugin's side, and raised
+/// again as a panic of the host's std, which the host can catch like any of its own.
+pub fn live_call<R>(body: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            drop(payload);
+            match RETHROW.get() {
+                Some(rethrow) => rethrow(message),
+                // Not reached: the runtime hands the host's function over before any live
+                // function can be looked up. Linked statically, one std serves both sides.
+                None => std::panic::resume_unwind(Box::new(message)),
+            }
+        }
+    }
+}
+
+/// The host side of [`live_call`]: resumes the panic in this (the host's) copy of std. The
+/// plugin's panic hook already printed the message, so no hook runs again.
+pub fn rethrow_in_host(message: String) -> ! {
+    std::panic::resume_unwind(Box::new(message))
+}
+
 /// Copies a plugin's import list into owned strings.
 pub fn imports(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()

@@ -34,7 +34,9 @@ fn live_functions_are_found_by_name_with_their_signature_and_path() {
         [
             ("LIVE_twice".to_string(), "crate::LIVE_twice".to_string(), "fn(i64) -> i64".to_string()),
             ("live_add".into(), "crate::math::live_add".into(), "fn(i64, i64) -> i64".into()),
+            ("live_checked".into(), "crate::live_checked".into(), "fn(i64) -> i64".into()),
             ("live_describe".into(), "crate::live_describe".into(), "fn(&str) -> String".into()),
+            ("live_first_word".into(), "crate::live_first_word".into(), "fn(&str) -> &str".into()),
         ],
         "add_live does not start with the prefix and is not collected"
     );
@@ -45,6 +47,25 @@ fn live_functions_are_found_by_name_with_their_signature_and_path() {
     assert_eq!(twice.get()(21), 42);
     let describe = vault.live_func::<fn(&str) -> String>("live_describe").unwrap();
     assert_eq!(describe.get()("x"), "v1:x");
+    let first = vault.live_func::<fn(&str) -> &str>("live_first_word").unwrap();
+    let text = String::from("hello there");
+    assert_eq!(first.get()(&text), "hello");
+}
+
+#[test]
+fn a_panic_in_a_live_function_is_the_hosts_to_catch_and_the_function_stays_usable() {
+    let (_dir, manager) = load(V1);
+    let checked = manager.current().unwrap().vault().live_func::<fn(i64) -> i64>("live_checked").unwrap();
+    // Without the wrapper the plugin's std would unwind into the host's, which cannot catch
+    // a foreign panic, and this test process would abort.
+    let f = checked.get();
+    let payload = std::panic::catch_unwind(|| f(-3)).expect_err("the live function panicked");
+    let message = payload.downcast_ref::<String>().expect("a String payload");
+    assert_eq!(message, "negative input -3");
+    assert_eq!(checked.get()(7), 7, "usable after the panic");
+    // And from another thread: the panic ends that thread like a panic of the host's own.
+    let joined = std::thread::spawn(move || f(-1)).join();
+    assert_eq!(joined.expect_err("the thread panicked").downcast_ref::<String>().unwrap(), "negative input -1");
 }
 
 #[test]
@@ -62,7 +83,7 @@ fn a_wrong_signature_or_unknown_name_is_an_error_naming_both_sides() {
     let error = vault.live_func::<fn()>("live_nope").err().expect("unknown");
     assert_eq!(
         error.to_string(),
-        "no live function `live_nope` in this generation (known: LIVE_twice, live_add, live_describe)"
+        "no live function `live_nope` in this generation (known: LIVE_twice, live_add, live_checked, live_describe, live_first_word)"
     );
 }
 

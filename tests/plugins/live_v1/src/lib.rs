@@ -31,6 +31,17 @@ pub fn live_describe(text: &str) -> String {
     format!("v1:{text}")
 }
 
+/// Returns a borrow of its argument: the generated wrapper must keep the lifetime.
+pub fn live_first_word(text: &str) -> &str {
+    text.split_whitespace().next().unwrap_or("")
+}
+
+/// Panics on a negative input: the host must see a panic it can catch, not an abort.
+pub fn live_checked(x: i64) -> i64 {
+    assert!(x >= 0, "negative input {x}");
+    x
+}
+
 pub fn reloadable() -> bool {
     true
 }
