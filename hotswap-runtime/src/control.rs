@@ -230,9 +230,7 @@ fn serve(listener: UnixListener, manager: PluginManager, stop: Arc<AtomicBool>) 
                 tracing::warn!(peer_uid = uid, "control request from another user refused");
                 // Read (and ignore) the request before answering: closing a socket with unread
                 // data would reset the connection and the client would never see why.
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut ignored = String::new();
-                let _ = std::io::Read::take(BufReader::new(&stream), 64 * 1024).read_line(&mut ignored);
+                let _ = read_request_line(&stream, Duration::from_secs(2));
                 Some(ControlResponse::Refused { reason: format!("requests from uid {uid} are not accepted") })
             }
             Err(e) => Some(ControlResponse::Refused { reason: format!("cannot check peer credentials: {e}") }),
@@ -245,10 +243,16 @@ fn serve(listener: UnixListener, manager: PluginManager, stop: Arc<AtomicBool>) 
     }
 }
 
-fn handle(stream: &mut UnixStream, manager: &PluginManager) -> Option<ControlResponse> {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+/// Reads one request line (at most 64 KiB), waiting at most `timeout`.
+fn read_request_line(stream: &UnixStream, timeout: Duration) -> std::io::Result<String> {
+    stream.set_read_timeout(Some(timeout))?;
     let mut line = String::new();
-    std::io::Read::take(BufReader::new(&*stream), 64 * 1024).read_line(&mut line).ok()?;
+    std::io::Read::take(BufReader::new(stream), 64 * 1024).read_line(&mut line)?;
+    Ok(line)
+}
+
+fn handle(stream: &mut UnixStream, manager: &PluginManager) -> Option<ControlResponse> {
+    let line = read_request_line(stream, Duration::from_secs(10)).ok()?;
     if line.trim().is_empty() {
         return None;
     }

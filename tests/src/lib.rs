@@ -124,40 +124,11 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
 }
 
 fn build_now(crate_dir: &str) -> BuiltPlugin {
-    let root = workspace_root();
     // One folder per process: test binaries (or developers) running at the same time must not
     // clobber each other's builds.
-    let out = root
+    let out = workspace_root()
         .join("target")
         .join("hotswap-test-plugins")
         .join(format!("{}-{}", crate_dir.replace('/', "_"), std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(&root)
-        .args(["run", "--quiet", "--package", "xtask", "--", "build", "--debug"])
-        .arg(root.join(crate_dir))
-        .arg(&out)
-        .output()
-        .expect("running cargo xtask build");
-    assert!(
-        output.status.success(),
-        "cargo xtask build {crate_dir} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut library = None;
-    let mut manifest = None;
-    for entry in std::fs::read_dir(&out).unwrap() {
-        let path = entry.unwrap().path();
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("so") => library = Some(path),
-            Some("json") => manifest = Some(path),
-            _ => {}
-        }
-    }
-    BuiltPlugin {
-        library: library.expect("xtask wrote a library"),
-        manifest: manifest.expect("xtask wrote a manifest"),
-    }
+    run_xtask_build(crate_dir, &out, true, &[])
 }
