@@ -55,9 +55,30 @@ impl fmt::Display for Stage {
     }
 }
 
+/// What kind of failure a [`LoadError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum LoadErrorKind {
+    /// A plugin, its file or the folder was refused at `stage` (the common case).
+    Refused,
+    /// Another reload was running ([`PluginManager::try_reload`](crate::PluginManager::try_reload));
+    /// `stage` and `plugin` say where it was.
+    Busy,
+    /// The reload did not finish within the manager's deadline; `stage` and `plugin` say
+    /// where it was stuck. Its thread was abandoned and its generation is discarded if it ever
+    /// returns.
+    TimedOut,
+    /// A reload was asked for from inside a hook or reload callback of a reload in progress
+    /// (it would wait for itself).
+    Reentrant,
+    /// The host was built with `--static-linking`: no new code can be loaded.
+    StaticallyLinked,
+}
+
 /// A load or reload failed; nothing was published.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}refused at stage `{stage}` ({}): {reason}", plugin.as_ref().map(|p| format!("plugin `{p}` ")).unwrap_or_default(), file.display())]
+#[error("{}{} at stage `{stage}` ({}): {reason}", plugin.as_ref().map(|p| format!("plugin `{p}` ")).unwrap_or_default(), kind.verb(), escape_path(file))]
 pub struct LoadError {
     /// The plugin, when known.
     pub plugin: Option<String>,
@@ -67,6 +88,44 @@ pub struct LoadError {
     pub stage: Stage,
     /// What went wrong.
     pub reason: String,
+    /// What kind of failure this is.
+    pub kind: LoadErrorKind,
+}
+
+impl LoadErrorKind {
+    fn verb(self) -> &'static str {
+        match self {
+            LoadErrorKind::Refused | LoadErrorKind::StaticallyLinked => "refused",
+            LoadErrorKind::Busy => "busy",
+            LoadErrorKind::TimedOut => "timed out",
+            LoadErrorKind::Reentrant => "re-entrant reload refused",
+        }
+    }
+}
+
+impl LoadError {
+    /// A refusal of `plugin` (when known) and `file` at `stage`.
+    pub fn new(plugin: Option<String>, file: impl Into<PathBuf>, stage: Stage, reason: impl Into<String>) -> Self {
+        LoadError { plugin, file: file.into(), stage, reason: reason.into(), kind: LoadErrorKind::Refused }
+    }
+
+    /// The same error with another kind.
+    pub fn with_kind(mut self, kind: LoadErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// A path as text safe for one log line: control characters (a newline in a file name could
+/// forge a log line) are escaped as Rust escapes them, and bytes that are not UTF-8 are
+/// replaced.
+pub(crate) fn escape_path(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    if text.chars().any(char::is_control) {
+        text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    } else {
+        text.into_owned()
+    }
 }
 
 /// A call into a plugin failed.

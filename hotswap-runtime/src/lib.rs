@@ -64,10 +64,11 @@ pub mod private;
 pub use private as __private;
 
 pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
-pub use error::{InvokeError, LoadError, Stage};
+pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
 pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};
 pub use manager::{
-    Generation, IgnoredFile, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadCallback, ReloadReport,
+    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, IgnoredFile, IgnoredReason, Plugin, PluginManager,
+    PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,
 };
 pub use manifest::Manifest;
 pub use signals::SignalReloader;

@@ -28,6 +28,8 @@ pub(crate) struct LoadedPlugin {
     pub hooks: &'static PluginHooks,
     pub on_load_done: AtomicBool,
     pub mapping: Arc<Mapping>,
+    /// The identity of `file` when it was read, to recognise it later without reading it.
+    pub identity: Option<crate::manager::FileIdentity>,
 }
 
 /// A mapped library. Shared by the plugin, its generation's vault, every `Value` it returned
@@ -51,6 +53,23 @@ impl Drop for Mapping {
     }
 }
 
+/// Deletes a file when dropped, unless kept.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl LoadedPlugin {
     /// Reads, checks and opens `file` (whose file name says it holds plugin `expected_name`),
     /// after copying it to `copy_to`. Runs no plugin code besides the library's static
@@ -64,30 +83,9 @@ impl LoadedPlugin {
         generation: u64,
         graveyard: &Arc<Graveyard>,
     ) -> Result<Self, LoadError> {
-        let fail = |stage: Stage, reason: String| LoadError {
-            plugin: Some(expected_name.to_string()),
-            file: file.to_path_buf(),
-            stage,
-            reason,
-        };
-        let manifest_path = Manifest::path_for(file);
-        if manifest_path.exists() {
-            let text = std::fs::read_to_string(&manifest_path)
-                .map_err(|e| fail(Stage::Copy, format!("cannot read manifest {}: {e}", manifest_path.display())))?;
-            let manifest: Manifest = serde_json::from_str(&text)
-                .map_err(|e| fail(Stage::Copy, format!("invalid manifest {}: {e}", manifest_path.display())))?;
-            if manifest.sha256 != sha256 {
-                return Err(fail(
-                    Stage::Copy,
-                    format!(
-                        "sha256 mismatch: manifest {} says {}, the file is {}",
-                        manifest_path.display(),
-                        manifest.sha256,
-                        sha256
-                    ),
-                ));
-            }
-        }
+        let fail =
+            |stage: Stage, reason: String| LoadError::new(Some(expected_name.to_string()), file, stage, reason);
+        let manifest = Manifest::read_beside(file).map_err(|reason| fail(Stage::Copy, reason))?;
         let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()))?;
         if facts.name != expected_name {
             return Err(fail(
@@ -97,6 +95,16 @@ impl LoadedPlugin {
                     facts.name
                 ),
             ));
+        }
+        match &manifest {
+            Some(manifest) => manifest
+                .check(file, expected_name, &facts.fingerprint, &sha256)
+                .map_err(|reason| fail(Stage::Copy, reason))?,
+            None => tracing::warn!(
+                plugin = expected_name,
+                file = %crate::error::escape_path(file),
+                "no manifest beside the library: its sha256 is not checked against the build's"
+            ),
         }
         if facts.fingerprint != abi::FINGERPRINT {
             return Err(fail(
@@ -112,10 +120,14 @@ impl LoadedPlugin {
         // path would hand back the library already mapped. Written to a temp name and renamed
         // so the loader never sees half a file.
         let tmp = copy_to.with_extension("partial");
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, copy_to))
-            .map_err(|e| fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())))?;
+        if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, copy_to)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())));
+        }
         drop(bytes);
+        // Until the library is handed to a `Mapping` (whose release deletes the copy), any
+        // refusal deletes the copy: a refused reload leaves nothing in the work folder.
+        let copy_guard = RemoveOnDrop(Some(copy_to.to_path_buf()));
 
         // SAFETY: loading a library runs its static initialisers. The file passed the ELF and
         // fingerprint checks above, so it was built by hotswap-build with this exact compiler
@@ -160,7 +172,9 @@ impl LoadedPlugin {
                 ),
             ));
         }
+        copy_guard.keep();
         Ok(LoadedPlugin {
+            identity: None,
             name,
             version,
             file: file.to_path_buf(),
@@ -198,14 +212,15 @@ impl LoadedPlugin {
         };
         let file = PathBuf::from(format!("<{name} linked into the host>"));
         if descriptor.header.magic != abi::MAGIC || fingerprint != abi::FINGERPRINT {
-            return Err(LoadError {
-                plugin: Some(name),
+            return Err(LoadError::new(
+                Some(name),
                 file,
-                stage: Stage::Open,
-                reason: format!("linked plugin built against another runtime: [{fingerprint}]"),
-            });
+                Stage::Open,
+                format!("linked plugin built against another runtime: [{fingerprint}]"),
+            ));
         }
         Ok(LoadedPlugin {
+            identity: None,
             name,
             version,
             file,
@@ -233,7 +248,7 @@ impl LoadedPlugin {
             HookFailure::Error(e) => format!("{stage} returned an error: {e}"),
             HookFailure::Panic(p) => format!("{stage} panicked: {p}"),
         };
-        LoadError { plugin: Some(self.name.clone()), file: self.file.clone(), stage, reason }
+        LoadError::new(Some(self.name.clone()), &self.file, stage, reason)
     }
 }
 

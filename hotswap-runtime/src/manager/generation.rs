@@ -1,0 +1,187 @@
+//! A generation (one loaded set of plugins with its vault) and handles on its plugins.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::abi::HookFailure;
+use crate::error::InvokeError;
+use crate::loader::LoadedPlugin;
+use crate::value::{Args, Value};
+use crate::vault::Vault;
+
+/// One loaded set of plugins, with its vault. Kept alive by the manager while current, and
+/// by every [`Plugin`] handle taken from it.
+pub struct Generation {
+    pub(super) number: u64,
+    pub(super) plugins: Vec<Arc<LoadedPlugin>>,
+    pub(super) index: HashMap<String, usize>,
+    pub(super) vault: Arc<Vault>,
+    pub(super) loaded_at: SystemTime,
+}
+
+impl Generation {
+    /// Its number: 1 for the first load, one more for each successful reload.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// When it was built.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// Its vault.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    /// Plugin names in load order.
+    pub fn plugin_names(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// Handles on every plugin, in load order.
+    pub fn plugins(self: &Arc<Self>) -> Vec<Plugin> {
+        (0..self.plugins.len()).map(|index| Plugin { generation: Arc::clone(self), index }).collect()
+    }
+
+    /// A handle on plugin `name`.
+    pub fn find_plugin(self: &Arc<Self>, name: &str) -> Option<Plugin> {
+        let index = *self.index.get(name)?;
+        Some(Plugin { generation: Arc::clone(self), index })
+    }
+
+    pub(super) fn loaded(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.index.get(name).map(|&i| &self.plugins[i])
+    }
+
+    /// Calls `func` on every plugin, dependencies first; one plugin's failure does not stop
+    /// the others.
+    pub fn invoke_each(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+        self.plugins.iter().map(|p| (p.name.clone(), invoke(p, func, args()))).collect()
+    }
+
+    /// Calls `func` on every plugin, dependents first.
+    pub fn invoke_each_backward(
+        &self,
+        func: &str,
+        args: impl Fn() -> Args,
+    ) -> Vec<(String, Result<Value, InvokeError>)> {
+        self.plugins.iter().rev().map(|p| (p.name.clone(), invoke(p, func, args()))).collect()
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        // Dependents first, so a plugin is freed before the plugins it imports.
+        while let Some(plugin) = self.plugins.pop() {
+            drop(plugin);
+        }
+        tracing::debug!(generation = self.number, "generation released");
+    }
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation").field("number", &self.number).field("plugins", &self.plugin_names()).finish()
+    }
+}
+
+fn invoke(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<Value, InvokeError> {
+    let library: Arc<dyn Any + Send + Sync> = plugin.mapping.clone();
+    (plugin.hooks.invoke_func)(func, args).map(|value| value.keep_alive(library)).map_err(|failure| match failure {
+        HookFailure::Error(message) => {
+            InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message }
+        }
+        HookFailure::Panic(message) => {
+            InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message }
+        }
+    })
+}
+
+/// A plugin of one generation. Keeps that generation alive while it exists.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(super) generation: Arc<Generation>,
+    pub(super) index: usize,
+}
+
+impl Plugin {
+    fn loaded(&self) -> &LoadedPlugin {
+        &self.generation.plugins[self.index]
+    }
+
+    /// Plugin name.
+    pub fn name(&self) -> &str {
+        &self.loaded().name
+    }
+
+    /// Version stamp.
+    pub fn version(&self) -> &str {
+        &self.loaded().version
+    }
+
+    /// The file it was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.loaded().file
+    }
+
+    /// SHA-256 of that file.
+    pub fn sha256(&self) -> &str {
+        &self.loaded().sha256
+    }
+
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded().loaded_at
+    }
+
+    /// The private copy the library was opened from.
+    pub fn loaded_from(&self) -> &Path {
+        &self.loaded().loaded_from
+    }
+
+    /// The generation in which this plugin was loaded (older than [`Plugin::generation`]'s
+    /// number for a non-reloadable plugin kept across reloads).
+    pub fn loaded_in_generation(&self) -> u64 {
+        self.loaded().generation
+    }
+
+    /// Whether its `reloadable` hook said yes.
+    pub fn reloadable(&self) -> bool {
+        self.loaded().reloadable
+    }
+
+    /// The generation this handle belongs to.
+    pub fn generation(&self) -> &Arc<Generation> {
+        &self.generation
+    }
+
+    /// Calls the plugin's `invoke_func`. A panic inside is contained and returned as
+    /// [`InvokeError::Panicked`]; the plugin stays usable.
+    pub fn invoke_func(&self, func: &str, args: Args) -> Result<Value, InvokeError> {
+        invoke(self.loaded(), func, args)
+    }
+
+    /// Calls `func` and downcasts the result to `T`.
+    pub fn invoke<T: Any>(&self, func: &str, args: Args) -> Result<T, InvokeError> {
+        self.invoke_func(func, args)?.downcast::<T>().map_err(|mismatch| InvokeError::ResultType {
+            plugin: self.name().to_string(),
+            func: func.to_string(),
+            mismatch,
+        })
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("generation", &self.generation.number)
+            .finish()
+    }
+}

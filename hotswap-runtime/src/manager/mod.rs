@@ -1,0 +1,461 @@
+//! The manager that loads generations of plugins and swaps them in. Each job has its file:
+//!
+//! - `builder`: every option, with its default;
+//! - `workdir`: the folder of private library copies, and cleaning up after dead hosts;
+//! - `folder`: scanning the plugin folder, mode checks, bounded reads;
+//! - `plan`: what to carry over and in which order to load (pure functions, unit-tested);
+//! - `load`: building one generation, phase by phase;
+//! - `progress`: where a running reload is;
+//! - `reaper`: freeing replaced generations after the free delay;
+//! - `generation`: a generation and handles on its plugins;
+//! - `report`: what a reload reports.
+//!
+//! This file holds the manager itself: reloads (each on a thread of its own, bounded by a
+//! deadline), publishing, and the lock-free reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use crate::HookError;
+use crate::abi::PluginDescriptor;
+use crate::error::{InvokeError, LoadError, LoadErrorKind, Stage};
+use crate::retention::Graveyard;
+use crate::value::{Args, Value};
+use crate::vault::Extension;
+
+mod builder;
+mod folder;
+mod generation;
+mod load;
+mod plan;
+mod progress;
+mod reaper;
+mod report;
+mod workdir;
+
+pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManagerBuilder};
+pub(crate) use folder::FileIdentity;
+pub use generation::{Generation, Plugin};
+pub use progress::ReloadProgress;
+pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
+
+use progress::Progress;
+use reaper::Reaper;
+
+type ExtensionNewer = Arc<dyn Fn() -> Extension + Send + Sync>;
+
+/// A reload callback: receives the new generation, fully loaded but not yet published, and
+/// the generation serving now (absent at the first load). An error or a panic fails the
+/// reload: the new generation is freed and the old one keeps serving.
+pub type ReloadCallback =
+    Arc<dyn Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync>;
+
+pub(crate) struct Inner {
+    dir: RwLock<PathBuf>,
+    free_delay: Duration,
+    extension_newer: Option<ExtensionNewer>,
+    whitelist: Option<std::collections::BTreeSet<String>>,
+    callbacks: Vec<ReloadCallback>,
+    reuse_unchanged: bool,
+    strict_modes: bool,
+    linked: Vec<&'static PluginDescriptor>,
+    reload_deadline: Duration,
+    max_library_size: u64,
+    graveyard: Arc<Graveyard>,
+    reaper: Arc<Reaper>,
+    current: ArcSwapOption<Generation>,
+    /// The number of the generation serving now (0 before the first load).
+    published: AtomicU64,
+    /// Successful loads and reloads.
+    reloads: AtomicU64,
+    next_generation: AtomicU64,
+    /// Private copies written so far (for unique copy names).
+    copies: AtomicU64,
+    /// Reloads given up at their deadline.
+    abandoned: AtomicU64,
+    /// Serialises reloads. Held by the thread that asked for a reload while it waits (at most
+    /// the deadline) for the reload's own thread; never taken by calls into plugins, status
+    /// or counters.
+    reload_lock: Mutex<()>,
+    /// The reload holding the lock.
+    active: Mutex<Option<Arc<Progress>>>,
+    /// Every reload thread still running, including abandoned ones.
+    threads: Mutex<Vec<Arc<Progress>>>,
+    work: tempfile::TempDir,
+}
+
+/// How long dropping the manager waits for the plugins' `on_free`.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The serving generation and everything waiting are freed now, on the reaper's thread,
+        // which then ends. Waited for, but not joined: a plugin stuck in `on_free` must not
+        // keep the host from shutting down.
+        let ticket = match self.current.swap(None) {
+            Some(current) => self.reaper.retire(current, Duration::ZERO),
+            None => self.reaper.issued(),
+        };
+        self.reaper.close();
+        if !self.reaper.wait_for(ticket, SHUTDOWN_PATIENCE) {
+            tracing::warn!("shutting down without waiting longer for a plugin's on_free (stuck?)");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Loads a folder of plugins as one generation and swaps in new generations atomically.
+///
+/// Cheap to clone; clones share the same state. Calls never wait for a reload: they run on
+/// the generation that was current when they looked it up. Status reads ([`current`],
+/// [`generation_number`], [`reload_count`], [`reload_progress`]) never wait either.
+///
+/// [`current`]: PluginManager::current
+/// [`generation_number`]: PluginManager::generation_number
+/// [`reload_count`]: PluginManager::reload_count
+/// [`reload_progress`]: PluginManager::reload_progress
+#[derive(Clone)]
+pub struct PluginManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PluginManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginManager")
+            .field("plugin_dir", &self.plugin_dir())
+            .field("generation", &self.generation_number())
+            .field("reload_count", &self.reload_count())
+            .field("work_dir", &self.work_dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginManager {
+    /// Starts configuring a manager for the plugins in `dir`.
+    pub fn builder(dir: impl Into<PathBuf>) -> PluginManagerBuilder {
+        PluginManagerBuilder::new(dir.into())
+    }
+
+    /// The plugin folder.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.inner.dir.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Loads the first generation. The same as [`PluginManager::reload`]; named for start-up.
+    pub fn load_plugins(&self) -> Result<ReloadReport, LoadError> {
+        self.reload()
+    }
+
+    /// Loads the newest file of each plugin in the folder as a new generation and publishes
+    /// it. On any failure nothing is published and the current generation keeps serving.
+    ///
+    /// The reload runs on a thread of its own; this waits for it at most the
+    /// [reload deadline](PluginManagerBuilder::reload_deadline), then reports
+    /// [`LoadErrorKind::TimedOut`]. If another reload is running, this waits for it first;
+    /// [`PluginManager::try_reload`] answers at once instead. Called from inside a hook or
+    /// reload callback of a running reload, it returns [`LoadErrorKind::Reentrant`] at once.
+    pub fn reload(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_inner(None, true)
+    }
+
+    /// Like [`PluginManager::reload`], but if another reload is running, returns at once with
+    /// [`LoadErrorKind::Busy`], naming the stage and plugin that reload is at. For control
+    /// sockets and signals.
+    pub fn try_reload(&self) -> Result<ReloadReport, LoadError> {
+        self.reload_inner(None, false)
+    }
+
+    /// [`PluginManager::reload`] with one extra callback for this reload only, run after the
+    /// builder's callbacks.
+    pub fn reload_with<F>(&self, callback: F) -> Result<ReloadReport, LoadError>
+    where
+        F: Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync + 'static,
+    {
+        self.reload_inner(Some(Arc::new(callback)), true)
+    }
+
+    /// Switches to another plugin folder (for blue/green folders). Does not wait: a reload in
+    /// progress goes on with the folder it started with; the next reload reads the new
+    /// folder. Nothing is reloaded now.
+    pub fn set_plugin_dir(&self, dir: impl Into<PathBuf>) {
+        *self.inner.dir.write().unwrap_or_else(|e| e.into_inner()) = dir.into();
+    }
+
+    /// Where the running reload is, if one runs.
+    pub fn reload_progress(&self) -> Option<ReloadProgress> {
+        lock(&self.inner.active).as_ref().map(|p| p.snapshot())
+    }
+
+    /// Number of reloads given up at their deadline so far (their threads may still run).
+    pub fn abandoned_reload_count(&self) -> u64 {
+        self.inner.abandoned.load(Ordering::Relaxed)
+    }
+
+    fn reload_inner(&self, extra: Option<ReloadCallback>, wait: bool) -> Result<ReloadReport, LoadError> {
+        let dir = self.plugin_dir();
+        if let Some(own) = lock(&self.inner.threads).iter().find(|p| p.is_current_thread()) {
+            let at = own.snapshot();
+            let inside = match &at.plugin {
+                Some(plugin) => format!("the `{}` hook of plugin `{plugin}`", at.stage),
+                None => format!("stage `{}`", at.stage),
+            };
+            let error = LoadError::new(
+                at.plugin.clone(),
+                &dir,
+                at.stage,
+                format!("a reload was asked for from inside {inside} of a reload in progress, which would wait for itself; ask for it after the hook returns"),
+            )
+            .with_kind(LoadErrorKind::Reentrant);
+            tracing::warn!("{error}");
+            return Err(error);
+        }
+        if !self.inner.linked.is_empty() && self.inner.current.load().is_some() {
+            // Linked plugins share one copy of their statics with every generation, so
+            // running their lifecycle again would have the old generation's on_free undo the
+            // new one's on_init. Refuse instead: the running generation keeps serving.
+            let error = LoadError::new(
+                None,
+                "<plugins linked into the host>",
+                Stage::Scan,
+                "this host was built with --static-linking: its plugins are linked in, so no new code can be loaded; rebuild and restart the host (the running plugins keep serving)",
+            )
+            .with_kind(LoadErrorKind::StaticallyLinked);
+            tracing::warn!("{error}");
+            return Err(error);
+        }
+        let guard = if wait {
+            lock(&self.inner.reload_lock)
+        } else {
+            match self.inner.reload_lock.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    let at = self.reload_progress();
+                    let (stage, plugin) = at.as_ref().map_or((Stage::Scan, None), |p| (p.stage, p.plugin.clone()));
+                    let since = at.map_or_else(|| "a moment".to_string(), |p| p.to_string());
+                    return Err(LoadError::new(plugin, &dir, stage, format!("reload in progress for {since}"))
+                        .with_kind(LoadErrorKind::Busy));
+                }
+            }
+        };
+        let outcome = self.run_reload(dir, extra);
+        drop(guard);
+        match outcome {
+            Ok((report, old)) => {
+                if let Some(old) = old {
+                    self.retire(old);
+                }
+                Ok(report)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs one reload on its own thread and publishes its generation; called with the
+    /// reload lock held. Returns the report and the generation it replaced.
+    #[allow(clippy::type_complexity)]
+    fn run_reload(
+        &self,
+        dir: PathBuf,
+        extra: Option<ReloadCallback>,
+    ) -> Result<(ReloadReport, Option<Arc<Generation>>), LoadError> {
+        let started = Instant::now();
+        let first = self.inner.current.load().is_none();
+        let number = self.inner.next_generation.load(Ordering::Relaxed);
+        let progress = Arc::new(Progress::new());
+        *lock(&self.inner.active) = Some(Arc::clone(&progress));
+        lock(&self.inner.threads).push(Arc::clone(&progress));
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let inner = Arc::clone(&self.inner);
+        let old = self.current();
+        let thread_progress = Arc::clone(&progress);
+        let thread_dir = dir.clone();
+        let work = move || {
+            thread_progress.enter();
+            let build = load::Build {
+                inner: &inner,
+                dir: thread_dir,
+                number,
+                old,
+                extra,
+                progress: &thread_progress,
+            };
+            let result = build.run();
+            lock(&inner.threads).retain(|p| !Arc::ptr_eq(p, &thread_progress));
+            if let Err(std::sync::mpsc::SendError(result)) = sender.send(result) {
+                // Given up at the deadline: what it built is discarded, never published.
+                if let Ok((generation, _)) = result {
+                    tracing::warn!(generation = generation.number(), "an abandoned reload finished late; its generation is discarded");
+                    inner.reaper.retire(generation, Duration::ZERO);
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new().name("hotswap-reload".into()).spawn(work);
+        let received = match spawned {
+            Ok(_) => receiver.recv_timeout(self.inner.reload_deadline),
+            Err(e) => Err(std::sync::mpsc::RecvTimeoutError::Disconnected).inspect_err(|_| {
+                tracing::error!("cannot start a reload thread: {e}");
+            }),
+        };
+        let received = match received {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => receiver.try_recv().map_err(|_| ()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                *lock(&self.inner.active) = None;
+                lock(&self.inner.threads).retain(|p| !Arc::ptr_eq(p, &progress));
+                let at = progress.snapshot();
+                return Err(LoadError::new(at.plugin, &dir, at.stage, "the reload thread could not run or panicked in the host's own code"));
+            }
+            Ok(result) => Ok(result),
+        };
+        *lock(&self.inner.active) = None;
+        drop(receiver);
+        let result = match received {
+            Ok(result) => result,
+            Err(()) => {
+                self.inner.abandoned.fetch_add(1, Ordering::Relaxed);
+                let at = progress.snapshot();
+                let error = LoadError::new(
+                    at.plugin.clone(),
+                    &dir,
+                    at.stage,
+                    format!(
+                        "the reload did not finish within its deadline of {:.1} s (PluginManagerBuilder::reload_deadline); stuck at {at}; its thread is abandoned and what it builds will be discarded",
+                        self.inner.reload_deadline.as_secs_f64()
+                    ),
+                )
+                .with_kind(LoadErrorKind::TimedOut);
+                Err(error)
+            }
+        };
+        match result {
+            Ok((generation, mut report)) => {
+                let old = self.inner.current.swap(Some(generation));
+                self.inner.published.store(number, Ordering::Release);
+                self.inner.next_generation.store(number + 1, Ordering::Relaxed);
+                self.inner.reloads.fetch_add(1, Ordering::Release);
+                report.total_ms = started.elapsed().as_secs_f64() * 1000.0;
+                log_report(&report);
+                Ok((report, old))
+            }
+            Err(error) => {
+                if first {
+                    tracing::error!("first load refused, nothing is serving: {error}");
+                } else {
+                    tracing::error!("reload refused, the current generation keeps serving: {error}");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Hands a replaced generation to the reaper; with a zero free delay, waits (at most the
+    /// reload deadline) for its `on_free` to have run.
+    fn retire(&self, old: Arc<Generation>) {
+        let ticket = self.inner.reaper.retire(old, self.inner.free_delay);
+        if self.inner.free_delay.is_zero() && !self.inner.reaper.wait_for(ticket, self.inner.reload_deadline) {
+            tracing::warn!("a replaced generation was not freed within the reload deadline: a plugin's on_free may be stuck");
+        }
+    }
+
+    /// Frees now every replaced generation that waits for its free delay, and waits at most
+    /// `timeout` for their `on_free`. Returns whether everything was freed (generations still
+    /// held by a [`Plugin`] handle are freed when the handle goes). For shutdown.
+    pub fn free_released_now(&self, timeout: Duration) -> bool {
+        self.inner.reaper.hurry();
+        let ticket = self.inner.reaper.issued();
+        self.inner.reaper.wait_for(ticket, timeout)
+    }
+
+    /// Reloads whenever the process receives SIGHUP or SIGUSR1 (for systemd's
+    /// `ExecReload=kill -HUP $MAINPID`) until the returned guard is dropped.
+    pub fn reload_on_signals(&self) -> std::io::Result<crate::SignalReloader> {
+        crate::SignalReloader::start(self.clone())
+    }
+
+    /// Number of replaced libraries closed so far (see [`retention`](crate::retention)).
+    pub fn closed_library_count(&self) -> u64 {
+        self.inner.graveyard.closed()
+    }
+
+    /// Number of released libraries that will never be closed (built `unloadable(false)`, or
+    /// the manager was built with `never_unload()`), and of replaced generations leaked
+    /// because the reaper was stuck in a plugin's `on_free`.
+    pub fn unclosable_library_count(&self) -> u64 {
+        self.inner.graveyard.leaked() + self.inner.reaper.leaked()
+    }
+
+    /// The manager's own work folder (inside the builder's
+    /// [`work_dir`](PluginManagerBuilder::work_dir) root), holding the private copies of
+    /// loaded libraries: each mapped plugin library is a file here (useful to count them in
+    /// `/proc/self/maps`). Removed when the manager is dropped.
+    pub fn work_dir(&self) -> &Path {
+        self.inner.work.path()
+    }
+
+    /// The generation serving now, if any.
+    pub fn current(&self) -> Option<Arc<Generation>> {
+        self.inner.current.load_full()
+    }
+
+    /// The number of the generation serving now, 0 before the first load: one atomic read,
+    /// so a host can notice a reload cheaply on a hot path.
+    pub fn generation_number(&self) -> u64 {
+        self.inner.published.load(Ordering::Acquire)
+    }
+
+    /// Number of successful reloads so far, not counting the first load. Never waits.
+    pub fn reload_count(&self) -> u64 {
+        self.inner.reloads.load(Ordering::Acquire).saturating_sub(1)
+    }
+
+    /// A handle on plugin `name` of the current generation. The handle keeps that generation
+    /// alive: it goes on calling the same code after a reload, until dropped.
+    pub fn find_plugin(&self, name: &str) -> Option<Plugin> {
+        let guard = self.inner.current.load();
+        let generation = guard.as_ref()?;
+        generation.find_plugin(name)
+    }
+
+    /// Calls `func` on every plugin of the current generation, dependencies first.
+    pub fn invoke_each(&self, func: &str, args: impl Fn() -> Args) -> Vec<(String, Result<Value, InvokeError>)> {
+        match self.current() {
+            Some(generation) => generation.invoke_each(func, args),
+            None => Vec::new(),
+        }
+    }
+
+    /// Calls `func` on every plugin of the current generation, dependents first.
+    pub fn invoke_each_backward(
+        &self,
+        func: &str,
+        args: impl Fn() -> Args,
+    ) -> Vec<(String, Result<Value, InvokeError>)> {
+        match self.current() {
+            Some(generation) => generation.invoke_each_backward(func, args),
+            None => Vec::new(),
+        }
+    }
+}
+
+fn log_report(report: &ReloadReport) {
+    use crate::error::escape_path;
+    for p in &report.plugins {
+        tracing::info!(generation = report.generation, plugin = %p.name, version = %p.version, file = %escape_path(&p.file), "{}", p.origin);
+    }
+    for f in &report.ignored {
+        tracing::info!(generation = report.generation, plugin = %f.name.escape_default(), file = %escape_path(&f.file), "ignored: {}", f.note);
+    }
+    tracing::info!(
+        generation = report.generation,
+        plugins = %report.plugins.iter().map(|p| format!("{}@{}", p.name, p.version)).collect::<Vec<_>>().join(", "),
+        total_ms = report.total_ms,
+        "generation published"
+    );
+}

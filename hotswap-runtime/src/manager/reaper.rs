@@ -1,0 +1,182 @@
+//! Frees replaced generations after the free delay, on one thread of its own.
+//!
+//! `on_free` is plugin code: it must never run under the reload lock nor on a thread that
+//! serves the control socket or signals, and a plugin whose `on_free` never returns must not
+//! multiply threads. So one reaper thread per manager frees generations in the order they
+//! fall due. At most [`MAX_WAITING`] generations wait: when a reload retires one more, the
+//! oldest waiting one falls due at once. When the reaper is stuck in a plugin's `on_free`, a
+//! generation that would overflow the queue is leaked (it stays mapped and gets no
+//! `on_free`) with a warning, so memory stays bounded by the queue and no thread is added.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::generation::Generation;
+
+/// How many retired generations may wait for their free delay at once.
+pub(crate) const MAX_WAITING: usize = 16;
+
+struct Waiting {
+    due: Instant,
+    ticket: u64,
+    /// Only ever dropped: that is what frees it.
+    #[allow(dead_code)]
+    generation: Arc<Generation>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    /// Tickets handed out so far.
+    issued: u64,
+    /// Every ticket up to this one has been freed (or leaked).
+    done: u64,
+    /// The generation the reaper is freeing now, and since when.
+    busy_since: Option<Instant>,
+    /// The reaper thread runs.
+    started: bool,
+    /// The manager is gone: free what is left, then stop.
+    closing: bool,
+    leaked: u64,
+}
+
+pub(crate) struct Reaper {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl Reaper {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Reaper { queue: Mutex::new(Queue::default()), changed: Condvar::new() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Frees `generation` after `delay` (and after every generation retired before it), and
+    /// returns its ticket for [`Reaper::wait_for`].
+    pub fn retire(self: &Arc<Self>, generation: Arc<Generation>, delay: Duration) -> u64 {
+        let mut queue = self.lock();
+        queue.issued += 1;
+        let ticket = queue.issued;
+        if queue.waiting.len() >= MAX_WAITING {
+            let stuck = queue.busy_since.is_some_and(|since| since.elapsed() > Duration::from_secs(1));
+            if stuck {
+                queue.leaked += 1;
+                tracing::warn!(
+                    generation = generation.number(),
+                    "the reaper is stuck in a plugin's on_free and {MAX_WAITING} generations wait: this generation is leaked (stays mapped, no on_free)"
+                );
+                std::mem::forget(generation);
+                return ticket;
+            }
+            if let Some(oldest) = queue.waiting.front_mut() {
+                oldest.due = Instant::now();
+            }
+        }
+        queue.waiting.push_back(Waiting { due: Instant::now() + delay, ticket, generation });
+        if !queue.started {
+            let reaper = Arc::clone(self);
+            let spawned = std::thread::Builder::new().name("hotswap-reaper".into()).spawn(move || reaper.run());
+            match spawned {
+                Ok(_) => queue.started = true,
+                Err(e) => {
+                    // Without a thread, free now on this one (after the reload lock is gone).
+                    tracing::warn!("cannot start the reaper thread ({e}); freeing the old generation now");
+                    let freed: Vec<Waiting> = queue.waiting.drain(..).collect();
+                    queue.done = ticket;
+                    drop(queue);
+                    drop(freed);
+                    return ticket;
+                }
+            }
+        }
+        self.changed.notify_all();
+        ticket
+    }
+
+    /// Waits until the generation of `ticket` is freed, at most `timeout`. Returns whether it
+    /// was.
+    pub fn wait_for(&self, ticket: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut queue = self.lock();
+        while queue.done < ticket {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            queue = self.changed.wait_timeout(queue, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+
+    /// Makes everything waiting due now.
+    pub fn hurry(&self) {
+        let mut queue = self.lock();
+        let now = Instant::now();
+        for waiting in &mut queue.waiting {
+            waiting.due = now;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Tickets handed out so far.
+    pub fn issued(&self) -> u64 {
+        self.lock().issued
+    }
+
+    /// Number of generations that waited too long behind a stuck reaper and were leaked.
+    pub fn leaked(&self) -> u64 {
+        self.lock().leaked
+    }
+
+    /// Stops the thread once everything waiting is freed (immediately due).
+    pub fn close(&self) {
+        let mut queue = self.lock();
+        queue.closing = true;
+        let now = Instant::now();
+        for waiting in &mut queue.waiting {
+            waiting.due = now;
+        }
+        self.changed.notify_all();
+    }
+
+    fn run(self: Arc<Self>) {
+        let mut queue = self.lock();
+        loop {
+            // Generations fall due in ticket order except when hurried; take the earliest.
+            let next = queue.waiting.iter().enumerate().min_by_key(|(_, w)| (w.due, w.ticket)).map(|(i, w)| (i, w.due));
+            match next {
+                None if queue.closing => return,
+                None => {
+                    queue = self.changed.wait(queue).unwrap_or_else(|e| e.into_inner());
+                }
+                Some((index, due)) => {
+                    let now = Instant::now();
+                    if due > now {
+                        queue = self.changed.wait_timeout(queue, due - now).unwrap_or_else(|e| e.into_inner()).0;
+                        continue;
+                    }
+                    let Some(waiting) = queue.waiting.remove(index) else { continue };
+                    queue.busy_since = Some(now);
+                    drop(queue);
+                    // Plugin hooks catch their own panics; this catches a panic of the host's
+                    // own drop code so the reaper survives it.
+                    let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(waiting)));
+                    if freed.is_err() {
+                        tracing::error!("freeing a generation panicked");
+                    }
+                    queue = self.lock();
+                    queue.busy_since = None;
+                    // Nothing is being freed now, so every ticket below the lowest waiting one
+                    // is done (tickets can complete out of order when one was hurried).
+                    let lowest_waiting = queue.waiting.iter().map(|w| w.ticket).min();
+                    queue.done = lowest_waiting.map_or(queue.issued, |t| t - 1).max(queue.done);
+                    self.changed.notify_all();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Fault injection against the manager itself: hooks that never return or ask for a reload
+//! from inside one, refused reloads that must leave nothing behind, and a plugin folder,
+//! manifests and file names chosen by a hostile or careless user.
+//!
+//! Every case checks the same promises as `faults.rs`: the refusal names the plugin (when
+//! there is one), the file and the stage; the serving generation keeps answering; nothing is
+//! left in the manager's work folder beyond the serving libraries; status reads and the
+//! control socket still answer afterwards.
+//!
+//! Fixtures: `greeter_v1`/`greeter_v2` serve; `mgr_hostile` is a build of `greeter` whose
+//! misbehaviour is chosen by a file `hostile-mode` in the plugin folder.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotswap_runtime::{
+    args, ControlRequest, ControlResponse, ControlServer, IgnoredReason, LoadError, LoadErrorKind, PluginManager,
+    PluginManagerBuilder, Stage,
+};
+use hotswap_tests::{build_plugin, copy_atomically};
+
+const V1: &str = "tests/plugins/greeter_v1";
+const V2: &str = "tests/plugins/greeter_v2";
+const HOSTILE: &str = "tests/plugins/mgr_hostile";
+const ON_LOAD_FAULT: &str = "tests/plugins/fault_on_load";
+
+/// A host serving `greeter` v1 from `dir`, with a control socket.
+struct Host {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    manager: PluginManager,
+    socket: PathBuf,
+    _control: ControlServer,
+}
+
+fn serving(configure: impl FnOnce(PluginManagerBuilder) -> PluginManagerBuilder) -> Host {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    build_plugin(V1).install(&dir);
+    let manager = configure(PluginManager::builder(&dir).free_delay(Duration::ZERO).retain_released_libraries(0))
+        .build()
+        .unwrap();
+    assert_eq!(manager.load_plugins().expect("v1 loads").generation, 1);
+    let socket = tmp.path().join("control.sock");
+    let control = ControlServer::start(manager.clone(), &socket).unwrap();
+    let host = Host { _tmp: tmp, dir, manager, socket, _control: control };
+    assert_eq!(host.answer(), "v1");
+    host
+}
+
+impl Host {
+    fn answer(&self) -> String {
+        let plugin = self.manager.find_plugin("greeter").expect("greeter serves");
+        let sum: i64 = plugin.invoke("add", args![6_i64, 7_i64]).unwrap();
+        assert_eq!(sum, 13);
+        plugin.invoke("answer", args![]).unwrap()
+    }
+
+    /// The generation that served keeps serving, status answers on the socket, and the work
+    /// folder holds exactly the serving libraries.
+    fn still_serving(&self, answer: &str, generation: u64) {
+        assert_eq!(self.answer(), answer);
+        assert_eq!(self.manager.generation_number(), generation);
+        match hotswap_runtime::send_request(&self.socket, &ControlRequest::Status).expect("the control socket answers") {
+            ControlResponse::Serving { generation: g, .. } => assert_eq!(g, Some(generation)),
+            other => panic!("unexpected status answer {other:?}"),
+        }
+        self.assert_work_folder_holds_only_the_serving_libraries();
+    }
+
+    fn assert_work_folder_holds_only_the_serving_libraries(&self) {
+        let serving: Vec<PathBuf> = self
+            .manager
+            .current()
+            .unwrap()
+            .plugins()
+            .iter()
+            .map(|p| p.loaded_from().to_path_buf())
+            .collect();
+        let mut left: Vec<PathBuf> =
+            std::fs::read_dir(self.manager.work_dir()).unwrap().map(|e| e.unwrap().path()).collect();
+        left.sort();
+        assert_eq!(left, serving, "the work folder holds only the serving libraries");
+    }
+
+    fn install_newest(&self, krate: &str) -> PathBuf {
+        bump_clock();
+        build_plugin(krate).install(&self.dir)
+    }
+
+    fn set_mode(&self, mode: &str) {
+        std::fs::write(self.dir.join("hostile-mode"), mode).unwrap();
+    }
+
+    fn release(&self) {
+        std::fs::write(self.dir.join("release"), "").unwrap();
+    }
+}
+
+/// File times have a granularity; the newest file must be newer.
+fn bump_clock() {
+    std::thread::sleep(Duration::from_millis(20));
+}
+
+fn assert_names(error: &LoadError, plugin: Option<&str>, file: &Path, stage: Stage) {
+    assert_eq!(error.plugin.as_deref(), plugin, "{error}");
+    assert_eq!(error.file, file, "{error}");
+    assert_eq!(error.stage, stage, "{error}");
+    let text = error.to_string();
+    if let Some(plugin) = plugin {
+        assert!(text.contains(plugin), "{text}");
+    }
+    assert!(text.contains(&stage.to_string()), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hooks that never return, and re-entrant reloads.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_on_load_that_never_returns_times_out_and_later_reloads_work() {
+    let host = serving(|b| b.reload_deadline(Duration::from_secs(2)));
+    host.set_mode("loop_on_load");
+    let file = host.install_newest(HOSTILE);
+    let manager = host.manager.clone();
+    let stuck = std::thread::spawn(move || manager.reload());
+    // While it is stuck: status, counters, calls and a second request all answer at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let progress = host.manager.reload_progress().expect("a reload is running");
+    assert_eq!((progress.stage, progress.plugin.as_deref()), (Stage::OnLoad, Some("greeter")));
+    assert_eq!(host.manager.reload_count(), 0);
+    assert_eq!(host.answer(), "v1");
+    let busy = host.manager.try_reload().unwrap_err();
+    assert_eq!(busy.kind, LoadErrorKind::Busy);
+    assert!(busy.to_string().contains("reload in progress for"), "{busy}");
+    assert!(busy.to_string().contains("greeter") && busy.to_string().contains("on_load"), "{busy}");
+    match hotswap_runtime::send_request(&host.socket, &ControlRequest::Status).unwrap() {
+        ControlResponse::Serving { generation, .. } => assert_eq!(generation, Some(1)),
+        other => panic!("{other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "status waited for the reload: {:?}", t.elapsed());
+
+    let error = stuck.join().unwrap().unwrap_err();
+    assert_eq!(error.kind, LoadErrorKind::TimedOut);
+    assert_names(&error, Some("greeter"), &host.dir, Stage::OnLoad);
+    assert!(error.to_string().contains("deadline"), "{error}");
+    assert_eq!(host.manager.abandoned_reload_count(), 1);
+    assert_eq!(host.answer(), "v1");
+
+    // A later reload works while the stuck thread still runs.
+    std::fs::remove_file(&file).unwrap();
+    host.install_newest(V2);
+    assert_eq!(host.manager.reload().expect("a later reload works").generation, 2);
+    assert_eq!(host.answer(), "v2");
+    // Released, the abandoned reload finishes; what it built is discarded, never published.
+    host.release();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host.manager.work_dir().read_dir().unwrap().count() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    host.still_serving("v2", 2);
+}
+
+#[test]
+fn an_on_free_that_never_returns_holds_no_lock() {
+    let host = serving(|b| b.reload_deadline(Duration::from_secs(2)));
+    host.set_mode("loop_on_free");
+    host.install_newest(HOSTILE);
+    assert_eq!(host.manager.reload().unwrap().generation, 2);
+    assert_eq!(host.answer(), "hostile-ok");
+    // Replacing it runs its on_free, which loops: the reload still returns within the
+    // deadline, and status, counters and later reloads do not wait for it.
+    host.install_newest(V2);
+    let t = Instant::now();
+    assert_eq!(host.manager.reload().unwrap().generation, 3);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(host.manager.reload_count(), 2);
+    assert_eq!(host.answer(), "v2");
+    match hotswap_runtime::send_request(&host.socket, &ControlRequest::Status).unwrap() {
+        ControlResponse::Serving { generation, .. } => assert_eq!(generation, Some(3)),
+        other => panic!("{other:?}"),
+    }
+    host.install_newest(V1);
+    assert_eq!(host.manager.reload().unwrap().generation, 4);
+    host.release();
+    // Dropping the manager returns at once even with a reaper that was stuck.
+    let t = Instant::now();
+    drop(host);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_reload_asked_for_from_a_reload_callback_is_refused_as_reentrant() {
+    let host = serving(|b| b);
+    let manager = host.manager.clone();
+    host.install_newest(V2);
+    let t = Instant::now();
+    let error = host
+        .manager
+        .reload_with(move |_, _| match manager.reload() {
+            Err(e) if e.kind == LoadErrorKind::Reentrant => Err(e.to_string().into()),
+            other => Err(format!("expected a re-entrant refusal, got {other:?}").into()),
+        })
+        .unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(error.stage, Stage::Callback);
+    assert!(error.to_string().contains("from inside stage `reload callback`"), "{error}");
+    host.still_serving("v1", 1);
+    assert_eq!(host.manager.reload().unwrap().generation, 2);
+}
+
+#[test]
+fn a_reload_asked_for_from_a_plugin_hook_is_refused_naming_the_hook() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    build_plugin(V1).install(&dir);
+    let slot: Arc<std::sync::OnceLock<PluginManager>> = Arc::default();
+    let for_plugins = Arc::clone(&slot);
+    let manager = PluginManager::builder(&dir)
+        .free_delay(Duration::ZERO)
+        .extension_newer(move || {
+            let manager = Arc::clone(&for_plugins);
+            Arc::new(move || match manager.get().unwrap().reload() {
+                Ok(r) => format!("accepted generation {}", r.generation),
+                Err(e) => format!("{:?}: {e}", e.kind),
+            }) as Arc<dyn Fn() -> String + Send + Sync>
+        })
+        .build()
+        .unwrap();
+    slot.set(manager.clone()).unwrap();
+    manager.load_plugins().unwrap();
+    std::fs::write(dir.join("hostile-mode"), "reload_from_on_init").unwrap();
+    bump_clock();
+    let file = build_plugin(HOSTILE).install(&dir);
+    let error = manager.reload().unwrap_err();
+    assert_names(&error, Some("greeter"), &file, Stage::OnInit);
+    let text = error.to_string();
+    assert!(text.contains("Reentrant") && text.contains("the `on_init` hook of plugin `greeter`"), "{text}");
+    assert_eq!(manager.generation_number(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused reloads leave nothing behind.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn twenty_refused_reloads_leave_nothing_in_the_work_folder() {
+    let host = serving(|b| b);
+    let file = host.install_newest(ON_LOAD_FAULT);
+    for _ in 0..20 {
+        let error = host.manager.reload().unwrap_err();
+        assert_names(&error, Some("greeter"), &file, Stage::OnLoad);
+    }
+    host.still_serving("v1", 1);
+}
+
+#[test]
+fn a_library_over_the_size_limit_is_refused_before_it_is_read() {
+    let host = serving(|b| b.max_library_size(64 * 1024));
+    let file = host.install_newest(V2);
+    let error = host.manager.reload().unwrap_err();
+    assert_names(&error, Some("greeter"), &file, Stage::Copy);
+    assert!(error.to_string().contains("over the limit of 65536 bytes"), "{error}");
+    host.still_serving("v1", 1);
+}
+
+#[test]
+fn a_huge_sparse_file_is_refused_at_once_with_the_default_limit() {
+    let host = serving(|b| b);
+    bump_clock();
+    let file = host.dir.join("greeter@9.so");
+    let f = std::fs::File::create(&file).unwrap();
+    f.set_len(2 << 30).unwrap();
+    drop(f);
+    let t = Instant::now();
+    let error = host.manager.reload().unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_names(&error, Some("greeter"), &file, Stage::Copy);
+    assert!(error.to_string().contains("over the limit"), "{error}");
+    host.still_serving("v1", 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests.
+// ---------------------------------------------------------------------------------------------
+
+fn manifest_of(library: &Path) -> PathBuf {
+    library.with_extension("json")
+}
+
+#[test]
+fn a_fifo_manifest_is_refused_without_hanging() {
+    let host = serving(|b| b);
+    let file = host.install_newest(V2);
+    let manifest = manifest_of(&file);
+    std::fs::remove_file(&manifest).unwrap();
+    rustix_mkfifo(&manifest);
+    let t = Instant::now();
+    let error = host.manager.reload().unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_names(&error, Some("greeter"), &file, Stage::Copy);
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+    host.still_serving("v1", 1);
+}
+
+fn rustix_mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_manifest_linked_to_dev_zero_is_refused() {
+    let host = serving(|b| b);
+    let file = host.install_newest(V2);
+    let manifest = manifest_of(&file);
+    std::fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &manifest).unwrap();
+    let error = host.manager.reload().unwrap_err();
+    assert_names(&error, Some("greeter"), &file, Stage::Copy);
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    host.still_serving("v1", 1);
+}
+
+#[test]
+fn an_oversized_manifest_is_refused() {
+    let host = serving(|b| b);
+    let file = host.install_newest(V2);
+    std::fs::write(manifest_of(&file), vec![b' '; 100 * 1024]).unwrap();
+    let error = host.manager.reload().unwrap_err();
+    assert_names(&error, Some("greeter"), &file, Stage::Copy);
+    assert!(error.to_string().contains("over the limit"), "{error}");
+    host.still_serving("v1", 1);
+}
+
+#[test]
+fn a_manifest_describing_another_plugin_or_library_is_refused() {
+    for (field, value, expected) in [
+        ("name", "other", "describes plugin `other`"),
+        ("library", "other@1.so", "describes library `other@1.so`"),
+        ("fingerprint", "rustc 0.0.0", "says ABI fingerprint [rustc 0.0.0]"),
+    ] {
+        let host = serving(|b| b);
+        let file = host.install_newest(V2);
+        let manifest = manifest_of(&file);
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        json[field] = serde_json::Value::String(value.into());
+        std::fs::write(&manifest, serde_json::to_vec(&json).unwrap()).unwrap();
+        let error = host.manager.reload().unwrap_err();
+        assert_names(&error, Some("greeter"), &file, Stage::Copy);
+        assert!(error.to_string().contains(expected), "{field}: {error}");
+        host.still_serving("v1", 1);
+    }
+}
+
+#[test]
+fn a_library_without_a_manifest_loads_with_a_warning() {
+    let host = serving(|b| b);
+    let file = host.install_newest(V2);
+    std::fs::remove_file(manifest_of(&file)).unwrap();
+    assert_eq!(host.manager.reload().expect("no manifest is not a refusal").generation, 2);
+    host.still_serving("v2", 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin folder.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_symlinked_library_is_listed_as_ignored_with_its_reason() {
+    let host = serving(|b| b);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = build_plugin(V2).install(elsewhere.path());
+    bump_clock();
+    let link = host.dir.join("greeter@99.so");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let report = host.manager.reload().unwrap();
+    assert_eq!(report.plugins[0].note, "unchanged");
+    let ignored = report.ignored.iter().find(|f| f.file == link).expect("the link is listed");
+    assert_eq!((ignored.name.as_str(), ignored.reason), ("greeter", IgnoredReason::Symlink));
+    host.still_serving("v1", 2);
+}
+
+#[test]
+fn a_folder_holding_only_a_symlinked_library_says_so() {
+    let host = serving(|b| b);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = build_plugin(V2).install(elsewhere.path());
+    let only = host._tmp.path().join("only-link");
+    std::fs::create_dir(&only).unwrap();
+    std::os::unix::fs::symlink(&target, only.join("greeter@2.so")).unwrap();
+    host.manager.set_plugin_dir(&only);
+    let error = host.manager.reload().unwrap_err();
+    assert_names(&error, None, &only, Stage::Scan);
+    assert!(error.to_string().contains("greeter@2.so (a symbolic link"), "{error}");
+    host.manager.set_plugin_dir(&host.dir);
+    host.still_serving("v1", 1);
+}
+
+#[test]
+fn a_fifo_named_like_a_library_is_ignored() {
+    let host = serving(|b| b);
+    let fifo = host.dir.join("greeter@77.so");
+    rustix_mkfifo(&fifo);
+    let report = host.manager.reload().unwrap();
+    let ignored = report.ignored.iter().find(|f| f.file == fifo).expect("the FIFO is listed");
+    assert_eq!(ignored.reason, IgnoredReason::NotRegularFile);
+    host.still_serving("v1", 2);
+}
+
+#[test]
+fn a_non_utf8_file_name_is_ignored_and_a_newline_cannot_forge_a_log_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let host = serving(|b| b);
+    let odd = host.dir.join(std::ffi::OsStr::from_bytes(b"gr\xffeeter.so"));
+    std::fs::write(&odd, b"junk").unwrap();
+    let report = host.manager.reload().unwrap();
+    let ignored = report.ignored.iter().find(|f| f.file == odd).expect("listed");
+    assert_eq!(ignored.reason, IgnoredReason::NonUtf8Name);
+    std::fs::remove_file(&odd).unwrap();
+
+    bump_clock();
+    let forged = host.dir.join("evil\nINFO generation published.so");
+    std::fs::write(&forged, b"junk").unwrap();
+    let error = host.manager.reload().unwrap_err();
+    assert_eq!(error.stage, Stage::Inspect);
+    let text = error.to_string();
+    assert!(!text.contains('\n') && text.contains("evil\\nINFO"), "{text}");
+    std::fs::remove_file(&forged).unwrap();
+    host.still_serving("v1", 2);
+}
+
+#[test]
+fn a_world_writable_folder_above_the_plugin_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = tmp.path().join("open");
+    let dir = open.join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    build_plugin(V1).install(&dir);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let manager = PluginManager::builder(&dir).build().unwrap();
+    let error = manager.load_plugins().unwrap_err();
+    assert_names(&error, None, &dir, Stage::Scan);
+    assert!(error.to_string().contains("the folder") && error.to_string().contains("writable by group or others"), "{error}");
+    // /tmp itself (root-owned, sticky) is fine, and so is the folder once fixed.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(manager.load_plugins().unwrap().generation, 1);
+}
+
+#[test]
+fn builds_with_the_same_time_are_ordered_by_version_number() {
+    let host = serving(|b| b);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let old = host.dir.join("greeter@1.9.so");
+    let new = host.dir.join("greeter@1.10.so");
+    copy_atomically(&build_plugin(V1).install(elsewhere.path()), &old);
+    copy_atomically(&build_plugin(V2).install(elsewhere.path()), &new);
+    let when = std::time::SystemTime::now() + Duration::from_secs(5);
+    for file in [&old, &new] {
+        std::fs::File::options().write(true).open(file).unwrap().set_modified(when).unwrap();
+    }
+    let report = host.manager.reload().unwrap();
+    assert_eq!(report.plugins[0].file, new);
+    host.still_serving("v2", 2);
+}
+
+#[test]
+fn a_failed_first_load_is_not_reported_as_keeping_a_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("greeter.so"), b"junk").unwrap();
+    let manager = PluginManager::builder(tmp.path()).build().unwrap();
+    let error = manager.load_plugins().unwrap_err();
+    assert_eq!(error.stage, Stage::Inspect);
+    assert_eq!((manager.generation_number(), manager.current().is_none()), (0, true));
+}
