@@ -64,7 +64,7 @@ impl Host {
     fn still_serving(&self, answer: &str, generation: u64) {
         assert_eq!(self.answer(), answer);
         assert_eq!(self.manager.generation_number(), generation);
-        match hotswap_runtime::send_request(&self.socket, &ControlRequest::Status).expect("the control socket answers") {
+        match status(&self.socket) {
             ControlResponse::Serving { generation: g, .. } => assert_eq!(g, Some(generation)),
             other => panic!("unexpected status answer {other:?}"),
         }
@@ -98,6 +98,11 @@ impl Host {
     fn release(&self) {
         std::fs::write(self.dir.join("release"), "").unwrap();
     }
+}
+
+/// Asks the host's control socket for its status.
+fn status(socket: &Path) -> ControlResponse {
+    hotswap_runtime::send_request(socket, &ControlRequest::Status, Duration::from_secs(5)).expect("the control socket answers")
 }
 
 /// File times have a granularity; the newest file must be newer.
@@ -138,7 +143,7 @@ fn an_on_load_that_never_returns_times_out_and_later_reloads_work() {
     assert_eq!(busy.kind, LoadErrorKind::Busy);
     assert!(busy.to_string().contains("reload in progress for"), "{busy}");
     assert!(busy.to_string().contains("greeter") && busy.to_string().contains("on_load"), "{busy}");
-    match hotswap_runtime::send_request(&host.socket, &ControlRequest::Status).unwrap() {
+    match status(&host.socket) {
         ControlResponse::Serving { generation, .. } => assert_eq!(generation, Some(1)),
         other => panic!("{other:?}"),
     }
@@ -180,7 +185,7 @@ fn an_on_free_that_never_returns_holds_no_lock() {
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(host.manager.reload_count(), 2);
     assert_eq!(host.answer(), "v2");
-    match hotswap_runtime::send_request(&host.socket, &ControlRequest::Status).unwrap() {
+    match status(&host.socket) {
         ControlResponse::Serving { generation, .. } => assert_eq!(generation, Some(3)),
         other => panic!("{other:?}"),
     }
