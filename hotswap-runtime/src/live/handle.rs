@@ -56,6 +56,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
 mod sealed {
@@ -203,6 +204,11 @@ impl<F: Copy> Clone for LiveFn<F> {
         LiveFn { func: self.func, name: self.name, _library: Arc::clone(&self._library) }
     }
 }
+
+// The library reference is only held, never used, so a panic cannot leave it half-changed:
+// a handle can be used inside and after `catch_unwind` as its function pointer can.
+impl<F: UnwindSafe> UnwindSafe for LiveFn<F> {}
+impl<F: RefUnwindSafe> RefUnwindSafe for LiveFn<F> {}
 
 impl<F> fmt::Debug for LiveFn<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
