@@ -17,6 +17,9 @@ fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
 /// name so that a wrong typed access can say what the export really is.
 pub struct Export {
     value: Box<dyn Any + Send + Sync>,
+    /// Points into the exporting plugin's library (as does `value`'s vtable): an `Export`
+    /// lives only in that plugin's `LoadedPlugin` and in vaults, which both keep the library
+    /// mapped, and the name is lent out borrowed from `self`.
     type_name: &'static str,
 }
 
