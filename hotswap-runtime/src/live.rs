@@ -7,7 +7,9 @@
 //!
 //! * a live function is fetched as a typed handle, [`Vault::live_func`](crate::Vault::live_func),
 //!   checked by `TypeId` against the signature that was generated, so a mismatch is an error
-//!   naming both signatures and never a call through the wrong type;
+//!   naming both signatures and never a call through the wrong type; it is called through the
+//!   handle ([`LiveFn::call`]), which keeps its library mapped (see [`handle`] for why no safe
+//!   method hands out the bare function or a `'static` name);
 //! * a live type can be created by name ([`Vault::new_live`](crate::Vault::new_live), when it
 //!   implements `Default`) and described ([`LiveTypeInfo`]);
 //! * **live data** is a value of a live type that must outlive its generation, such as the
@@ -15,7 +17,7 @@
 //!   the plugin version that wrote it, serde-serialised bytes), which holds no pointer into
 //!   any library. The generation that runs the job decodes it with its own type of that
 //!   name, so new code reads old data; memory of one version's type is never reinterpreted
-//!   as another's.
+//!   as another's. Fields one version does not know survive its [`LiveData::update`].
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use crate::value::Value;
 
 mod data;
-mod handle;
+pub mod handle;
 
 pub use data::LiveData;
 pub use handle::{LiveCall, LiveFn, LiveHandle};
