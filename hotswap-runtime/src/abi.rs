@@ -76,10 +76,11 @@ pub struct FfiStr {
     len: usize,
 }
 
-// SAFETY: an `FfiStr` is only ever built from a `&'static str` (see `new`), which is immutable
-// and valid for the whole life of the library that holds it.
+// SAFETY: an `FfiStr` is only ever built from a `&'static str` (see `new`): a shared reference
+// to immutable data, which any thread may read. (Whether that data is still mapped is another
+// matter, left to `as_bytes`' callers.)
 unsafe impl Sync for FfiStr {}
-// SAFETY: as above; it is a shared reference to immutable static data.
+// SAFETY: as above; it is a shared reference to immutable data.
 unsafe impl Send for FfiStr {}
 
 impl FfiStr {
@@ -91,9 +92,11 @@ impl FfiStr {
     /// The bytes, for comparing a header from an untrusted library.
     ///
     /// # Safety
-    /// `self` must come from a descriptor in a library that is still loaded.
+    /// `self` must come from a descriptor in a library that is still loaded, and the slice
+    /// must not be used after that library is closed: it borrows `self`, not the library.
     pub unsafe fn as_bytes(&self) -> &[u8] {
-        // SAFETY: built by `new` from a `&'static str` in a library the caller keeps loaded.
+        // SAFETY: built by `new` from a `&'static str` in a library the caller keeps loaded
+        // while the slice is used.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 

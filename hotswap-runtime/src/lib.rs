@@ -65,7 +65,7 @@ pub use private as __private;
 
 pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
 pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
-pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};
+pub use live::{LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo};
 pub use manager::{
     DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, IgnoredFile, IgnoredReason, Plugin, PluginManager,
     PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,

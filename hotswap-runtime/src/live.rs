@@ -7,7 +7,9 @@
 //!
 //! * a live function is fetched as a typed handle, [`Vault::live_func`](crate::Vault::live_func),
 //!   checked by `TypeId` against the signature that was generated, so a mismatch is an error
-//!   naming both signatures and never a call through the wrong type;
+//!   naming both signatures and never a call through the wrong type; it is called through the
+//!   handle ([`LiveFn::call`]), which keeps its library mapped (see [`handle`] for why no safe
+//!   method hands out the bare function or a `'static` name);
 //! * a live type can be created by name ([`Vault::new_live`](crate::Vault::new_live), when it
 //!   implements `Default`) and described ([`LiveTypeInfo`]);
 //! * **live data** is a value of a live type that must outlive its generation, such as the
@@ -15,7 +17,7 @@
 //!   the plugin version that wrote it, serde-serialised bytes), which holds no pointer into
 //!   any library. The generation that runs the job decodes it with its own type of that
 //!   name, so new code reads old data; memory of one version's type is never reinterpreted
-//!   as another's.
+//!   as another's. Fields one version does not know survive its [`LiveData::update`].
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
@@ -23,14 +25,27 @@ use std::sync::Arc;
 
 use crate::value::Value;
 
+mod data;
+pub mod handle;
+
+pub use data::LiveData;
+pub use handle::{LiveCall, LiveFn, LiveHandle};
+
+// The entries below are made by generated code inside a plugin: their `&'static str`s and
+// function pointers live in that plugin's library, which is closed once nothing refers to
+// it. So their fields are private to this crate, which keeps every entry next to an `Arc` of
+// its library (`RegisteredFunc`, `RegisteredType`) and lends them out only as owned copies
+// (`LiveFuncInfo`, `LiveTypeInfo`) or borrowed from a handle that holds the library
+// (`LiveFn::name`).
+
 /// A live function as registered by generated code.
 pub struct LiveFuncEntry {
     /// Function name, e.g. `live_add`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Full path in the plugin, e.g. `crate::math::live_add`.
-    pub path: &'static str,
+    pub(crate) path: &'static str,
     /// Signature as written in the source, e.g. `fn(i64) -> i64`.
-    pub signature: &'static str,
+    pub(crate) signature: &'static str,
     func: Box<dyn Any + Send + Sync>,
     type_id: TypeId,
     type_name: &'static str,
@@ -58,15 +73,28 @@ impl LiveFuncEntry {
 /// A live type as registered by generated code.
 pub struct LiveTypeEntry {
     /// Type name, e.g. `LiveJob`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Full path in the plugin.
-    pub path: &'static str,
+    pub(crate) path: &'static str,
     /// Stable description of its fields, e.g. `struct LiveJob { id: u64, text: String }`.
-    pub description: &'static str,
+    pub(crate) description: &'static str,
     /// Makes a default value, when the type implements `Default`.
-    pub make_default: Option<fn() -> Value>,
+    pub(crate) make_default: Option<fn() -> Value>,
     /// Decodes live data bytes, when the type implements serde's `Serialize` and `Deserialize`.
-    pub decode: Option<fn(&[u8]) -> Result<Value, String>>,
+    pub(crate) decode: Option<fn(&[u8]) -> Result<Value, String>>,
+}
+
+impl LiveTypeEntry {
+    /// Used by generated code.
+    pub fn new(
+        name: &'static str,
+        path: &'static str,
+        description: &'static str,
+        make_default: Option<fn() -> Value>,
+        decode: Option<fn(&[u8]) -> Result<Value, String>>,
+    ) -> Self {
+        LiveTypeEntry { name, path, description, make_default, decode }
+    }
 }
 
 /// Everything live that one plugin registered.
@@ -111,7 +139,7 @@ pub enum LiveError {
         /// Its plugin.
         plugin: String,
         /// The type asked for.
-        expected: &'static str,
+        expected: String,
         /// The signature as written in the plugin.
         found: String,
         /// The signature's Rust type.
@@ -131,7 +159,7 @@ pub enum LiveError {
         /// The type.
         name: String,
         /// What it lacks.
-        missing: &'static str,
+        missing: String,
     },
     /// Encoding live data failed.
     #[error("cannot encode live data of type `{type_name}`: {message}")]
@@ -201,39 +229,6 @@ pub struct LiveTypeInfo {
     pub serializable: bool,
 }
 
-/// A typed handle on a live function. Keeps the library that holds the function loaded.
-/// Calling through it costs one indirect call.
-pub struct LiveFn<F> {
-    func: F,
-    name: &'static str,
-    _library: Arc<dyn Any + Send + Sync>,
-}
-
-impl<F: Copy> LiveFn<F> {
-    /// The function pointer. Valid while the handle (or its generation) lives.
-    pub fn get(&self) -> F {
-        self.func
-    }
-
-    /// The live function's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-}
-
-impl<F> std::ops::Deref for LiveFn<F> {
-    type Target = F;
-    fn deref(&self) -> &F {
-        &self.func
-    }
-}
-
-impl<F: Clone> Clone for LiveFn<F> {
-    fn clone(&self) -> Self {
-        LiveFn { func: self.func.clone(), name: self.name, _library: Arc::clone(&self._library) }
-    }
-}
-
 pub(crate) struct RegisteredFunc {
     pub entry: LiveFuncEntry,
     pub plugin: String,
@@ -254,7 +249,7 @@ impl RegisteredFunc {
             return Err(self.mismatch::<F>());
         }
         let func = *self.entry.func.downcast_ref::<F>().ok_or_else(|| self.mismatch::<F>())?;
-        Ok(LiveFn { func, name: self.entry.name, _library: Arc::clone(&self.library) })
+        Ok(LiveFn::new(func, self.entry.name, Arc::clone(&self.library)))
     }
 
     fn mismatch<F>(&self) -> LiveError {
@@ -262,7 +257,7 @@ impl RegisteredFunc {
             name: self.entry.name.to_string(),
             path: self.entry.path.to_string(),
             plugin: self.plugin.clone(),
-            expected: std::any::type_name::<F>(),
+            expected: std::any::type_name::<F>().to_string(),
             found: self.entry.signature.to_string(),
             found_type: self.entry.type_name.to_string(),
         }
@@ -289,71 +284,6 @@ impl RegisteredType {
             has_default: self.entry.make_default.is_some(),
             serializable: self.entry.decode.is_some(),
         }
-    }
-}
-
-/// A value of a live type, serialised so that it can outlive the generation that made it.
-///
-/// Made in plugin code with [`LiveData::new`]; kept by the host as plain data (it can be
-/// cloned, stored, or serialised itself); read back by whatever generation is current with
-/// [`LiveData::decode`] (in plugin code) or [`Vault::decode_live`](crate::Vault::decode_live).
-/// Fields added with `#[serde(default)]` and removed fields are handled by serde; any other
-/// incompatible change is a [`LiveError::Decode`], and the envelope is left untouched.
-///
-/// ```
-/// use hotswap_runtime::{LiveData, LiveError, LiveType};
-///
-/// // What hotswap-build generates for a live type of plugin `jobs`, by hand here.
-/// #[derive(serde::Serialize, serde::Deserialize)]
-/// struct LiveJob { id: u64 }
-/// impl LiveType for LiveJob {
-///     const NAME: &'static str = "LiveJob";
-///     const PLUGIN: &'static str = "jobs";
-///     const VERSION: &'static str = "1.0.0";
-/// }
-///
-/// let data = LiveData::new(&LiveJob { id: 7 })?;
-/// assert_eq!((data.type_name.as_str(), data.written_by.as_str()), ("LiveJob", "1.0.0"));
-/// let job: LiveJob = data.decode()?;
-/// assert_eq!(job.id, 7);
-/// # Ok::<(), LiveError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LiveData {
-    /// The live type's name.
-    pub type_name: String,
-    /// The plugin that wrote it.
-    pub plugin: String,
-    /// The version stamp of the build that wrote it.
-    pub written_by: String,
-    /// The value, as JSON.
-    pub bytes: Vec<u8>,
-}
-
-impl LiveData {
-    /// Serialises `value`.
-    pub fn new<T: LiveType + serde::Serialize>(value: &T) -> Result<Self, LiveError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| LiveError::Encode { type_name: T::NAME.to_string(), message: e.to_string() })?;
-        Ok(LiveData {
-            type_name: T::NAME.to_string(),
-            plugin: T::PLUGIN.to_string(),
-            written_by: T::VERSION.to_string(),
-            bytes,
-        })
-    }
-
-    /// Reads the value as this build's `T`.
-    pub fn decode<T: LiveType + serde::de::DeserializeOwned>(&self) -> Result<T, LiveError> {
-        if self.type_name != T::NAME {
-            return Err(LiveError::WrongType { expected: T::NAME.to_string(), found: self.type_name.clone() });
-        }
-        serde_json::from_slice(&self.bytes).map_err(|e| LiveError::Decode {
-            type_name: self.type_name.clone(),
-            written_by: self.written_by.clone(),
-            reader: T::VERSION.to_string(),
-            message: e.to_string(),
-        })
     }
 }
 

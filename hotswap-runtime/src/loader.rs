@@ -25,6 +25,10 @@ pub(crate) struct LoadedPlugin {
     pub reloadable: bool,
     pub imports: Vec<String>,
     pub export: Option<std::sync::Arc<crate::vault::Export>>,
+    /// Points into the library, which is *not* `'static`: it may be closed once `mapping` is
+    /// released (see `retention`). Sound because the reference never leaves this struct (the
+    /// crate only calls through it) and `mapping`, declared after it, keeps the library
+    /// mapped for as long as this struct exists, `Drop` (which calls `on_free`) included.
     pub hooks: &'static PluginHooks,
     pub on_load_done: AtomicBool,
     pub mapping: Arc<Mapping>,
@@ -139,18 +143,23 @@ impl LoadedPlugin {
 
         // SAFETY: the symbol is declared by generated code as a `PluginDescriptor` static; the
         // fingerprint guarantees its layout matches ours. We read the header (C layout) first.
+        // The `'static` is not true of the library, which the retention policy closes once the
+        // `Mapping` made below is released; it holds for every use because the descriptor (and
+        // `hooks`, borrowed from it) is only read here, while `library` is open, and through
+        // `LoadedPlugin::hooks`, which lives next to the `Arc<Mapping>` that keeps it open.
         let descriptor: &'static PluginDescriptor = unsafe {
             let symbol = library
                 .get::<*const PluginDescriptor>(format!("{}\0", abi::DESCRIPTOR_SYMBOL).as_bytes())
                 .map_err(|e| fail(Stage::Open, format!("descriptor symbol: {e}")))?;
             let ptr: *const PluginDescriptor = *symbol;
-            // The library is never unloaded (ManuallyDrop below), so 'static holds.
             &*ptr
         };
         if descriptor.header.magic != abi::MAGIC || descriptor.header.layout_version != abi::LAYOUT_VERSION {
             return Err(fail(Stage::Open, "descriptor has a wrong magic number or layout version".into()));
         }
-        // SAFETY: the library is loaded and stays loaded; the strings are its statics.
+        // SAFETY: `library` is open until the end of this function at least (an error drops
+        // it, success moves it into the `Mapping`); the strings are its statics, copied into
+        // owned `String`s here, so nothing keeps pointing at them.
         let (header_fp, name, version) = unsafe {
             (
                 descriptor.header.fingerprint.to_string_lossy(),
@@ -202,7 +211,7 @@ impl LoadedPlugin {
         generation: u64,
         graveyard: &Arc<Graveyard>,
     ) -> Result<Self, LoadError> {
-        // SAFETY: the descriptor is a static of this very binary.
+        // SAFETY: the descriptor is a static of this very binary, never unloaded.
         let (name, version, fingerprint) = unsafe {
             (
                 descriptor.name.to_string_lossy(),

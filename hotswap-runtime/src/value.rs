@@ -1,12 +1,15 @@
 //! Dynamically typed values passed to and returned from `invoke_func`.
 //!
 //! A [`Value`] remembers the name of the type it holds, so a wrong downcast is an error that
-//! names both types instead of a bare `None`. Downcasting goes through `TypeId`, so it can
-//! never reinterpret memory: at worst it fails.
+//! names both types instead of a bare `None`. Downcasting goes through `TypeId`, with one
+//! exception whose proof is at [`shared_runtime_type`]: [`LiveData`](crate::LiveData) made by
+//! a plugin's copy of this crate.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
+
+use crate::live::LiveData;
 
 /// A value of any `Send + 'static` type, with its type name.
 ///
@@ -23,7 +26,13 @@ pub struct Value {
     // Field order matters: `inner` (whose drop glue may live in a plugin library) is dropped
     // before `keep_alive` (which keeps that library mapped).
     inner: Box<dyn Any + Send>,
+    /// Points into the read-only data of the code that made the value (a plugin library, for a
+    /// value a plugin returned); only ever lent out borrowed from `self`, and `keep_alive`
+    /// keeps that library mapped.
     type_name: &'static str,
+    /// [`SHARED_TAG`] of the copy of this crate that made the value when it holds that copy's
+    /// `LiveData`; 0 otherwise.
+    shared: u64,
     keep_alive: Option<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -46,13 +55,16 @@ impl TypeMismatch {
 impl Value {
     /// Wraps a value.
     pub fn new<T: Any + Send>(value: T) -> Self {
-        Value { inner: Box::new(value), type_name: std::any::type_name::<T>(), keep_alive: None }
+        // `TypeId` comparison within one copy of this crate: exact.
+        let shared = if TypeId::of::<T>() == TypeId::of::<LiveData>() { SHARED_TAG } else { 0 };
+        Value { inner: Box::new(value), type_name: std::any::type_name::<T>(), shared, keep_alive: None }
     }
 
     /// Ties the value to the library that made it, so the library stays mapped while the
-    /// value (and its drop glue and type name, which live in that library) exists.
+    /// value (and its drop glue and type name, which live in that library) exists. A value
+    /// already tied keeps its tie (an inner value of a nested one, say).
     pub(crate) fn keep_alive(mut self, library: Arc<dyn Any + Send + Sync>) -> Self {
-        self.keep_alive = Some(library);
+        self.keep_alive.get_or_insert(library);
         self
     }
 
@@ -61,7 +73,8 @@ impl Value {
         Value::new(())
     }
 
-    /// Name of the held type, as `std::any::type_name` gave it where the value was made.
+    /// Name of the held type, as `std::any::type_name` gave it where the value was made;
+    /// borrowed from the value, which keeps the library holding the text mapped.
     pub fn type_name(&self) -> &str {
         self.type_name
     }
@@ -76,9 +89,9 @@ impl Value {
         if let Some(value) = self.inner.downcast_ref::<T>() {
             return Ok(value);
         }
-        if runtime_type_matches::<T>(self.type_name) {
-            // SAFETY: see `runtime_type_matches`: the held value is a `T` of the same layout,
-            // built from the same source by the same compiler; only its TypeId differs.
+        if shared_runtime_type::<T>(self.type_name, self.shared) {
+            // SAFETY: `shared_runtime_type` proves the held value is a `LiveData` of the same
+            // layout as `T` (the host's `LiveData`); only its `TypeId` differs.
             return Ok(unsafe { &*(self.inner.as_ref() as *const (dyn Any + Send) as *const T) });
         }
         Err(TypeMismatch::new::<T>(self.type_name))
@@ -86,34 +99,73 @@ impl Value {
 
     /// Takes the held `T` out.
     ///
-    /// Only a value of a type the host can name is moved out, and such a type's drop glue is
-    /// the host's own, so the library that made the value may go once it is taken.
+    /// A moved-out value no longer keeps the library that made it mapped. Its drop glue is
+    /// the host's own (the host named its type), but what it points to is not checked: a
+    /// `&'static str`, function pointer or trait object a plugin put in it points into the
+    /// plugin's library (see the guide, "Memory and unloading"). A `Value` taken out of a
+    /// `Value` keeps the outer one's library.
     pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
-        let Value { inner, type_name, keep_alive } = self;
-        let taken = if runtime_type_matches::<T>(type_name) && !inner.is::<T>() {
+        let Value { inner, type_name, shared, keep_alive } = self;
+        if shared_runtime_type::<T>(type_name, shared) && !inner.is::<T>() {
             // SAFETY: as in `downcast_ref`; the box was allocated by the system allocator,
-            // which both sides use, for a value of `T`'s layout.
-            Ok(*unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) })
-        } else {
-            inner.downcast::<T>().map(|b| *b).map_err(|_| TypeMismatch::new::<T>(type_name))
-        };
-        drop(keep_alive);
-        taken
+            // which both sides must use (see `abi`), for a value of `T`'s layout, and `T`'s
+            // drop glue (the host's) is the right one for it.
+            return Ok(*unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) });
+        }
+        let mut taken = inner.downcast::<T>().map_err(|_| TypeMismatch::new::<T>(type_name))?;
+        if let Some(library) = keep_alive {
+            tie_nested(&mut *taken, &library);
+        }
+        Ok(*taken)
     }
 }
 
-/// Whether a value whose type is named `found` is a `T` although their `TypeId`s differ.
+/// Ties the `Value`s inside a `Value` or `Args` just taken out of a value to the library the
+/// outer value was tied to: they were made by the same code.
+fn tie_nested(taken: &mut dyn Any, library: &Arc<dyn Any + Send + Sync>) {
+    let tie = |value: &mut Value| {
+        value.keep_alive.get_or_insert_with(|| Arc::clone(library));
+    };
+    if let Some(value) = taken.downcast_mut::<Value>() {
+        tie(value);
+    } else if let Some(args) = taken.downcast_mut::<Args>() {
+        args.0.iter_mut().flatten().for_each(tie);
+    }
+}
+
+/// Identifies this copy of the crate by its ABI fingerprint (FNV-1a of
+/// [`FINGERPRINT`](crate::abi::FINGERPRINT)); never 0.
+const SHARED_TAG: u64 = {
+    let bytes = crate::abi::FINGERPRINT.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    if hash == 0 { 1 } else { hash }
+};
+
+/// Whether a value of another `TypeId`, named `found` and tagged `shared`, may be read as `T`.
 ///
 /// Host and plugin each compile their own copy of `hotswap-runtime`, and cargo may give the
-/// two copies different metadata hashes (different feature unification of its dependencies),
-/// so the `TypeId` of, say, [`LiveData`](crate::LiveData) differs between the two sides.
-/// Its layout does not: the ABI fingerprint, checked before the plugin was loaded, guarantees
-/// the same compiler and the same `hotswap-runtime` version. So a non-generic type of this
-/// crate is recognised by its stable name. User types never are: for them the `TypeId`
-/// decides, so a changed type is an error, never a reinterpretation.
-fn runtime_type_matches<T: Any>(found: &str) -> bool {
-    let expected = std::any::type_name::<T>();
-    expected == found && expected.starts_with("hotswap_runtime::") && !expected.contains('<')
+/// two copies different metadata hashes, so the `TypeId` of [`LiveData`] differs between the
+/// two sides while it is the same type. It is recognised when all of these hold:
+///
+/// 1. `T` is this copy's `LiveData` (by `TypeId`, exact);
+/// 2. the value was made by `Value::new` of a copy of this crate whose own `LiveData` it
+///    held (by `TypeId`, in that copy): `shared` is that copy's [`SHARED_TAG`];
+/// 3. that tag equals ours, so both copies have the same ABI fingerprint: the same rustc
+///    release and commit for the same target (hence the same std and `String`/`Vec` layouts)
+///    and the same hotswap-runtime source (hence the same `LiveData` declaration);
+/// 4. the type names agree (a further check, not relied on).
+///
+/// `LiveData` is `#[repr(C)]` with `String` and `Vec<u8>` fields only, so its layout follows
+/// from its declaration and std's types alone: no cfg, feature or optimisation setting
+/// changes it. Every other type, user or runtime, is matched by `TypeId` only.
+fn shared_runtime_type<T: Any>(found: &str, shared: u64) -> bool {
+    TypeId::of::<T>() == TypeId::of::<LiveData>() && shared == SHARED_TAG && found == std::any::type_name::<T>()
 }
 
 impl fmt::Debug for Value {
@@ -220,4 +272,85 @@ macro_rules! args {
         $(args.push($value);)*
         args
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a plugin's copy of this crate builds for its own `LiveData`: the same declaration,
+    /// hence the same layout, under another `TypeId`.
+    #[repr(C)]
+    struct PluginLiveData {
+        type_name: String,
+        plugin: String,
+        written_by: String,
+        bytes: Vec<u8>,
+    }
+
+    /// A type that shares `LiveData`'s name but not its layout.
+    struct Impostor {
+        bytes: Vec<u8>,
+    }
+
+    fn made_elsewhere<T: Any + Send>(inner: T, shared: u64) -> Value {
+        Value { inner: Box::new(inner), type_name: std::any::type_name::<LiveData>(), shared, keep_alive: None }
+    }
+
+    fn plugin_data() -> PluginLiveData {
+        PluginLiveData {
+            type_name: "LiveJob".into(),
+            plugin: "jobs".into(),
+            written_by: "1".into(),
+            bytes: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn live_data_of_a_copy_with_the_same_fingerprint_is_read_by_name() {
+        let value = made_elsewhere(plugin_data(), SHARED_TAG);
+        assert_eq!(value.downcast_ref::<LiveData>().unwrap().plugin, "jobs");
+        let data = value.downcast::<LiveData>().unwrap();
+        assert_eq!((data.type_name.as_str(), data.bytes.as_slice()), ("LiveJob", b"{}".as_slice()));
+    }
+
+    #[test]
+    fn the_same_name_from_another_fingerprint_or_no_tag_is_a_mismatch_not_a_reinterpretation() {
+        for shared in [0, SHARED_TAG ^ 1] {
+            let value = made_elsewhere(Impostor { bytes: vec![1] }, shared);
+            let error = value.downcast_ref::<LiveData>().unwrap_err();
+            assert_eq!(error.found, "hotswap_runtime::live::data::LiveData");
+            let back = value.downcast::<LiveData>().unwrap_err();
+            assert_eq!(back.expected, back.found, "same name, refused all the same");
+        }
+        assert_eq!(made_elsewhere(Impostor { bytes: vec![2] }, 0).downcast::<Impostor>().unwrap().bytes, [2]);
+    }
+
+    #[test]
+    fn only_live_data_is_matched_by_name() {
+        // A runtime type other than LiveData, named right and tagged right: still refused.
+        let value = Value {
+            inner: Box::new(plugin_data()),
+            type_name: std::any::type_name::<TypeMismatch>(),
+            shared: SHARED_TAG,
+            keep_alive: None,
+        };
+        assert!(value.downcast_ref::<TypeMismatch>().is_err());
+        let data =
+            LiveData { type_name: String::new(), plugin: String::new(), written_by: String::new(), bytes: Vec::new() };
+        assert_eq!(Value::new(data).shared, SHARED_TAG);
+        assert_eq!(Value::new(String::new()).shared, 0);
+    }
+
+    #[test]
+    fn a_value_taken_out_of_a_value_keeps_the_outer_ones_library() {
+        let library: Arc<dyn Any + Send + Sync> = Arc::new("the library");
+        let outer = Value::new(Value::new(5_u8)).keep_alive(Arc::clone(&library));
+        let inner = outer.downcast::<Value>().unwrap();
+        assert!(inner.keep_alive.as_ref().is_some_and(|l| Arc::ptr_eq(l, &library)));
+        let args = Value::new(crate::args![1_u8, 2_u8]).keep_alive(Arc::clone(&library));
+        let args = args.downcast::<Args>().unwrap();
+        assert!(args.0.iter().flatten().all(|v| v.keep_alive.is_some()));
+        assert_eq!(Arc::strong_count(&library), 4);
+    }
 }

@@ -17,6 +17,9 @@ fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
 /// name so that a wrong typed access can say what the export really is.
 pub struct Export {
     value: Box<dyn Any + Send + Sync>,
+    /// Points into the exporting plugin's library (as does `value`'s vtable): an `Export`
+    /// lives only in that plugin's `LoadedPlugin` and in vaults, which both keep the library
+    /// mapped, and the name is lent out borrowed from `self`.
     type_name: &'static str,
 }
 
@@ -146,19 +149,19 @@ impl Vault {
     /// A default value of live type `name` (the type must implement `Default`).
     pub fn new_live(&self, name: &str) -> Result<Value, LiveError> {
         let ty = self.registered_type(name)?;
-        let make = ty
-            .entry
-            .make_default
-            .ok_or(LiveError::Unsupported { name: name.to_string(), missing: "does not implement Default" })?;
+        let make = ty.entry.make_default.ok_or_else(|| LiveError::Unsupported {
+            name: name.to_string(),
+            missing: "does not implement Default".into(),
+        })?;
         Ok(make().keep_alive(Arc::clone(&ty.library)))
     }
 
     /// Decodes `data` with this generation's live type of the same name.
     pub fn decode_live(&self, data: &LiveData) -> Result<Value, LiveError> {
         let ty = self.registered_type(&data.type_name)?;
-        let decode = ty.entry.decode.ok_or(LiveError::Unsupported {
+        let decode = ty.entry.decode.ok_or_else(|| LiveError::Unsupported {
             name: data.type_name.clone(),
-            missing: "does not implement serde's Serialize and Deserialize",
+            missing: "does not implement serde's Serialize and Deserialize".into(),
         })?;
         decode(&data.bytes).map(|value| value.keep_alive(Arc::clone(&ty.library))).map_err(|message| {
             LiveError::Decode {

@@ -8,7 +8,7 @@
 //!   once, then a downcast of the result (plugin `greeter`, release build of greeter_v1);
 //! * `find_plugin`: `manager.find_plugin("greeter")` and then the same call, on every call;
 //! * `live_fn`: a live function handle (`vault.live_func::<fn(i64, i64) -> i64>("live_add")`,
-//!   plugin `jobs`, release build of live_v1) fetched once, then `handle.get()(a, b)`;
+//!   plugin `jobs`, release build of live_v1) fetched once, then `handle.call((a, b))`;
 //! * `mutex_libloading`: the pattern common hot-reload crates use: a
 //!   `Mutex<libloading::Library>` locked, and `library.get(b"bench_add\0")` (a `dlsym`) on
 //!   every call (release build of the bench_many fixture, opened by this benchmark).
@@ -155,7 +155,7 @@ fn main() {
         bench(&mut group, "find_plugin", clock, |a, b| {
             fx.manager.find_plugin("greeter").unwrap().invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
         });
-        bench(&mut group, "live_fn", clock, |a, b| black_box(&fx.live).get()(a, b));
+        bench(&mut group, "live_fn", clock, |a, b| black_box(&fx.live).call((a, b)));
         bench(&mut group, "mutex_libloading", clock, |a, b| {
             let library = fx.library.lock().unwrap();
             // SAFETY: `bench_add` is the fixture's `extern "C" fn(i64, i64) -> i64`; the

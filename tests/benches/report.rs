@@ -18,7 +18,7 @@ const CALLS: [(&str, &str); 6] = [
     ("dyn_fn", "`Box<dyn Fn(i64, i64) -> i64>` call"),
     ("cached_handle", "cached `Plugin` handle: `invoke_func(\"add\", args![a, b])` + downcast"),
     ("find_plugin", "`manager.find_plugin(\"greeter\")` + invoke, on every call"),
-    ("live_fn", "live function handle: `handle.get()(a, b)`"),
+    ("live_fn", "live function handle: `handle.call((a, b))`"),
     ("mutex_libloading", "`Mutex<libloading::Library>` lock + `get(b\"bench_add\")` on every call"),
 ];
 

@@ -41,15 +41,15 @@ fn live_functions_are_found_by_name_with_their_signature_and_path() {
         "add_live does not start with the prefix and is not collected"
     );
     let add = vault.live_func::<fn(i64, i64) -> i64>("live_add").unwrap();
-    assert_eq!(add.get()(2, 3), 5);
-    assert_eq!((*add)(40, 2), 42);
+    assert_eq!(add.call((2, 3)), 5);
+    assert_eq!(add.name(), "live_add");
     let twice = vault.live_func::<fn(i64) -> i64>("LIVE_twice").unwrap();
-    assert_eq!(twice.get()(21), 42);
+    assert_eq!(twice.call((21,)), 42);
     let describe = vault.live_func::<fn(&str) -> String>("live_describe").unwrap();
-    assert_eq!(describe.get()("x"), "v1:x");
+    assert_eq!(describe.call(("x",)), "v1:x");
     let first = vault.live_func::<fn(&str) -> &str>("live_first_word").unwrap();
     let text = String::from("hello there");
-    assert_eq!(first.get()(&text), "hello");
+    assert_eq!(first.call((text.as_str(),)), "hello");
 }
 
 #[test]
@@ -58,13 +58,12 @@ fn a_panic_in_a_live_function_is_the_hosts_to_catch_and_the_function_stays_usabl
     let checked = manager.current().unwrap().vault().live_func::<fn(i64) -> i64>("live_checked").unwrap();
     // Without the wrapper the plugin's std would unwind into the host's, which cannot catch
     // a foreign panic, and this test process would abort.
-    let f = checked.get();
-    let payload = std::panic::catch_unwind(|| f(-3)).expect_err("the live function panicked");
+    let payload = std::panic::catch_unwind(|| checked.call((-3,))).expect_err("the live function panicked");
     let message = payload.downcast_ref::<String>().expect("a String payload");
     assert_eq!(message, "negative input -3");
-    assert_eq!(checked.get()(7), 7, "usable after the panic");
+    assert_eq!(checked.call((7,)), 7, "usable after the panic");
     // And from another thread: the panic ends that thread like a panic of the host's own.
-    let joined = std::thread::spawn(move || f(-1)).join();
+    let joined = std::thread::spawn(move || checked.call((-1,))).join();
     assert_eq!(joined.expect_err("the thread panicked").downcast_ref::<String>().unwrap(), "negative input -1");
 }
 
@@ -126,7 +125,7 @@ fn a_job_written_by_v1_is_handled_by_v2_with_the_added_field_defaulted() {
     assert!(decoded.type_name().ends_with("::LiveJob"));
     // And the changed live function is the new one.
     let add = manager.current().unwrap().vault().live_func::<fn(i64, i64) -> i64>("live_add").unwrap();
-    assert_eq!(add.get()(2, 3), 105);
+    assert_eq!(add.call((2, 3)), 105);
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn a_live_function_handle_keeps_its_library_mapped() {
     build_plugin("tests/plugins/live_v2").install(dir.path());
     manager.reload().unwrap();
     assert!(mapped_under(manager.work_dir()).contains(&library));
-    assert_eq!(add.get()(1, 2), 3, "v1's function, still mapped");
+    assert_eq!(add.call((1, 2)), 3, "v1's function, still mapped");
     drop(add);
     assert!(!mapped_under(manager.work_dir()).contains(&library));
 }

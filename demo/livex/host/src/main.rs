@@ -152,7 +152,7 @@ fn round(cli: &Cli, host: &mut HostState, generation: &Arc<Generation>, tick: u6
     match generation.vault().live_func::<fn(i64) -> i64>("live_price") {
         Ok(price) => println!(
             "{tag}: live_price({qty}) = {}   [ran {}, failed attempts {}, queued {}]",
-            price.get()(qty),
+            price.call((qty,)),
             host.ran,
             host.failed,
             host.queue.len()

@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         }
         let vault = manager.current().context("a generation is loaded")?.vault().clone();
         let discount = vault.live_func::<fn(u64) -> u64>("live_discount")?;
-        println!("round {round}: live_discount(1500) = {}", discount.get()(1500));
+        println!("round {round}: live_discount(1500) = {}", discount.call((1500,)));
         println!("round {round}: live type {}", vault.live_type("LiveReceipt")?.description);
         if round == cli.reload_after {
             // In a static build the reload is refused (no new code can be loaded), and the

@@ -18,6 +18,15 @@ pub struct LiveJob {
     pub legacy: bool,
 }
 
+/// Schema evolution (issue 13): v2 drops `note`, v3 adds it back, v4 makes `id` a `String`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveItem {
+    pub id: u32,
+    pub name: String,
+    pub priority: u8,
+    pub note: String,
+}
+
 /// Not serialisable and not `Default`: registered, but cannot be live data.
 pub struct LiveHandle(pub std::time::Instant);
 
@@ -73,6 +82,19 @@ pub fn invoke_func(name: &str, mut args: Args) -> Result<Value, HookError> {
         "run" => {
             let job: LiveJob = args.get::<LiveData>(0)?.decode()?;
             Ok(Value::new(format!("v1 ran job {}: {}", job.id, job.text)))
+        }
+        "item_new" => {
+            let item = LiveItem {
+                id: args.take::<u32>(0)?,
+                name: args.take::<String>(1)?,
+                priority: args.take::<u8>(2)?,
+                note: args.take::<String>(3)?,
+            };
+            Ok(Value::new(LiveData::new(&item)?))
+        }
+        "item_show" => {
+            let item: LiveItem = args.get::<LiveData>(0)?.decode()?;
+            Ok(Value::new(format!("v1: {} {} {} {:?}", item.id, item.name, item.priority, item.note)))
         }
         _ => Err(format!("unknown function `{name}`").into()),
     }

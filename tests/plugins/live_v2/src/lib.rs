@@ -1,5 +1,5 @@
 //! Version 2 of the `jobs` test plugin: `live_add` changed, `LiveJob` gained a field with a
-//! default and lost `legacy`.
+//! default and lost `legacy`; `LiveItem` lost `note`.
 
 use std::sync::Arc;
 
@@ -19,6 +19,14 @@ pub struct LiveJob {
     pub id: u64,
     pub text: String,
     #[serde(default = "default_priority")]
+    pub priority: u8,
+}
+
+/// v1's `LiveItem` without `note`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveItem {
+    pub id: u32,
+    pub name: String,
     pub priority: u8,
 }
 
@@ -57,6 +65,18 @@ pub fn invoke_func(name: &str, mut args: Args) -> Result<Value, HookError> {
         "run" => {
             let job: LiveJob = args.get::<LiveData>(0)?.decode()?;
             Ok(Value::new(format!("v2 ran job {} (priority {}): {}", job.id, job.priority, job.text.to_uppercase())))
+        }
+        "item_bump" => {
+            // Read, change, write back into the same envelope: `note`, unknown here, stays.
+            let mut data = args.take::<LiveData>(0)?;
+            let mut item: LiveItem = data.decode()?;
+            item.priority += 10;
+            data.update(&item)?;
+            Ok(Value::new(data))
+        }
+        "item_show" => {
+            let item: LiveItem = args.get::<LiveData>(0)?.decode()?;
+            Ok(Value::new(format!("v2: {} {} {}", item.id, item.name, item.priority)))
         }
         _ => Err(format!("unknown function `{name}`").into()),
     }

@@ -1,4 +1,5 @@
-//! Version 3 of the `jobs` test plugin: an incompatible change, `LiveJob::id` is now text.
+//! Version 3 of the `jobs` test plugin: an incompatible change, `LiveJob::id` is now text;
+//! `LiveItem::note`, which v2 removed, is back.
 
 use std::sync::Arc;
 
@@ -11,6 +12,15 @@ hotswap_runtime::plugin!();
 pub struct LiveJob {
     pub id: String,
     pub text: String,
+}
+
+/// `note` is back (no `#[serde(default)]`: it must come from the envelope).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LiveItem {
+    pub id: u32,
+    pub name: String,
+    pub priority: u8,
+    pub note: String,
 }
 
 pub fn reloadable() -> bool {
@@ -40,6 +50,10 @@ pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
         "run" => {
             let job: LiveJob = args.get::<LiveData>(0)?.decode()?;
             Ok(Value::new(format!("v3 ran job {}", job.id)))
+        }
+        "item_show" => {
+            let item: LiveItem = args.get::<LiveData>(0)?.decode()?;
+            Ok(Value::new(format!("v3: {} {} {} {:?}", item.id, item.name, item.priority, item.note)))
         }
         _ => Err(format!("unknown function `{name}`").into()),
     }
