@@ -28,11 +28,12 @@ const ON_LOAD_FAULT: &str = "tests/plugins/fault_on_load";
 
 /// A host serving `greeter` v1 from `dir`, with a control socket.
 struct Host {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    manager: PluginManager,
-    socket: PathBuf,
+    // Fields drop in order: the control server before the folder that holds its socket.
     _control: ControlServer,
+    manager: PluginManager,
+    dir: PathBuf,
+    socket: PathBuf,
+    _tmp: tempfile::TempDir,
 }
 
 fn serving(configure: impl FnOnce(PluginManagerBuilder) -> PluginManagerBuilder) -> Host {
@@ -46,7 +47,7 @@ fn serving(configure: impl FnOnce(PluginManagerBuilder) -> PluginManagerBuilder)
     assert_eq!(manager.load_plugins().expect("v1 loads").generation, 1);
     let socket = tmp.path().join("control.sock");
     let control = ControlServer::start(manager.clone(), &socket).unwrap();
-    let host = Host { _tmp: tmp, dir, manager, socket, _control: control };
+    let host = Host { _control: control, manager, dir, socket, _tmp: tmp };
     assert_eq!(host.answer(), "v1");
     host
 }
