@@ -158,10 +158,7 @@ impl Outcome {
 
     /// Whether the request failed without an answer from a host.
     pub fn is_error(&self) -> bool {
-        !matches!(
-            self.result,
-            OutcomeKind::Accepted | OutcomeKind::Refused | OutcomeKind::Busy | OutcomeKind::Serving
-        )
+        !matches!(self.result, OutcomeKind::Accepted | OutcomeKind::Refused | OutcomeKind::Busy | OutcomeKind::Serving)
     }
 }
 

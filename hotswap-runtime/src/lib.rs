@@ -64,8 +64,8 @@ pub mod private;
 pub use private as __private;
 
 pub use control::{
-    ControlConfig, ControlError, ControlRequest, ControlResponse, ControlServer, IgnoredAnswer, PluginAnswer, ReloadInProgress,
-    StageTime, default_socket_path, send_request,
+    ControlConfig, ControlError, ControlRequest, ControlResponse, ControlServer, IgnoredAnswer, PluginAnswer,
+    ReloadInProgress, StageTime, default_socket_path, send_request,
 };
 pub use error::{InvokeError, LoadError, Stage};
 pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hotswap_runtime::inspect::sha256_hex;
 use hotswap_runtime::{
-    args, ControlRequest, ControlResponse, ControlServer, InvokeError, LoadError, PluginManager, PluginManagerBuilder,
-    ReloadReport, Stage,
+    ControlRequest, ControlResponse, ControlServer, InvokeError, LoadError, PluginManager, PluginManagerBuilder,
+    ReloadReport, Stage, args,
 };
-use hotswap_tests::{build_plugin, copy_atomically, workspace_root, BuiltPlugin};
+use hotswap_tests::{BuiltPlugin, build_plugin, copy_atomically, workspace_root};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
@@ -199,7 +199,12 @@ fn refused_while_serving(host: &Host, refusal: Refusal<'_>, repair: impl FnOnce(
 
     // 1. Refused, naming the file, the stage and the reason.
     let text = error.to_string();
-    assert!(refusal.files.contains(&error.file), "the error names {}, expected one of {:?}: {text}", error.file.display(), refusal.files);
+    assert!(
+        refusal.files.contains(&error.file),
+        "the error names {}, expected one of {:?}: {text}",
+        error.file.display(),
+        refusal.files
+    );
     assert!(text.contains(&error.file.display().to_string()), "the message does not name the file: {text}");
     assert_eq!(error.stage, refusal.stage, "{text}");
     for part in refusal.says {
@@ -224,7 +229,11 @@ fn refused_while_serving(host: &Host, refusal: Refusal<'_>, repair: impl FnOnce(
     assert_eq!(manager.current().unwrap().number(), number + 1);
     let (new_answer, _) = greeter(manager);
     assert!(["v1", "v2"].contains(&new_answer.as_str()), "the repaired folder serves {new_answer:?}");
-    assert_eq!(held.invoke::<String>("answer", args![]).unwrap(), answer, "the held handle still runs its own generation");
+    assert_eq!(
+        held.invoke::<String>("answer", args![]).unwrap(),
+        answer,
+        "the held handle still runs its own generation"
+    );
     assert_eq!(held.generation().vault().data::<String>("host.note").as_deref(), Some(&note));
     error
 }
@@ -250,7 +259,11 @@ fn build_cdylib(package: &str) -> PathBuf {
             .args(["build", "--quiet", "--message-format=json", "--package", package])
             .output()
             .expect("running cargo build");
-        assert!(output.status.success(), "cargo build --package {package} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "cargo build --package {package} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         // The library's path, from cargo's own report (wherever the target folder is).
         let library = String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -260,7 +273,8 @@ fn build_cdylib(package: &str) -> PathBuf {
             .filter_map(|name| name.as_str().map(PathBuf::from))
             .find(|path| path.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
             .unwrap_or_else(|| panic!("cargo build --package {package} reported no shared library"));
-        let out = root.join("target").join("hotswap-test-plugins").join(format!("cdylib_{package}-{}", std::process::id()));
+        let out =
+            root.join("target").join("hotswap-test-plugins").join(format!("cdylib_{package}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).unwrap();
         let copy = out.join(library.file_name().unwrap());
@@ -349,7 +363,11 @@ fn a_truncated_library_is_refused_at_inspect() {
     let host = serving(&[]);
     let bytes = std::fs::read(&build_plugin(V2).library).unwrap();
     let file = write_newest(&host.dir.join("greeter@9.9.9.so"), &bytes[..bytes.len() / 2]);
-    let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::Inspect, says: &["greeter@9.9.9.so", "not a valid shared library"] };
+    let refusal = Refusal {
+        files: std::slice::from_ref(&file),
+        stage: Stage::Inspect,
+        says: &["greeter@9.9.9.so", "not a valid shared library"],
+    };
     refused_while_serving(&host, refusal, || remove_library(&file));
 }
 
@@ -361,7 +379,11 @@ fn random_bytes_named_like_a_library_are_refused_at_inspect() {
         let mut bytes = magic.to_vec();
         bytes.extend(noise(256 * 1024, seed));
         let file = write_newest(&host.dir.join("greeter@9.9.9.so"), &bytes);
-        let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::Inspect, says: &["not a valid shared library"] };
+        let refusal = Refusal {
+            files: std::slice::from_ref(&file),
+            stage: Stage::Inspect,
+            says: &["not a valid shared library"],
+        };
         refused_while_serving(&host, refusal, || remove_library(&file));
     }
 }
@@ -510,7 +532,8 @@ fn a_panicking_call_is_contained_and_the_plugin_stays_usable() {
 fn an_import_of_the_wrong_type_is_refused_at_on_init() {
     let host = serving(&[EXPORTER, IMPORTER_OK]);
     let file = install_newest(&build_plugin(IMPORTER_BAD), &host.dir);
-    let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
+    let refusal =
+        Refusal { files: std::slice::from_ref(&file), stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
     refused_while_serving(&host, refusal, || remove_library(&file));
     let importer = host.manager.find_plugin("dep_importer").unwrap();
     assert_eq!(importer.invoke::<String>("variant", args![]).unwrap(), "ok");
@@ -554,11 +577,9 @@ fn write_slowly(file: &Path, bytes: &[u8]) {
 /// The build whose library `report` loaded for `greeter`: its whole file, never part of one.
 fn loaded_build<'a>(report: &ReloadReport, builds: &'a [(&BuiltPlugin, String)]) -> &'a BuiltPlugin {
     let greeter = report.plugins.iter().find(|p| p.name == "greeter").expect("greeter is in the report");
-    builds
-        .iter()
-        .find(|(_, sha)| *sha == greeter.sha256)
-        .map(|(build, _)| *build)
-        .unwrap_or_else(|| panic!("generation {} loaded a library that is no whole build: {greeter:?}", report.generation))
+    builds.iter().find(|(_, sha)| *sha == greeter.sha256).map(|(build, _)| *build).unwrap_or_else(|| {
+        panic!("generation {} loaded a library that is no whole build: {greeter:?}", report.generation)
+    })
 }
 
 #[test]
@@ -729,7 +750,9 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
                     if i % 2 == 0 {
                         Answer::Direct(manager.reload())
                     } else {
-                        Answer::Socket(hotswap_runtime::send_request(&socket, &ControlRequest::Reload, PATIENCE).unwrap())
+                        Answer::Socket(
+                            hotswap_runtime::send_request(&socket, &ControlRequest::Reload, PATIENCE).unwrap(),
+                        )
                     }
                 })
             })
@@ -737,22 +760,27 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
         threads.into_iter().map(|t| t.join().expect("a requester panicked")).collect()
     };
 
-    // A good folder: all 16 are accepted, as generations 2 to 17, each exactly once.
+    // A good folder: every direct call is accepted; a socket request is accepted too, or
+    // answered `busy` at once while another socket request's reload runs. The accepted ones
+    // are generations 2 to 1 + accepted, each exactly once.
     let mut generations: Vec<u64> = burst()
         .into_iter()
-        .map(|answer| match answer {
-            Answer::Direct(Ok(report)) => report.generation,
-            Answer::Socket(ControlResponse::Accepted { generation, .. }) => generation,
+        .filter_map(|answer| match answer {
+            Answer::Direct(Ok(report)) => Some(report.generation),
+            Answer::Socket(ControlResponse::Accepted { generation, .. }) => Some(generation),
+            Answer::Socket(ControlResponse::Busy { reason, .. }) if reason.contains("reload in progress") => None,
             other => panic!("a reload of a good folder was not accepted: {other:?}"),
         })
         .collect();
     generations.sort();
-    assert_eq!(generations, (2..=17).collect::<Vec<_>>(), "generation numbers are consecutive and unique");
-    assert_eq!(manager.current().unwrap().number(), 17);
+    let last = 1 + generations.len() as u64;
+    assert!(generations.len() >= 9, "8 direct calls and at least one socket request: {generations:?}");
+    assert_eq!(generations, (2..=last).collect::<Vec<_>>(), "generation numbers are consecutive and unique");
+    assert_eq!(manager.current().unwrap().number(), last);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two reloads ran at once");
     let mut steps = seen.lock().unwrap().clone();
     steps.sort();
-    let expected: Steps = (1..=17_u64).map(|n| (n, Some(n - 1).filter(|&old| old > 0))).collect();
+    let expected: Steps = (1..=last).map(|n| (n, Some(n - 1).filter(|&old| old > 0))).collect();
     assert_eq!(steps, expected, "each reload built on the generation published just before it");
 
     // A broken file: all 16 are refused, naming it, and generation 17 keeps serving.
@@ -762,20 +790,23 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
             Answer::Direct(Err(error)) => {
                 assert_eq!((error.file.as_path(), error.stage), (broken.as_path(), Stage::Inspect), "{error}");
             }
-            Answer::Socket(ControlResponse::Refused { reason }) => {
+            Answer::Socket(ControlResponse::Refused { reason, .. }) => {
                 assert!(reason.contains(&broken.display().to_string()), "{reason}");
+            }
+            Answer::Socket(ControlResponse::Busy { reason, .. }) => {
+                assert!(reason.contains("reload in progress"), "{reason}")
             }
             other => panic!("a reload with a broken file was not refused: {other:?}"),
         }
     }
-    assert_eq!(manager.current().unwrap().number(), 17);
-    assert_eq!(seen.lock().unwrap().len(), 17, "a refused reload reached the callbacks");
+    assert_eq!(manager.current().unwrap().number(), last);
+    assert_eq!(seen.lock().unwrap().len() as u64, last, "a refused reload reached the callbacks");
     callers.wait_for_calls(20);
     callers.finish();
 
     // Refusals use up no generation number.
     remove_library(&broken);
-    assert_eq!(manager.reload().unwrap().generation, 18);
+    assert_eq!(manager.reload().unwrap().generation, last + 1);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0);
 }
 
@@ -789,7 +820,8 @@ fn an_emptied_plugin_folder_is_refused_at_scan() {
     for entry in std::fs::read_dir(&host.dir).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
-    let refusal = Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["no plugin libraries"] };
+    let refusal =
+        Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["no plugin libraries"] };
     refused_while_serving(&host, refusal, || {
         build_plugin(V1).install(&host.dir);
     });
@@ -799,7 +831,11 @@ fn an_emptied_plugin_folder_is_refused_at_scan() {
 fn a_plugin_folder_that_disappears_is_refused_at_scan() {
     let host = serving(&[]);
     std::fs::remove_dir_all(&host.dir).unwrap();
-    let refusal = Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["cannot read the plugin folder"] };
+    let refusal = Refusal {
+        files: std::slice::from_ref(&host.dir),
+        stage: Stage::Scan,
+        says: &["cannot read the plugin folder"],
+    };
     refused_while_serving(&host, refusal, || {
         std::fs::create_dir(&host.dir).unwrap();
         build_plugin(V2).install(&host.dir);

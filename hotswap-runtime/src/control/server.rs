@@ -340,7 +340,9 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
             match run_reload(manager) {
                 ReloadOutcome::Done(report) => ControlResponse::accepted(&report),
                 ReloadOutcome::Refused(error) => ControlResponse::refused_reload(&error),
-                ReloadOutcome::Busy(running) => ControlResponse::Busy { reason: running.to_string(), reload: Some(running) },
+                ReloadOutcome::Busy(running) => {
+                    ControlResponse::Busy { reason: running.to_string(), reload: Some(running) }
+                }
             }
         }
     }

@@ -29,15 +29,22 @@ pub(crate) fn prepare_folder(dir: &Path) -> Result<(), ControlError> {
     // O_NOFOLLOW: a symbolic link in the last component is refused by the kernel (ELOOP), so
     // the folder checked is the folder itself; another user who may create the name (in
     // /tmp, say) cannot point it at a folder of ours and re-point it later.
-    let fd = match rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-    {
+    let fd = match rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
-        Err(rustix::io::Errno::LOOP) => {
-            return Err(unsafe_folder(
-                "it is a symbolic link; use a real folder (a link can be re-pointed by whoever may write its parent)".into(),
-            ));
+        // With O_DIRECTORY, Linux says ENOTDIR for a link, ELOOP without it.
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            let link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(unsafe_folder(if link {
+                "it is a symbolic link; use a real folder (a link can be re-pointed by whoever may write its parent)"
+                    .into()
+            } else {
+                "it is not a folder".into()
+            }));
         }
-        Err(rustix::io::Errno::NOTDIR) => return Err(unsafe_folder("it is not a folder".into())),
         Err(e) => return Err(io(format!("opening {}", dir.display()))(e.into())),
     };
     let stat = rustix::fs::fstat(&fd).map_err(|e| io(format!("reading {}", dir.display()))(e.into()))?;
