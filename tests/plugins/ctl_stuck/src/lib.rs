@@ -1,7 +1,8 @@
 //! Test fixture: a build of plugin `greeter` whose `on_load` loops for as long as a marker file
 //! exists: the file named by env `CTL_STUCK_MARKER`, else `ctl_stuck.marker` in the folder the
 //! library was loaded from. A test makes a reload hang by creating the marker, and lets it go
-//! by removing it. Were it ever published, `answer` would say so.
+//! by removing it; `<marker>.entered` (holding the generation number) says a load is stuck.
+//! Were it ever published, `answer` would say so.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,12 @@ fn marker(ctx: &LoadContext) -> PathBuf {
 
 pub fn on_load(ctx: &LoadContext) -> HookResult {
     let marker = marker(ctx);
+    if marker.exists() {
+        // Tells the test that a load is now stuck here.
+        let mut entered = marker.clone().into_os_string();
+        entered.push(".entered");
+        std::fs::write(entered, ctx.generation.to_string())?;
+    }
     while marker.exists() {
         std::thread::sleep(Duration::from_millis(20));
     }
