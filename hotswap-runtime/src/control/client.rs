@@ -1,11 +1,11 @@
 //! The asking side: connect, check who answers, send one line, read one line, all within one
 //! deadline.
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::deadline::{is_timeout, read_line_by, write_all_by};
 use super::server::trusted_uid;
 use super::socket_file::own_uid;
 use super::{ControlError, ControlRequest, ControlResponse, io};
@@ -46,8 +46,8 @@ pub fn send_request(path: &Path, request: &ControlRequest, timeout: Duration) ->
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(io(format!("writing to {}", path.display()))(e)),
     }
-    let answer = match read_line_by(&stream, deadline) {
-        Ok(answer) => answer,
+    let answer = match read_line_by(&stream, deadline, MAX_ANSWER) {
+        Ok(answer) => String::from_utf8_lossy(&answer.unwrap_or_default()).into_owned(),
         Err(e) if is_timeout(&e) => return Err(timed_out()),
         Err(e) => return Err(io(format!("reading the answer from {}", path.display()))(e)),
     };
@@ -55,51 +55,4 @@ pub fn send_request(path: &Path, request: &ControlRequest, timeout: Duration) ->
         return Err(ControlError::Protocol("the host closed the connection without answering".into()));
     }
     serde_json::from_str(&answer).map_err(|e| ControlError::Protocol(format!("{e}: {answer}")))
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
-}
-
-fn remaining(deadline: Instant) -> std::io::Result<Duration> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() { Err(std::io::ErrorKind::TimedOut.into()) } else { Ok(left) }
-}
-
-fn write_all_by(mut stream: &UnixStream, mut bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        stream.set_write_timeout(Some(remaining(deadline)?))?;
-        match stream.write(bytes) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Reads up to the first newline (or the end), by `deadline` in total.
-fn read_line_by(mut stream: &UnixStream, deadline: Instant) -> std::io::Result<String> {
-    let mut line = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        stream.set_read_timeout(Some(remaining(deadline)?))?;
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                line.extend_from_slice(&chunk[..n]);
-                if let Some(end) = line.iter().position(|&b| b == b'\n') {
-                    line.truncate(end);
-                    break;
-                }
-                if line.len() > MAX_ANSWER {
-                    return Err(std::io::Error::other("the answer is longer than 16 MiB"));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(String::from_utf8_lossy(&line).into_owned())
 }

@@ -7,10 +7,12 @@
 //! and the client trusts only an answer from a process of its own user (or root).
 //!
 //! Files: [`protocol`](self::protocol) (the messages), `server` (threads and deadlines),
-//! `client` ([`send_request`]), `socket_file` (folder and file checks), `reload_call` (the
+//! `client` ([`send_request`]), `deadline` (reads and writes within a total
+//! deadline), `socket_file` (folder and file checks), `reload_call` (the
 //! single place a reload is started from here and from signals).
 
 mod client;
+mod deadline;
 mod protocol;
 pub(crate) mod reload_call;
 mod server;

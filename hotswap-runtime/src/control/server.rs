@@ -12,6 +12,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::deadline::{is_timeout, read_line_by, write_all_by};
 use super::reload_call::{ReloadOutcome, reload_progress, run_reload};
 use super::socket_file::{FileIdentity, clear_socket_path, own_uid, prepare_folder};
 use super::{ControlError, ControlRequest, ControlResponse, ReloadInProgress, io};
@@ -253,7 +254,7 @@ fn serve_connection(stream: UnixStream, shared: &Shared) {
             return;
         }
     };
-    if let Err(e) = write_answer(&stream, response.to_line().as_bytes(), Instant::now() + config.answer_deadline) {
+    if let Err(e) = write_all_by(&stream, response.to_line().as_bytes(), Instant::now() + config.answer_deadline) {
         tracing::debug!("control answer not delivered: {e}");
     }
 }
@@ -266,56 +267,13 @@ enum RequestError {
 
 /// Reads one request line, waiting at most until `deadline` in total however slowly it
 /// arrives. `Ok(None)` when the client closed without sending anything.
-fn read_request(mut stream: &UnixStream, deadline: Instant) -> Result<Option<String>, RequestError> {
-    let mut line = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(RequestError::Deadline);
-        }
-        stream.set_read_timeout(Some(remaining)).map_err(RequestError::Io)?;
-        match stream.read(&mut chunk) {
-            Ok(0) if line.is_empty() => return Ok(None),
-            Ok(0) => break,
-            Ok(n) => {
-                line.extend_from_slice(&chunk[..n]);
-                if let Some(end) = line.iter().position(|&b| b == b'\n') {
-                    line.truncate(end);
-                    break;
-                }
-                if line.len() > MAX_REQUEST {
-                    return Err(RequestError::TooLong);
-                }
-            }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(RequestError::Io(e)),
-        }
+fn read_request(stream: &UnixStream, deadline: Instant) -> Result<Option<String>, RequestError> {
+    match read_line_by(stream, deadline, MAX_REQUEST) {
+        Ok(line) => Ok(line.map(|l| String::from_utf8_lossy(&l).into_owned())),
+        Err(e) if is_timeout(&e) => Err(RequestError::Deadline),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(RequestError::TooLong),
+        Err(e) => Err(RequestError::Io(e)),
     }
-    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
-}
-
-/// Writes `bytes`, giving up at `deadline` in total.
-fn write_answer(mut stream: &UnixStream, mut bytes: &[u8], deadline: Instant) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        stream.set_write_timeout(Some(remaining))?;
-        match stream.write(bytes) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 fn respond(line: &str, shared: &Shared) -> ControlResponse {
