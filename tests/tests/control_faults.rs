@@ -171,14 +171,16 @@ fn idle_clients_delay_neither_status_nor_reload() {
     // A long request deadline: were connections still served one at a time, each idle client
     // would hold the socket for 30 s.
     let host = host(ControlConfig::default().request_deadline(Duration::from_secs(30)));
+    let v2 = build_plugin(V2);
     let idle: Vec<UnixStream> = (0..3).map(|_| UnixStream::connect(&host.socket).unwrap()).collect();
     let started = Instant::now();
     assert_eq!(status(&host.socket).0, Some(1));
-    build_plugin(V2).install(&host.plugins);
+    v2.install(&host.plugins);
     match send_request(&host.socket, &ControlRequest::Reload, PATIENCE).unwrap() {
         ControlResponse::Accepted { generation: 2, plugins, .. } => assert_eq!(plugins[0].origin, "loaded"),
         other => panic!("expected generation 2 accepted, got {other:?}"),
     }
+    eprintln!("status and reload answered in {:?} with 3 idle clients connected", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(20), "answered while 3 idle clients wait: {:?}", started.elapsed());
     still_serving(&host, 2, "v2");
     drop(idle);
@@ -211,6 +213,7 @@ fn a_trickling_client_is_cut_off_at_the_request_deadline() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     let waited = started.elapsed();
+    eprintln!("trickling client cut off after {waited:?} (request deadline 2 s)");
     assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(10), "cut off after {waited:?}");
     trickle.join().unwrap();
     still_serving(&host, 1, "v1");
@@ -290,6 +293,15 @@ fn a_stuck_reload_blocks_neither_status_nor_the_next_answer_nor_shutdown() {
         other => panic!("expected generation 1 with a reload running, got {other:?}"),
     }
     // A second reload is answered busy at once, in the library and in the CLI.
+    let asked = Instant::now();
+    let busy = send_request(&host.socket, &ControlRequest::Reload, PATIENCE).unwrap();
+    eprintln!("busy answer in {:?} while a reload is stuck", asked.elapsed());
+    match busy {
+        ControlResponse::Busy { reason, reload: Some(_) } => {
+            assert!(reason.starts_with("reload in progress for "), "{reason}")
+        }
+        other => panic!("expected busy, got {other:?}"),
+    }
     match send_request(&host.socket, &ControlRequest::Reload, PATIENCE).unwrap() {
         ControlResponse::Busy { reason, reload: Some(_) } => {
             assert!(reason.starts_with("reload in progress for "), "{reason}")
@@ -308,6 +320,7 @@ fn a_stuck_reload_blocks_neither_status_nor_the_next_answer_nor_shutdown() {
     // Shutting the server down does not wait for the stuck reload.
     let started = Instant::now();
     drop(host.server.take());
+    eprintln!("ControlServer dropped in {:?} while its reload is stuck", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(5), "drop waited {:?}", started.elapsed());
     assert!(!host.socket.exists(), "the socket file is removed");
     assert_eq!(answer(&host.manager), "v1", "generation 1 keeps serving");
