@@ -22,10 +22,9 @@ use crate::manager::PluginManager;
 /// Reloads the manager's plugins whenever the process gets SIGHUP or SIGUSR1. Each result is
 /// logged (the control socket remains the way to get an answer).
 ///
-/// It may be installed before the first load: a signal that arrives while the first load
-/// runs reloads once that load has finished (and one that arrives before any load starts
-/// does the first load). Signals that arrive while a reload runs are merged into one reload
-/// after it.
+/// It may be installed before the first load, and should be: a signal that arrives while the
+/// first load runs reloads once that load has finished (one that arrives before any load
+/// starts does the first load).
 ///
 /// Dropping it stops listening and returns at once, even while a reload it started is stuck
 /// in a plugin's hook (that thread is left to finish on its own). The signals' default
