@@ -10,11 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hotswap_runtime::{ControlRequest, default_socket_path};
-
-use crate::reload::OutcomeKind;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::plugin_build::{BuildArgs, build, plugin_package};
+use crate::reload::OutcomeKind;
 
 /// Arguments of `watch`.
 #[derive(Args, Debug)]
