@@ -20,7 +20,9 @@
 //!   never sees half a file. `--static-linking <hostDir> <outputDir>` builds a host with its
 //!   plugins linked in instead.
 //! * `reload` / `status`: talk to a running host's control socket; `reload` exits 0 when the
-//!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host answers.
+//!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host listens,
+//!   3 when it is busy, 4 when it gives no answer in time (see [`reload::exit`]); `--json`
+//!   prints one [`reload::Outcome`].
 //! * `watch <pluginDir>… <outputDir>`: rebuilds the plugin whose sources changed and reloads,
 //!   one line per cycle; failures leave the host as it was and the watch running.
 //! * `new plugin|host <path>`: a crate from the repository's `templates/`, added to the

@@ -1,12 +1,40 @@
 //! `reload` and `status`: requests to a running host's control socket.
+//!
+//! Every request ends as one [`Outcome`]: printed for a person, or as one JSON object with
+//! `--json`, and turned into the process's exit code ([`exit`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use hotswap_runtime::{ControlRequest, ControlResponse, default_socket_path, send_request};
+use hotswap_runtime::{
+    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, PluginAnswer, ReloadInProgress, Stage, StageTime,
+    default_socket_path, send_request,
+};
+
+/// Exit codes of `reload` and `status` (and the `exit_code` field of their JSON).
+pub mod exit {
+    /// `reload`: accepted, the new generation serves. `status`: the host answered.
+    pub const OK: u8 = 0;
+    /// The host refused the request; for a reload, the previous generation keeps serving.
+    pub const REFUSED: u8 = 1;
+    /// No host listens on the socket (nothing there, or a socket no process answers on).
+    /// Command-line usage errors also exit 2.
+    pub const NO_HOST: u8 = 2;
+    /// The host is busy (a reload is already running, or every control connection is in
+    /// use); nothing was done: try again later.
+    pub const BUSY: u8 = 3;
+    /// The host took the connection but did not answer in time; it may be stuck in a reload.
+    pub const TIMEOUT: u8 = 4;
+    /// A host's socket is there, but this user may not use it (permission denied).
+    pub const FORBIDDEN: u8 = 5;
+    /// The process answering runs as another user; its answer was not trusted.
+    pub const UNTRUSTED: u8 = 6;
+    /// Any other error (an invalid answer, an I/O error).
+    pub const ERROR: u8 = 7;
+}
 
 #[derive(Args, Debug)]
 pub struct ReloadArgs {
@@ -16,6 +44,9 @@ pub struct ReloadArgs {
     /// Seconds to wait for the host's answer.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Print one JSON object instead of text (schema in the guide, section 6).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -23,40 +54,230 @@ pub struct StatusArgs {
     /// Control socket of the host (same default as `reload`).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Seconds to wait for the host's answer.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Print one JSON object instead of text (schema in the guide, section 6).
+    #[arg(long)]
+    json: bool,
 }
 
-/// Exit codes: 0 accepted, 1 refused, 2 no host or another error.
+/// What a request came to: the one definition of the `--json` output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// `reload` or `status`.
+    pub command: &'static str,
+    /// What happened.
+    pub result: OutcomeKind,
+    /// The process's exit code (see [`exit`]).
+    pub exit_code: u8,
+    /// The socket asked.
+    pub socket: String,
+    /// One sentence for a person.
+    pub message: String,
+    /// The generation serving (after an accepted reload, or in a status answer).
+    pub generation: Option<u64>,
+    /// Its plugins.
+    pub plugins: Vec<PluginAnswer>,
+    /// Library files an accepted reload passed over.
+    pub ignored: Vec<IgnoredAnswer>,
+    /// Time each stage of an accepted reload took.
+    pub stage_ms: Vec<StageTime>,
+    /// Total time of an accepted reload, in milliseconds.
+    pub total_ms: Option<f64>,
+    /// Why a reload was refused.
+    pub refusal: Option<Refusal>,
+    /// The reload the host is running, when it said so.
+    pub reload_in_progress: Option<ReloadInProgress>,
+}
+
+/// The `result` of an [`Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeKind {
+    /// A reload was accepted.
+    Accepted,
+    /// The host refused.
+    Refused,
+    /// The host is busy.
+    Busy,
+    /// The host answered a status request.
+    Serving,
+    /// No host listens.
+    NoHost,
+    /// No answer in time.
+    Timeout,
+    /// This user may not use the socket.
+    Forbidden,
+    /// The answering process runs as another user.
+    Untrusted,
+    /// Anything else.
+    Error,
+}
+
+/// Why a reload was refused.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refusal {
+    /// The plugin, when known.
+    pub plugin: Option<String>,
+    /// The file or folder concerned, when known.
+    pub file: Option<String>,
+    /// The stage, when the refusal is a reload's.
+    pub stage: Option<Stage>,
+    /// The whole reason.
+    pub reason: String,
+}
+
+impl Outcome {
+    fn new(command: &'static str, socket: &Path, result: OutcomeKind, message: String) -> Self {
+        let exit_code = match result {
+            OutcomeKind::Accepted | OutcomeKind::Serving => exit::OK,
+            OutcomeKind::Refused => exit::REFUSED,
+            OutcomeKind::NoHost => exit::NO_HOST,
+            OutcomeKind::Busy => exit::BUSY,
+            OutcomeKind::Timeout => exit::TIMEOUT,
+            OutcomeKind::Forbidden => exit::FORBIDDEN,
+            OutcomeKind::Untrusted => exit::UNTRUSTED,
+            OutcomeKind::Error => exit::ERROR,
+        };
+        Outcome {
+            command,
+            result,
+            exit_code,
+            socket: socket.to_string_lossy().into_owned(),
+            message,
+            generation: None,
+            plugins: Vec::new(),
+            ignored: Vec::new(),
+            stage_ms: Vec::new(),
+            total_ms: None,
+            refusal: None,
+            reload_in_progress: None,
+        }
+    }
+
+    /// Whether the request failed without an answer from a host.
+    pub fn is_error(&self) -> bool {
+        !matches!(self.result, OutcomeKind::Accepted | OutcomeKind::Refused | OutcomeKind::Busy | OutcomeKind::Serving)
+    }
+}
+
+/// Sends `request` to the host on `socket` and says what it came to. Never fails: every
+/// error is an [`Outcome`] with its message (each cause said once) and exit code.
+pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcome {
+    let command = match request {
+        ControlRequest::Status => "status",
+        _ => "reload",
+    };
+    let answer = match send_request(socket, request, timeout) {
+        Ok(answer) => answer,
+        Err(error) => return failed(command, socket, error),
+    };
+    let unexpected = |other: &ControlResponse| {
+        Outcome::new(command, socket, OutcomeKind::Error, format!("unexpected answer from the host: {other:?}"))
+    };
+    match answer {
+        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms } if command == "reload" => {
+            let message = format!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
+            Outcome {
+                generation: Some(generation),
+                plugins,
+                ignored,
+                stage_ms,
+                total_ms: Some(total_ms),
+                ..Outcome::new(command, socket, OutcomeKind::Accepted, message)
+            }
+        }
+        ControlResponse::Refused { reason, plugin, file, stage } => {
+            let message = format!("refused: {reason}");
+            let refusal = Refusal { plugin, file, stage, reason };
+            Outcome { refusal: Some(refusal), ..Outcome::new(command, socket, OutcomeKind::Refused, message) }
+        }
+        ControlResponse::Busy { reason, reload } => {
+            let message = format!("busy: {reason}; nothing was done, try again later");
+            Outcome { reload_in_progress: reload, ..Outcome::new(command, socket, OutcomeKind::Busy, message) }
+        }
+        ControlResponse::Serving { generation, plugins, reload } if command == "status" => {
+            let message = match generation {
+                Some(generation) => format!("serving generation {generation}"),
+                None => "no generation loaded yet".to_string(),
+            };
+            Outcome {
+                generation,
+                plugins,
+                reload_in_progress: reload,
+                ..Outcome::new(command, socket, OutcomeKind::Serving, message)
+            }
+        }
+        other => unexpected(&other),
+    }
+}
+
+fn failed(command: &'static str, socket: &Path, error: ControlError) -> Outcome {
+    let kind = match &error {
+        ControlError::NoHost { .. } => OutcomeKind::NoHost,
+        ControlError::Forbidden { .. } => OutcomeKind::Forbidden,
+        ControlError::Untrusted { .. } => OutcomeKind::Untrusted,
+        ControlError::Timeout { .. } => OutcomeKind::Timeout,
+        _ => OutcomeKind::Error,
+    };
+    let mut outcome = Outcome::new(command, socket, kind, error.to_string());
+    if kind == OutcomeKind::Timeout {
+        // A stuck reload does not stop the host from answering `status` at once; ask it
+        // what it is doing.
+        if let Ok(ControlResponse::Serving { generation, reload, .. }) =
+            send_request(socket, &ControlRequest::Status, Duration::from_secs(2))
+        {
+            outcome.generation = generation;
+            if let Some(running) = &reload {
+                outcome.message.push_str(&format!(" ({running})"));
+            }
+            if let Some(generation) = generation {
+                outcome.message.push_str(&format!("; generation {generation} keeps serving"));
+            }
+            outcome.reload_in_progress = reload;
+        }
+    }
+    outcome
+}
+
+/// Prints `outcome` (text or JSON) and returns its exit code.
+fn finish(outcome: &Outcome, json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string(outcome)?);
+        return Ok(ExitCode::from(outcome.exit_code));
+    }
+    if outcome.is_error() {
+        eprintln!("error: {}", outcome.message);
+        return Ok(ExitCode::from(outcome.exit_code));
+    }
+    println!("{}", outcome.message);
+    for p in &outcome.plugins {
+        println!("  {} {} ({})", p.name, p.version, p.origin);
+    }
+    for i in &outcome.ignored {
+        println!("  ignored {}: {}", i.file, i.note);
+    }
+    match outcome.result {
+        OutcomeKind::Refused if outcome.command == "reload" => println!("the previous generation keeps serving"),
+        OutcomeKind::Serving => {
+            if let Some(running) = &outcome.reload_in_progress {
+                println!("{running}");
+            }
+        }
+        _ => {}
+    }
+    Ok(ExitCode::from(outcome.exit_code))
+}
+
+/// `reload`: exit codes in [`exit`].
 pub fn reload(args: ReloadArgs) -> Result<ExitCode> {
     let socket = args.socket.unwrap_or_else(default_socket_path);
-    let answer = send_request(&socket, &ControlRequest::Reload, Duration::from_secs(args.timeout))?;
-    match answer {
-        ControlResponse::Accepted { generation, plugins, total_ms } => {
-            println!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
-            for p in plugins {
-                println!("  {} {} ({})", p.name, p.version, p.note);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ControlResponse::Refused { reason } => {
-            println!("refused: {reason}");
-            println!("the previous generation keeps serving");
-            Ok(ExitCode::from(1))
-        }
-        other => anyhow::bail!("unexpected answer from the host: {other:?}"),
-    }
+    finish(&ask(&socket, &ControlRequest::Reload, Duration::from_secs(args.timeout)), args.json)
 }
 
+/// `status`: exit codes in [`exit`].
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let socket = args.socket.unwrap_or_else(default_socket_path);
-    match send_request(&socket, &ControlRequest::Status, Duration::from_secs(10))? {
-        ControlResponse::Serving { generation: Some(generation), plugins } => {
-            println!("serving generation {generation}");
-            for (name, version) in plugins {
-                println!("  {name} {version}");
-            }
-        }
-        ControlResponse::Serving { generation: None, .. } => println!("no generation loaded yet"),
-        other => anyhow::bail!("unexpected answer from the host: {other:?}"),
-    }
-    Ok(ExitCode::SUCCESS)
+    finish(&ask(&socket, &ControlRequest::Status, Duration::from_secs(args.timeout)), args.json)
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use hotswap_runtime::{ControlError, ControlRequest, ControlResponse, default_socket_path, send_request};
+use hotswap_runtime::{ControlRequest, default_socket_path};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::plugin_build::{BuildArgs, build, plugin_package};
+use crate::reload::OutcomeKind;
 
 /// Arguments of `watch`.
 #[derive(Args, Debug)]
@@ -240,20 +241,27 @@ fn run_cycle(
         return;
     }
     let socket = args.socket.clone().unwrap_or_else(default_socket_path);
-    let result = match send_request(&socket, &ControlRequest::Reload, Duration::from_secs(60)) {
-        Ok(ControlResponse::Accepted { generation, plugins, total_ms }) => {
+    let outcome = crate::reload::ask(&socket, &ControlRequest::Reload, Duration::from_secs(60));
+    let result = match outcome.result {
+        OutcomeKind::Accepted => {
             let serving: Vec<String> =
-                plugins.iter().map(|p| format!("{} {} ({})", p.name, p.version, p.note)).collect();
-            format!("reload accepted: generation {generation} in {total_ms:.1} ms, serving {}", serving.join(", "))
+                outcome.plugins.iter().map(|p| format!("{} {} ({})", p.name, p.version, p.origin)).collect();
+            format!(
+                "reload accepted: generation {} in {:.1} ms, serving {}",
+                outcome.generation.unwrap_or_default(),
+                outcome.total_ms.unwrap_or_default(),
+                serving.join(", ")
+            )
         }
-        Ok(ControlResponse::Refused { reason }) => {
+        OutcomeKind::Refused => {
+            let reason = outcome.refusal.map(|r| r.reason).unwrap_or(outcome.message);
             format!("reload REFUSED: {reason}; the previous generation keeps serving")
         }
-        Ok(other) => format!("unexpected answer from the host: {other:?}"),
-        Err(ControlError::NoHost { path, .. }) => {
-            format!("no host is listening on {} (start it; it will load {})", path.display(), output_dir.display())
+        OutcomeKind::Busy => format!("reload not done, the host is {}", outcome.message),
+        OutcomeKind::NoHost => {
+            format!("no host is listening on {} (start it; it will load {})", outcome.socket, output_dir.display())
         }
-        Err(e) => format!("reload request failed: {e}"),
+        _ => format!("reload request failed: {}", outcome.message),
     };
     println!("[{clock}] {what} · {built_line} · {result}");
 }

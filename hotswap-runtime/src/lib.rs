@@ -63,7 +63,10 @@ pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
-pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
+pub use control::{
+    ControlConfig, ControlError, ControlRequest, ControlResponse, ControlServer, IgnoredAnswer, PluginAnswer,
+    ReloadInProgress, StageTime, default_socket_path, send_request,
+};
 pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
 pub use live::{LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo};
 pub use manager::{

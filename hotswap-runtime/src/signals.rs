@@ -6,48 +6,74 @@
 //! ExecStart=/usr/local/bin/game-server --plugins /var/lib/game/plugins
 //! ExecReload=/bin/kill -HUP $MAINPID
 //! ```
+//!
+//! Install it before the first load ([`PluginManager::reload_on_signals`] then
+//! [`PluginManager::load_plugins`]): until it is installed, SIGHUP's default action ends the
+//! process, and systemd may send one as soon as the service has started.
 
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use signal_hook::consts::{SIGHUP, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
+use crate::control::reload_call::{ReloadOutcome, run_reload};
 use crate::manager::PluginManager;
 
 /// Reloads the manager's plugins whenever the process gets SIGHUP or SIGUSR1. Each result is
-/// logged (the control socket remains the way to get an answer). Dropping it stops listening
-/// and restores nothing else: the signals' default actions stay replaced for the process.
+/// logged (the control socket remains the way to get an answer).
+///
+/// It may be installed before the first load, and should be: a signal that arrives while the
+/// first load runs reloads once that load has finished (one that arrives before any load
+/// starts does the first load).
+///
+/// Dropping it stops listening and returns at once, even while a reload it started is stuck
+/// in a plugin's hook (that thread is left to finish on its own). The signals' default
+/// actions stay replaced for the process: a SIGHUP after the drop is ignored.
 pub struct SignalReloader {
     handle: Handle,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl SignalReloader {
     pub(crate) fn start(manager: PluginManager) -> std::io::Result<Self> {
         let mut signals = Signals::new([SIGHUP, SIGUSR1])?;
         let handle = signals.handle();
-        let thread = std::thread::Builder::new().name("hotswap-signals".into()).spawn(move || {
+        let closed = handle.clone();
+        std::thread::Builder::new().name("hotswap-signals".into()).spawn(move || {
             for signal in signals.forever() {
                 let name = if signal == SIGHUP { "SIGHUP" } else { "SIGUSR1" };
-                match manager.reload() {
-                    Ok(report) => {
-                        tracing::info!(signal = name, generation = report.generation, "reload on signal accepted")
-                    }
-                    Err(error) => {
-                        tracing::error!(signal = name, "reload on signal refused: {error}")
-                    }
-                }
+                reload_on_signal(&manager, name, &closed);
             }
         })?;
-        Ok(SignalReloader { handle, thread: Some(thread) })
+        Ok(SignalReloader { handle })
+    }
+}
+
+fn reload_on_signal(manager: &PluginManager, name: &str, closed: &Handle) {
+    loop {
+        match run_reload(manager) {
+            ReloadOutcome::Done(report) => {
+                tracing::info!(signal = name, generation = report.generation, "reload on signal accepted");
+            }
+            ReloadOutcome::Refused(error) => {
+                tracing::error!(signal = name, "reload on signal refused: {error}");
+            }
+            ReloadOutcome::Busy(running) => {
+                // Another reload runs: this signal's reload comes after it, so that the newest
+                // files are loaded.
+                if !closed.is_closed() {
+                    tracing::debug!(signal = name, "{running}; reloading after it");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        }
+        return;
     }
 }
 
 impl Drop for SignalReloader {
     fn drop(&mut self) {
+        // Ends the thread's wait for signals; never waits for a reload it is running.
         self.handle.close();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -202,7 +202,7 @@ fn the_control_socket_accepts_and_refuses_reloads() {
     }
     std::fs::write(plugins.join("broken.so"), b"\x7fELF but cut").unwrap();
     match hotswap_runtime::send_request(&socket, &ControlRequest::Reload, timeout).unwrap() {
-        ControlResponse::Refused { reason } => assert!(reason.contains("broken.so"), "{reason}"),
+        ControlResponse::Refused { reason, .. } => assert!(reason.contains("broken.so"), "{reason}"),
         other => panic!("expected refused, got {other:?}"),
     }
     assert_eq!(answer(&manager), "v2");
