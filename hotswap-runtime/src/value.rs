@@ -8,6 +8,8 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::maker_drop::{MakerDrop, OnPanic};
+
 /// A value of any `Send + 'static` type, with its type name.
 ///
 /// ```
@@ -21,8 +23,9 @@ use std::sync::Arc;
 /// ```
 pub struct Value {
     // Field order matters: `inner` (whose drop glue may live in a plugin library) is dropped
-    // before `keep_alive` (which keeps that library mapped).
-    inner: Box<dyn Any + Send>,
+    // before `keep_alive` (which keeps that library mapped). It is dropped by the side that
+    // made it, so a panicking `Drop` in a plugin's type is a panic the host can catch.
+    inner: MakerDrop<Box<dyn Any + Send>>,
     type_name: &'static str,
     keep_alive: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -46,7 +49,8 @@ impl TypeMismatch {
 impl Value {
     /// Wraps a value.
     pub fn new<T: Any + Send>(value: T) -> Self {
-        Value { inner: Box::new(value), type_name: std::any::type_name::<T>(), keep_alive: None }
+        let inner = MakerDrop::new::<T>(Box::new(value) as Box<dyn Any + Send>, OnPanic::Raise);
+        Value { inner, type_name: std::any::type_name::<T>(), keep_alive: None }
     }
 
     /// Ties the value to the library that made it, so the library stays mapped while the
@@ -79,7 +83,7 @@ impl Value {
         if runtime_type_matches::<T>(self.type_name) {
             // SAFETY: see `runtime_type_matches`: the held value is a `T` of the same layout,
             // built from the same source by the same compiler; only its TypeId differs.
-            return Ok(unsafe { &*(self.inner.as_ref() as *const (dyn Any + Send) as *const T) });
+            return Ok(unsafe { &*(&**self.inner as *const (dyn Any + Send) as *const T) });
         }
         Err(TypeMismatch::new::<T>(self.type_name))
     }
@@ -87,18 +91,23 @@ impl Value {
     /// Takes the held `T` out.
     ///
     /// Only a value of a type the host can name is moved out, and such a type's drop glue is
-    /// the host's own, so the library that made the value may go once it is taken.
+    /// the host's own, so the library that made the value may go once it is taken. A value of
+    /// another type is dropped by its maker (see [`Value`]'s drop) and the error returned.
     pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
-        let Value { inner, type_name, keep_alive } = self;
-        let taken = if runtime_type_matches::<T>(type_name) && !inner.is::<T>() {
-            // SAFETY: as in `downcast_ref`; the box was allocated by the system allocator,
-            // which both sides use, for a value of `T`'s layout.
-            Ok(*unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) })
-        } else {
-            inner.downcast::<T>().map(|b| *b).map_err(|_| TypeMismatch::new::<T>(type_name))
+        if self.downcast_ref::<T>().is_err() {
+            return Err(TypeMismatch::new::<T>(self.type_name));
+        }
+        let Value { inner, type_name: _, keep_alive } = self;
+        let inner = inner.into_inner();
+        let taken = match inner.downcast::<T>() {
+            Ok(held) => *held,
+            // SAFETY: `downcast_ref` above accepted the value, so it is a `T` by `TypeId` or by
+            // `runtime_type_matches` (see there); the box was allocated by the system
+            // allocator, which both sides use, for a value of `T`'s layout.
+            Err(inner) => *unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) },
         };
         drop(keep_alive);
-        taken
+        Ok(taken)
     }
 }
 
