@@ -47,8 +47,14 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// In the parent: builds the fixtures with `build`, runs test `test` of this binary in a child
 /// process with `ABORT_FAULT=fault`, and asserts it exited normally after running `case` to the
-/// end. In the child: runs `case` with the parent's fixtures.
-fn isolated(test: &str, fault: &str, build: impl FnOnce() -> Vec<BuiltPlugin>, case: impl FnOnce(&[BuiltPlugin])) {
+/// end; returns the child's standard error. In the child: runs `case` with the parent's
+/// fixtures and returns `None`.
+fn isolated(
+    test: &str,
+    fault: &str,
+    build: impl FnOnce() -> Vec<BuiltPlugin>,
+    case: impl FnOnce(&[BuiltPlugin]),
+) -> Option<String> {
     if std::env::var(CHILD).as_deref() == Ok(test) {
         let fixtures: Vec<BuiltPlugin> = std::env::var(FIXTURES)
             .expect("the parent passes the fixtures")
@@ -60,7 +66,7 @@ fn isolated(test: &str, fault: &str, build: impl FnOnce() -> Vec<BuiltPlugin>, c
             .collect();
         case(&fixtures);
         println!("{DONE}");
-        return;
+        return None;
     }
     let fixtures = build();
     let paths: Vec<String> = fixtures.iter().map(|f| f.library.display().to_string()).collect();
@@ -78,6 +84,7 @@ fn isolated(test: &str, fault: &str, build: impl FnOnce() -> Vec<BuiltPlugin>, c
         "the child running `{test}` did not finish normally ({}; an abort is signal 6)\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         output.status
     );
+    Some(stderr.into_owned())
 }
 
 /// The fixtures built the usual way (in the host's profile).
@@ -205,51 +212,82 @@ fn assert_says(text: &str, parts: &[&str]) {
     }
 }
 
+/// A case that installs a fixture in a host serving `greeter` and expects the reload refused
+/// (see [`Host::assert_refused`]); `never_says` must not be in the reason.
+struct Refused<'a> {
+    test: &'a str,
+    fault: &'a str,
+    plugin: &'a str,
+    stage: Stage,
+    says: &'a [&'a str],
+    never_says: &'a [&'a str],
+}
+
+impl Refused<'_> {
+    /// Runs the case in a child; `build` gives `greeter`'s build and the faulty one.
+    fn run(&self, build: impl FnOnce() -> Vec<BuiltPlugin>) {
+        isolated(self.test, self.fault, build, |fixtures| {
+            let host = serving(&[&fixtures[0]]);
+            let error = host.assert_refused(&fixtures[1], self.plugin, self.stage, self.says);
+            for part in self.never_says {
+                assert!(!error.reason.contains(part), "`{part}` in: {error}");
+            }
+        });
+    }
+}
+
+/// A case run in a child on a host serving `greeter` and `abort_hooks` (with `ABORT_FAULT` set
+/// to `fault`); afterwards `greeter` still answers and the work folder holds nothing else
+/// than the serving generation's copies. Returns the child's standard error (`None` in the child).
+fn serving_both(test: &str, fault: &str, case: impl FnOnce(&Host, &BuiltPlugin)) -> Option<String> {
+    isolated(
+        test,
+        fault,
+        || built(&[GREETER, HOOKS]),
+        |fixtures| {
+            let host = serving(&[&fixtures[0], &fixtures[1]]);
+            case(&host, &fixtures[1]);
+            host.assert_answers(host.manager.current().unwrap().number());
+            host.assert_work_folder_clean();
+        },
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hooks: the error's Display, the panic payload's Drop.
 // ---------------------------------------------------------------------------------------------
 
 #[test]
 fn an_on_load_error_whose_display_panics_is_refused_at_on_load() {
-    isolated(
-        "an_on_load_error_whose_display_panics_is_refused_at_on_load",
-        "on_load_display",
-        || built(&[GREETER, HOOKS]),
-        |fixtures| {
-            let host = serving(&[&fixtures[0]]);
-            host.assert_refused(
-                &fixtures[1],
-                "abort_hooks",
-                Stage::OnLoad,
-                &[
-                    "on_load returned an error",
-                    "an error whose `Display` panicked: the Display of the on_load error exploded",
-                ],
-            );
-        },
-    );
+    Refused {
+        test: "an_on_load_error_whose_display_panics_is_refused_at_on_load",
+        fault: "on_load_display",
+        plugin: "abort_hooks",
+        stage: Stage::OnLoad,
+        says: &[
+            "on_load returned an error",
+            "an error whose `Display` panicked: the Display of the on_load error exploded",
+        ],
+        never_says: &[],
+    }
+    .run(|| built(&[GREETER, HOOKS]));
 }
 
 #[test]
 fn an_on_load_panic_whose_payload_panics_when_dropped_is_refused_and_the_payload_leaked() {
-    isolated(
-        "an_on_load_panic_whose_payload_panics_when_dropped_is_refused_and_the_payload_leaked",
-        "on_load_payload",
-        || built(&[GREETER, HOOKS]),
-        |fixtures| {
-            let host = serving(&[&fixtures[0]]);
-            host.assert_refused(
-                &fixtures[1],
-                "abort_hooks",
-                Stage::OnLoad,
-                &[
-                    "on_load panicked: panic with a non-string payload",
-                    "dropping the panic payload panicked: the on_load panic payload exploded when dropped",
-                    "leaked",
-                ],
-            );
-        },
-    );
+    Refused {
+        test: "an_on_load_panic_whose_payload_panics_when_dropped_is_refused_and_the_payload_leaked",
+        fault: "on_load_payload",
+        plugin: "abort_hooks",
+        stage: Stage::OnLoad,
+        says: &[
+            "on_load panicked: panic with a non-string payload",
+            "dropping the panic payload panicked: the on_load panic payload exploded when dropped",
+            "leaked",
+        ],
+        never_says: &[],
+    }
+    .run(|| built(&[GREETER, HOOKS]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -258,48 +296,32 @@ fn an_on_load_panic_whose_payload_panics_when_dropped_is_refused_and_the_payload
 
 #[test]
 fn a_call_error_whose_display_or_drop_panics_is_an_invoke_error() {
-    isolated(
-        "a_call_error_whose_display_or_drop_panics_is_an_invoke_error",
-        "",
-        || built(&[GREETER, HOOKS]),
-        |fixtures| {
-            let host = serving(&[&fixtures[0], &fixtures[1]]);
-            for (func, says) in [
-                (
-                    "display_panics",
-                    &["an error whose `Display` panicked: the Display of the invoke_func error exploded"][..],
-                ),
-                (
-                    "error_drop_panics",
-                    &[
-                        "an invoke_func error that explodes when dropped",
-                        "dropping the error panicked: the invoke_func error exploded when dropped",
-                    ][..],
-                ),
-            ] {
-                match host.call(func) {
-                    Err(error @ InvokeError::Failed { .. }) => {
-                        let text = error.to_string();
-                        assert!(text.starts_with(&format!("plugin `abort_hooks`: {func}: ")), "{text}");
-                        assert_says(&text, says);
-                    }
-                    other => panic!("`{func}`: expected InvokeError::Failed, got {other:?}"),
+    serving_both("a_call_error_whose_display_or_drop_panics_is_an_invoke_error", "", |host, _| {
+        let display = ["an error whose `Display` panicked: the Display of the invoke_func error exploded"];
+        let drop = [
+            "an invoke_func error that explodes when dropped",
+            "dropping the error panicked: the invoke_func error exploded when dropped",
+        ];
+        for (func, says) in [("display_panics", &display[..]), ("error_drop_panics", &drop[..])] {
+            match host.call(func) {
+                Err(error @ InvokeError::Failed { .. }) => {
+                    let text = error.to_string();
+                    assert!(text.starts_with(&format!("plugin `abort_hooks`: {func}: ")), "{text}");
+                    assert_says(&text, says);
                 }
+                other => panic!("`{func}`: expected InvokeError::Failed, got {other:?}"),
             }
-            host.assert_answers(1);
-            host.assert_work_folder_clean();
-        },
-    );
+        }
+        host.assert_answers(1);
+    });
 }
 
 #[test]
 fn a_call_panic_whose_payload_panics_when_dropped_is_contained_and_the_payload_leaked() {
-    isolated(
+    serving_both(
         "a_call_panic_whose_payload_panics_when_dropped_is_contained_and_the_payload_leaked",
         "",
-        || built(&[GREETER, HOOKS]),
-        |fixtures| {
-            let host = serving(&[&fixtures[0], &fixtures[1]]);
+        |host, _| {
             for _ in 0..3 {
                 match host.call("payload_drop_panics") {
                     Err(error @ InvokeError::Panicked { .. }) => assert_says(
@@ -314,42 +336,33 @@ fn a_call_panic_whose_payload_panics_when_dropped_is_contained_and_the_payload_l
                 }
             }
             host.assert_answers(1);
-            host.assert_work_folder_clean();
         },
     );
 }
 
 #[test]
 fn a_returned_value_whose_drop_panics_is_a_panic_the_host_catches() {
-    isolated(
-        "a_returned_value_whose_drop_panics_is_a_panic_the_host_catches",
-        "",
-        || built(&[GREETER, HOOKS]),
-        |fixtures| {
-            let host = serving(&[&fixtures[0], &fixtures[1]]);
-            let says = ["a `abort_hooks::Bomb` panicked when dropped", "the returned value exploded when dropped"];
-            // Dropped by the host.
-            let value = host.call("value_drop_panics").expect("a value");
-            assert_eq!(value.type_name(), "abort_hooks::Bomb");
-            assert_says(&panic_text(catch_unwind(AssertUnwindSafe(|| drop(value))).unwrap_err()), &says);
-            // Dropped by `invoke` when it is not the type asked for.
-            let plugin = host.manager.find_plugin("abort_hooks").unwrap();
-            let caught = catch_unwind(AssertUnwindSafe(|| plugin.invoke::<String>("value_drop_panics", args![])));
-            assert_says(&panic_text(caught.unwrap_err()), &says);
-            // On a thread of the host's, which the panic ends like one of the host's own.
-            let value = host.call("value_drop_panics").expect("a value");
-            let joined = std::thread::spawn(move || drop(value)).join();
-            assert_says(&panic_text(joined.unwrap_err()), &says);
-            host.assert_answers(1);
-            // The values held the library mapped; gone, they leave nothing behind once the
-            // plugin is removed and its generation replaced.
-            drop(plugin);
-            host.remove(&fixtures[1]);
-            assert_eq!(host.manager.reload().unwrap().generation, 2);
-            host.assert_answers(2);
-            host.assert_work_folder_clean();
-        },
-    );
+    serving_both("a_returned_value_whose_drop_panics_is_a_panic_the_host_catches", "", |host, hooks| {
+        let says = ["a `abort_hooks::Bomb` panicked when dropped", "the returned value exploded when dropped"];
+        // Dropped by the host.
+        let value = host.call("value_drop_panics").expect("a value");
+        assert_eq!(value.type_name(), "abort_hooks::Bomb");
+        assert_says(&panic_text(catch_unwind(AssertUnwindSafe(|| drop(value))).unwrap_err()), &says);
+        // Dropped by `invoke` when it is not the type asked for.
+        let plugin = host.manager.find_plugin("abort_hooks").unwrap();
+        let caught = catch_unwind(AssertUnwindSafe(|| plugin.invoke::<String>("value_drop_panics", args![])));
+        assert_says(&panic_text(caught.unwrap_err()), &says);
+        // On a thread of the host's, which the panic ends like one of the host's own.
+        let value = host.call("value_drop_panics").expect("a value");
+        let joined = std::thread::spawn(move || drop(value)).join();
+        assert_says(&panic_text(joined.unwrap_err()), &says);
+        host.assert_answers(1);
+        // The values held the library mapped; gone, they leave nothing behind once the plugin
+        // is removed and its generation replaced.
+        drop(plugin);
+        host.remove(hooks);
+        assert_eq!(host.manager.reload().unwrap().generation, 2);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,134 +371,115 @@ fn a_returned_value_whose_drop_panics_is_a_panic_the_host_catches() {
 
 #[test]
 fn a_live_function_panic_whose_payload_panics_when_dropped_is_the_hosts_to_catch() {
-    isolated(
-        "a_live_function_panic_whose_payload_panics_when_dropped_is_the_hosts_to_catch",
-        "",
-        || built(&[GREETER, HOOKS]),
-        |fixtures| {
-            let host = serving(&[&fixtures[0], &fixtures[1]]);
-            let vault = host.manager.current().unwrap().vault().clone();
-            let live = vault.live_func::<fn(i64) -> i64>("live_payload_drop_panics").unwrap();
-            let f = live.get();
-            assert_says(
-                &panic_text(catch_unwind(|| f(1)).unwrap_err()),
-                &[
-                    "panic with a non-string payload",
-                    "dropping the panic payload panicked: the live function's panic payload exploded when dropped",
-                    "leaked",
-                ],
-            );
-            assert_eq!(f(-4), -4, "usable after the panic");
-            // A live type's value made by the plugin, dropped by the host.
-            let bomb = vault.new_live("LiveBomb").unwrap();
-            assert_says(
-                &panic_text(catch_unwind(AssertUnwindSafe(|| drop(bomb))).unwrap_err()),
-                &["a `abort_hooks::LiveBomb` panicked when dropped", "a LiveBomb exploded when dropped"],
-            );
-            host.assert_answers(1);
-            host.assert_work_folder_clean();
-        },
-    );
+    serving_both("a_live_function_panic_whose_payload_panics_when_dropped_is_the_hosts_to_catch", "", |host, _| {
+        let vault = host.manager.current().unwrap().vault().clone();
+        let live = vault.live_func::<fn(i64) -> i64>("live_payload_drop_panics").unwrap();
+        let f = live.get();
+        assert_says(
+            &panic_text(catch_unwind(|| f(1)).unwrap_err()),
+            &[
+                "panic with a non-string payload",
+                "dropping the panic payload panicked: the live function's panic payload exploded when dropped",
+                "leaked",
+            ],
+        );
+        assert_eq!(f(-4), -4, "usable after the panic");
+        // A live type's value made by the plugin, dropped by the host.
+        let bomb = vault.new_live("LiveBomb").unwrap();
+        assert_says(
+            &panic_text(catch_unwind(AssertUnwindSafe(|| drop(bomb))).unwrap_err()),
+            &["a `abort_hooks::LiveBomb` panicked when dropped", "a LiveBomb exploded when dropped"],
+        );
+        host.assert_answers(1);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Values the runtime drops: exports and the data bag.
 // ---------------------------------------------------------------------------------------------
 
-/// Serves `greeter` and `abort_hooks` (whose hooks leave a value that panics when dropped in
-/// the generation), then removes `abort_hooks` and reloads: the old generation, dropped by the
-/// runtime, drops the value; the host lives on, generation 2 serves, nothing is left.
-fn generation_drop_survives(fixtures: &[BuiltPlugin]) {
-    let host = serving(&[&fixtures[0], &fixtures[1]]);
-    host.remove(&fixtures[1]);
+/// With `abort_hooks`' hooks having left a value that panics when dropped in generation 1:
+/// removes `abort_hooks` and reloads. The runtime drops generation 1 and with it the value;
+/// the host lives on and later reloads work.
+fn generation_drop_survives(host: &Host, hooks: &BuiltPlugin) {
+    host.remove(hooks);
     assert_eq!(host.manager.reload().expect("the reload without abort_hooks").generation, 2);
     host.assert_answers(2);
     host.assert_work_folder_clean();
     assert_eq!(host.manager.reload().expect("a later reload").generation, 3);
-    host.assert_answers(3);
 }
 
 #[test]
 fn an_export_whose_drop_panics_is_dropped_without_harm_when_its_generation_goes() {
-    isolated(
+    let Some(stderr) = serving_both(
         "an_export_whose_drop_panics_is_dropped_without_harm_when_its_generation_goes",
         "export_drop",
-        || built(&[GREETER, HOOKS]),
         generation_drop_survives,
-    );
+    ) else {
+        return;
+    };
+    // The plugin's panic hook printed it: the drop ran, and panicked.
+    assert!(stderr.contains("the export exploded when dropped"), "the export was never dropped:\n{stderr}");
 }
 
 #[test]
 fn a_data_bag_value_whose_drop_panics_is_dropped_without_harm_when_its_generation_goes() {
-    isolated(
+    let Some(stderr) = serving_both(
         "a_data_bag_value_whose_drop_panics_is_dropped_without_harm_when_its_generation_goes",
         "data_drop",
-        || built(&[GREETER, HOOKS]),
         generation_drop_survives,
-    );
+    ) else {
+        return;
+    };
+    assert!(stderr.contains("the data bag value exploded when dropped"), "the value was never dropped:\n{stderr}");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Builds that must be refused before any of their code runs.
 // ---------------------------------------------------------------------------------------------
 
-/// The Cargo profile the host (this test binary) was built in.
-fn host_profile() -> &'static str {
-    if cfg!(debug_assertions) { "dev" } else { "release" }
-}
-
 #[test]
 fn a_plugin_built_with_panic_abort_in_its_profile_is_refused_at_inspect() {
-    isolated(
-        "a_plugin_built_with_panic_abort_in_its_profile_is_refused_at_inspect",
-        "",
-        || {
-            let config = format!("profile.{}.panic=\"abort\"", host_profile());
-            let aborting =
-                build_plugin_with_cargo_args(STRATEGY, "panic-abort", cfg!(debug_assertions), &["--config", &config]);
-            vec![build_plugin(GREETER), aborting]
-        },
-        |fixtures| {
-            let host = serving(&[&fixtures[0]]);
-            let error = host.assert_refused(
-                &fixtures[1],
-                "abort_strategy",
-                Stage::Inspect,
-                &[
-                    "ABI fingerprint mismatch",
-                    "the plugin was built with `panic = \"abort\"` (its first panic would kill the host)",
-                    "; panic abort",
-                ],
-            );
-            assert!(!error.reason.contains("same profile"), "only the panic strategy differs: {error}");
-        },
-    );
+    Refused {
+        test: "a_plugin_built_with_panic_abort_in_its_profile_is_refused_at_inspect",
+        fault: "",
+        plugin: "abort_strategy",
+        stage: Stage::Inspect,
+        says: &[
+            "ABI fingerprint mismatch",
+            "the plugin was built with `panic = \"abort\"` (its first panic would kill the host)",
+            "; panic abort",
+        ],
+        never_says: &["same profile", "toolchain"],
+    }
+    .run(|| {
+        // The profile the host (this test binary) was built in.
+        let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
+        let config = format!("profile.{profile}.panic=\"abort\"");
+        let aborting =
+            build_plugin_with_cargo_args(STRATEGY, "panic-abort", cfg!(debug_assertions), &["--config", &config]);
+        vec![build_plugin(GREETER), aborting]
+    });
 }
 
 #[test]
 fn a_plugin_built_in_the_other_profile_is_refused_at_inspect_with_the_fix() {
-    isolated(
-        "a_plugin_built_in_the_other_profile_is_refused_at_inspect_with_the_fix",
-        "",
-        || {
-            let other = build_plugin_with_cargo_args(STRATEGY, "other-profile", !cfg!(debug_assertions), &[]);
-            vec![build_plugin(GREETER), other]
-        },
-        |fixtures| {
-            let host = serving(&[&fixtures[0]]);
-            let (plugin_is, host_is) =
-                if cfg!(debug_assertions) { ("a release", "a dev (debug)") } else { ("a dev (debug)", "a release") };
-            let error = host.assert_refused(
-                &fixtures[1],
-                "abort_strategy",
-                Stage::Inspect,
-                &[
-                    "ABI fingerprint mismatch",
-                    &format!("the plugin is {plugin_is} build and the host {host_is} build"),
-                    "build both with the same profile (`--debug` matches a dev host)",
-                ],
-            );
-            assert!(!error.reason.contains("toolchain"), "only the profile differs: {error}");
-        },
-    );
+    let (plugin_is, host_is) =
+        if cfg!(debug_assertions) { ("a release", "a dev (debug)") } else { ("a dev (debug)", "a release") };
+    Refused {
+        test: "a_plugin_built_in_the_other_profile_is_refused_at_inspect_with_the_fix",
+        fault: "",
+        plugin: "abort_strategy",
+        stage: Stage::Inspect,
+        says: &[
+            "ABI fingerprint mismatch",
+            &format!("the plugin is {plugin_is} build and the host {host_is} build"),
+            "build both with the same profile (`--debug` matches a dev host)",
+        ],
+        never_says: &["toolchain", "panic = "],
+    }
+    .run(|| {
+        let other = build_plugin_with_cargo_args(STRATEGY, "other-profile", !cfg!(debug_assertions), &[]);
+        vec![build_plugin(GREETER), other]
+    });
 }
