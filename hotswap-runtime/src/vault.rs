@@ -18,7 +18,7 @@ fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
 /// name so that a wrong typed access can say what the export really is.
 ///
 /// The value is dropped by the plugin that made it, whenever its generation goes; a panic in
-/// its `Drop` is caught there and logged (the rest of the value is leaked).
+/// its `Drop` is caught there and logged.
 pub struct Export {
     value: MakerDrop<Box<dyn Any + Send + Sync>>,
     type_name: &'static str,
