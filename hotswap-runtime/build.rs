@@ -3,12 +3,15 @@
 //! Host and plugin each link their own copy of `hotswap-runtime`, so each computes this string
 //! at its own build. The runtime refuses a library whose fingerprint differs from the host's
 //! before running any of the library's code: Rust has no stable ABI, so the only safe contract
-//! is "same compiler, same target, same runtime, same descriptor layout, same panic strategy".
+//! is "same compiler, same target, same runtime, same descriptor layout". The panic strategy
+//! and debug assertions are added by `abi::FINGERPRINT` with `cfg!`-style attributes: only the
+//! crate itself sees what the compiler did (a profile's `panic = "abort"` never reaches
+//! `CARGO_CFG_PANIC`).
 
 use std::process::Command;
 
 /// Bump when `abi::PluginDescriptor` or anything it reaches changes shape.
-const LAYOUT_VERSION: u32 = 4;
+const LAYOUT_VERSION: u32 = 5;
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
@@ -28,11 +31,10 @@ fn main() {
     let release = field("release:");
     let commit = field("commit-hash:");
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
-    let panic = std::env::var("CARGO_CFG_PANIC").unwrap_or_else(|_| "unwind".to_string());
     let runtime = std::env::var("CARGO_PKG_VERSION").unwrap();
     let source = source_hash();
     let fingerprint = format!(
-        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); layout {LAYOUT_VERSION}; panic {panic}"
+        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); layout {LAYOUT_VERSION}"
     );
     println!("cargo:rustc-env=HOTSWAP_ABI_FINGERPRINT={fingerprint}");
     println!("cargo:rustc-env=HOTSWAP_LAYOUT_VERSION={LAYOUT_VERSION}");

@@ -84,7 +84,8 @@ pub fn run(args: NewArgs, tool: &str) -> Result<()> {
         }
         Kind::Host => {
             println!("  {tool} new plugin plugins/greeter    # a plugin for it");
-            println!("  {tool} build plugins/greeter {}", args.output_dir);
+            // A dev host loads only dev plugins (the ABI fingerprint includes the profile).
+            println!("  {tool} build plugins/greeter {} --debug", args.output_dir);
             println!("  cargo run -p {} -- {}", made.name, args.output_dir);
         }
     }

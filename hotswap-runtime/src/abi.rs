@@ -37,9 +37,47 @@ pub const VERSION_SYMBOL: &str = "HOTSWAP_PLUGIN_VERSION_V1";
 /// First bytes of every descriptor.
 pub const MAGIC: [u8; 16] = *b"hotswap-plugin\0\0";
 
-/// rustc version and commit, target triple, hotswap-runtime version, descriptor layout version
-/// and panic strategy, as computed by this crate's build script.
-pub const FINGERPRINT: &str = env!("HOTSWAP_ABI_FINGERPRINT");
+/// rustc version and commit, target triple, hotswap-runtime version and source hash,
+/// descriptor layout version (from this crate's build script), then the panic strategy and
+/// whether debug assertions are on, as the compiler really built this crate (`cfg!`, not the
+/// build script's environment: a `panic = "abort"` set in a Cargo profile reaches the crate
+/// but not `CARGO_CFG_PANIC`). A plugin built with `panic = "abort"` would kill the host at
+/// its first panic; one built in another profile than the host sees other `TypeId`s for the
+/// crates they share. Both are refused before any of their code runs.
+pub const FINGERPRINT: &str =
+    concat!(env!("HOTSWAP_ABI_FINGERPRINT"), "; panic ", panic_strategy!(), "; debug_assertions ", debug_assertions!());
+
+#[cfg(panic = "unwind")]
+macro_rules! panic_strategy {
+    () => {
+        "unwind"
+    };
+}
+#[cfg(panic = "abort")]
+macro_rules! panic_strategy {
+    () => {
+        "abort"
+    };
+}
+#[cfg(not(any(panic = "unwind", panic = "abort")))]
+macro_rules! panic_strategy {
+    () => {
+        "other"
+    };
+}
+#[cfg(debug_assertions)]
+macro_rules! debug_assertions {
+    () => {
+        "on"
+    };
+}
+#[cfg(not(debug_assertions))]
+macro_rules! debug_assertions {
+    () => {
+        "off"
+    };
+}
+use {debug_assertions, panic_strategy};
 
 /// Length of [`FINGERPRINT`] in bytes.
 pub const FINGERPRINT_LEN: usize = FINGERPRINT.len();

@@ -48,9 +48,11 @@
 pub mod abi;
 mod control;
 mod error;
+mod fingerprint;
 pub mod inspect;
 pub mod live;
 mod loader;
+mod maker_drop;
 mod manager;
 pub mod manifest;
 pub mod retention;

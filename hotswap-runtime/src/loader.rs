@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use crate::abi::{self, HookFailure, PluginDescriptor, PluginHooks};
 use crate::error::{LoadError, Stage};
+use crate::fingerprint::mismatch_reason;
 use crate::inspect::inspect;
 use crate::manifest::Manifest;
 use crate::retention::Graveyard;
@@ -111,14 +112,7 @@ impl LoadedPlugin {
             ),
         }
         if facts.fingerprint != abi::FINGERPRINT {
-            return Err(fail(
-                Stage::Inspect,
-                format!(
-                    "ABI fingerprint mismatch: the plugin was built with [{}], the host with [{}]; rebuild the plugin with the host's toolchain and hotswap-runtime",
-                    facts.fingerprint,
-                    abi::FINGERPRINT
-                ),
-            ));
+            return Err(fail(Stage::Inspect, mismatch_reason(&facts.fingerprint, abi::FINGERPRINT)));
         }
         // A fresh path for every load: dlopen dedups by path and inode, so reopening the same
         // path would hand back the library already mapped. Written to a temp name and renamed
@@ -168,10 +162,7 @@ impl LoadedPlugin {
             )
         };
         if header_fp != abi::FINGERPRINT {
-            return Err(fail(
-                Stage::Open,
-                format!("descriptor fingerprint [{header_fp}] differs from the host's [{}]", abi::FINGERPRINT),
-            ));
+            return Err(fail(Stage::Open, format!("descriptor {}", mismatch_reason(&header_fp, abi::FINGERPRINT))));
         }
         if name != expected_name {
             return Err(fail(

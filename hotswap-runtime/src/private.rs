@@ -8,11 +8,28 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Runs a hook, turning an error into `HookFailure::Error` and a panic into
 /// `HookFailure::Panic`.
+///
+/// Everything that runs the plugin's code happens inside a `catch_unwind` of the plugin's own
+/// std: the hook, the error's `Display`, the error's drop and the panic payload's drop. A panic
+/// escaping to the host would be a foreign exception there, which aborts the process.
 pub fn guard<T, E: std::fmt::Display>(hook: impl FnOnce() -> Result<T, E>) -> HookOutcome<T> {
-    match catch_unwind(AssertUnwindSafe(hook)) {
+    match catch_unwind(AssertUnwindSafe(|| hook().map_err(describe_error))) {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(HookFailure::Error(error.to_string())),
-        Err(payload) => Err(HookFailure::Panic(panic_message(payload.as_ref()))),
+        Ok(Err(text)) => Err(HookFailure::Error(text)),
+        Err(payload) => Err(HookFailure::Panic(take_panic_message(payload))),
+    }
+}
+
+/// The `Display` text of a hook's error; formatting and dropping the error each run in a
+/// `catch_unwind` of their own, so a panic in either is described instead of escaping.
+fn describe_error<E: std::fmt::Display>(error: E) -> String {
+    let text = match catch_unwind(AssertUnwindSafe(|| error.to_string())) {
+        Ok(text) => text,
+        Err(payload) => format!("(an error whose `Display` panicked: {})", take_panic_message(payload)),
+    };
+    match catch_unwind(AssertUnwindSafe(move || drop(error))) {
+        Ok(()) => text,
+        Err(payload) => format!("{text} (and dropping the error panicked: {})", take_panic_message(payload)),
     }
 }
 
@@ -32,6 +49,24 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The text of a panic payload, which is then dropped here, in the copy of std that raised
+/// it. A payload whose drop panics in turn is described, and that second payload (whose drop
+/// might panic again) is leaked rather than dropped.
+pub fn take_panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic_message(payload.as_ref());
+    match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        Ok(()) => message,
+        Err(second) => {
+            let text = format!(
+                "{message} (and dropping the panic payload panicked: {}; that panic's payload was leaked)",
+                panic_message(second.as_ref())
+            );
+            std::mem::forget(second);
+            text
+        }
+    }
+}
+
 /// The host's [`Rethrow`](crate::abi::Rethrow), handed over when the host reads the live
 /// items; one per copy of this crate, so one per loaded plugin library.
 static RETHROW: std::sync::OnceLock<crate::abi::Rethrow> = std::sync::OnceLock::new();
@@ -48,8 +83,7 @@ pub fn live_call<R>(body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            let message = panic_message(payload.as_ref());
-            drop(payload);
+            let message = take_panic_message(payload);
             match RETHROW.get() {
                 Some(rethrow) => rethrow(message),
                 // Not reached: the runtime hands the host's function over before any live

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::live::LiveData;
+use crate::maker_drop::{MakerDrop, OnPanic};
 
 /// A value of any `Send + 'static` type, with its type name.
 ///
@@ -24,8 +25,9 @@ use crate::live::LiveData;
 /// ```
 pub struct Value {
     // Field order matters: `inner` (whose drop glue may live in a plugin library) is dropped
-    // before `keep_alive` (which keeps that library mapped).
-    inner: Box<dyn Any + Send>,
+    // before `keep_alive` (which keeps that library mapped). It is dropped by the side that
+    // made it, so a panicking `Drop` in a plugin's type is a panic the host can catch.
+    inner: MakerDrop<Box<dyn Any + Send>>,
     /// Points into the read-only data of the code that made the value (a plugin library, for a
     /// value a plugin returned); only ever lent out borrowed from `self`, and `keep_alive`
     /// keeps that library mapped.
@@ -57,7 +59,8 @@ impl Value {
     pub fn new<T: Any + Send>(value: T) -> Self {
         // `TypeId` comparison within one copy of this crate: exact.
         let shared = if TypeId::of::<T>() == TypeId::of::<LiveData>() { SHARED_TAG } else { 0 };
-        Value { inner: Box::new(value), type_name: std::any::type_name::<T>(), shared, keep_alive: None }
+        let inner = MakerDrop::new::<T>(Box::new(value) as Box<dyn Any + Send>, OnPanic::Raise);
+        Value { inner, type_name: std::any::type_name::<T>(), shared, keep_alive: None }
     }
 
     /// Ties the value to the library that made it, so the library stays mapped while the
@@ -92,7 +95,7 @@ impl Value {
         if shared_runtime_type::<T>(self.type_name, self.shared) {
             // SAFETY: `shared_runtime_type` proves the held value is a `LiveData` of the same
             // layout as `T` (the host's `LiveData`); only its `TypeId` differs.
-            return Ok(unsafe { &*(self.inner.as_ref() as *const (dyn Any + Send) as *const T) });
+            return Ok(unsafe { &*(&**self.inner as *const (dyn Any + Send) as *const T) });
         }
         Err(TypeMismatch::new::<T>(self.type_name))
     }
@@ -103,16 +106,22 @@ impl Value {
     /// the host's own (the host named its type), but what it points to is not checked: a
     /// `&'static str`, function pointer or trait object a plugin put in it points into the
     /// plugin's library (see the guide, "Memory and unloading"). A `Value` taken out of a
-    /// `Value` keeps the outer one's library.
+    /// `Value` keeps the outer one's library. A value of another type is dropped by its maker
+    /// (see [`Value`]'s drop) and the error returned.
     pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
-        let Value { inner, type_name, shared, keep_alive } = self;
-        if shared_runtime_type::<T>(type_name, shared) && !inner.is::<T>() {
-            // SAFETY: as in `downcast_ref`; the box was allocated by the system allocator,
-            // which both sides must use (see `abi`), for a value of `T`'s layout, and `T`'s
-            // drop glue (the host's) is the right one for it.
-            return Ok(*unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) });
+        if self.downcast_ref::<T>().is_err() {
+            return Err(TypeMismatch::new::<T>(self.type_name));
         }
-        let mut taken = inner.downcast::<T>().map_err(|_| TypeMismatch::new::<T>(type_name))?;
+        let Value { inner, type_name: _, shared: _, keep_alive } = self;
+        let inner = inner.into_inner();
+        let mut taken = match inner.downcast::<T>() {
+            Ok(held) => held,
+            // SAFETY: `downcast_ref` above accepted the value, so it is a `T` by `TypeId` or a
+            // `LiveData` proven by `shared_runtime_type`; the box was allocated by the system
+            // allocator, which both sides use, for a value of `T`'s layout, and `T`'s drop glue
+            // (the host's) is the right one for it.
+            Err(inner) => unsafe { Box::from_raw(Box::into_raw(inner) as *mut T) },
+        };
         if let Some(library) = keep_alive {
             tie_nested(&mut *taken, &library);
         }
@@ -294,7 +303,8 @@ mod tests {
     }
 
     fn made_elsewhere<T: Any + Send>(inner: T, shared: u64) -> Value {
-        Value { inner: Box::new(inner), type_name: std::any::type_name::<LiveData>(), shared, keep_alive: None }
+        let inner = MakerDrop::new::<T>(Box::new(inner) as Box<dyn Any + Send>, OnPanic::Raise);
+        Value { inner, type_name: std::any::type_name::<LiveData>(), shared, keep_alive: None }
     }
 
     fn plugin_data() -> PluginLiveData {
@@ -330,7 +340,7 @@ mod tests {
     fn only_live_data_is_matched_by_name() {
         // A runtime type other than LiveData, named right and tagged right: still refused.
         let value = Value {
-            inner: Box::new(plugin_data()),
+            inner: MakerDrop::new::<PluginLiveData>(Box::new(plugin_data()) as Box<dyn Any + Send>, OnPanic::Raise),
             type_name: std::any::type_name::<TypeMismatch>(),
             shared: SHARED_TAG,
             keep_alive: None,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveTypeInfo, RegisteredFunc, RegisteredType};
+use crate::maker_drop::{MakerDrop, OnPanic};
 use crate::value::Value;
 
 fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
@@ -15,8 +16,11 @@ fn sorted<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
 
 /// What a plugin offers the plugins that import it: any `Send + Sync` value, with its type
 /// name so that a wrong typed access can say what the export really is.
+///
+/// The value is dropped by the plugin that made it, whenever its generation goes; a panic in
+/// its `Drop` is caught there and logged.
 pub struct Export {
-    value: Box<dyn Any + Send + Sync>,
+    value: MakerDrop<Box<dyn Any + Send + Sync>>,
     /// Points into the exporting plugin's library (as does `value`'s vtable): an `Export`
     /// lives only in that plugin's `LoadedPlugin` and in vaults, which both keep the library
     /// mapped, and the name is lent out borrowed from `self`.
@@ -26,7 +30,8 @@ pub struct Export {
 impl Export {
     /// Wraps the value a plugin exports.
     pub fn new<T: Any + Send + Sync>(value: T) -> Self {
-        Export { value: Box::new(value), type_name: std::any::type_name::<T>() }
+        let value = MakerDrop::new::<T>(Box::new(value) as Box<dyn Any + Send + Sync>, OnPanic::Log);
+        Export { value, type_name: std::any::type_name::<T>() }
     }
 
     /// The exported value's type name.
@@ -85,7 +90,8 @@ pub struct Vault {
     generation: u64,
     extension: Option<Extension>,
     exports: HashMap<String, Arc<Export>>,
-    data: RwLock<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+    /// Each value is dropped by the side that stored it (see `set_data`).
+    data: RwLock<HashMap<String, MakerDrop<Arc<dyn Any + Send + Sync>>>>,
     live_funcs: HashMap<String, RegisteredFunc>,
     live_types: HashMap<String, RegisteredType>,
     /// The libraries of the generation's plugins: exports, data-bag values and live items
@@ -202,14 +208,25 @@ impl Vault {
     }
 
     /// Stores `value` in the data bag under `key`, replacing what was there.
+    ///
+    /// The value is dropped by the side that stored it: a panic in the `Drop` of a value a
+    /// plugin stored is caught in the plugin and logged, wherever the vault goes.
     pub fn set_data<T: Any + Send + Sync>(&self, key: impl Into<String>, value: T) {
-        self.data.write().unwrap_or_else(|e| e.into_inner()).insert(key.into(), Arc::new(value));
+        let value = MakerDrop::new::<T>(Arc::new(value) as Arc<dyn Any + Send + Sync>, OnPanic::Log);
+        let replaced = self.data.write().unwrap_or_else(|e| e.into_inner()).insert(key.into(), value);
+        // Dropped after the lock is released: its drop may run anyone's code.
+        drop(replaced);
     }
 
     /// Reads `key` from the data bag; `None` if absent or of another type.
     pub fn data<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
-        let value = self.data.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()?;
-        value.downcast::<T>().ok()
+        let shared = self.data.read().unwrap_or_else(|e| e.into_inner()).get(key)?.share();
+        if !shared.is::<T>() {
+            // `shared` may be the last reference by now (another thread replaced the value):
+            // its maker drops it.
+            return None;
+        }
+        shared.into_inner().downcast::<T>().ok()
     }
 }
 

@@ -46,7 +46,8 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Builds the plugin crate at `crate_dir` (relative to the workspace root) with
-/// `cargo xtask build --debug`, once per process.
+/// `cargo xtask build`, in the profile this crate was built in (`--debug` in a dev build), once
+/// per process.
 pub fn build_plugin(crate_dir: &str) -> BuiltPlugin {
     static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<BuiltPlugin>>>>> = OnceLock::new();
     let cell = {
@@ -69,6 +70,17 @@ pub fn build_plugin_release(crate_dir: &str) -> BuiltPlugin {
 /// its own folder. Builds of one crate must not run at the same time (they share cargo's
 /// artifact), so they are serialised.
 pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str, &str)]) -> BuiltPlugin {
+    build_labelled(crate_dir, &format!("release-{label}"), false, env, &[])
+}
+
+/// Builds the plugin crate at `crate_dir` with `cargo xtask build [--debug] <crate> <out> --
+/// <cargo_args>` (for example `--config profile.dev.panic="abort"`), once per process and
+/// `label`, into its own folder, serialised like [`build_plugin_release_with_env`].
+pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, debug: bool, cargo_args: &[&str]) -> BuiltPlugin {
+    build_labelled(crate_dir, label, debug, &[], cargo_args)
+}
+
+fn build_labelled(crate_dir: &str, label: &str, debug: bool, env: &[(&str, &str)], cargo_args: &[&str]) -> BuiltPlugin {
     static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<BuiltPlugin>>>>> = OnceLock::new();
     static SERIAL: Mutex<()> = Mutex::new(());
     let key = format!("{crate_dir}#{label}");
@@ -78,19 +90,19 @@ pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str,
     };
     cell.get_or_init(|| {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let suffix = if label.is_empty() { String::new() } else { format!("-{label}") };
-        let out = workspace_root()
-            .join("target")
-            .join("hotswap-test-plugins")
-            .join(format!("release-{}{suffix}-{}", crate_dir.replace('/', "_"), std::process::id()));
-        run_xtask_build(crate_dir, &out, false, env)
+        let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
+            "{}-{label}-{}",
+            crate_dir.replace('/', "_"),
+            std::process::id()
+        ));
+        run_xtask_build(crate_dir, &out, debug, env, cargo_args)
     })
     .clone()
 }
 
-/// Runs `cargo xtask build [--debug] <crate_dir> <out>` with `env` added, into a fresh `out`,
-/// and returns what it wrote.
-fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)]) -> BuiltPlugin {
+/// Runs `cargo xtask build [--debug] <crate_dir> <out> [-- <cargo_args>]` with `env` added,
+/// into a fresh `out`, and returns what it wrote.
+fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)], cargo_args: &[&str]) -> BuiltPlugin {
     let root = workspace_root();
     let _ = std::fs::remove_dir_all(out);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -100,6 +112,9 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
         command.arg("--debug");
     }
     command.arg(root.join(crate_dir)).arg(out).envs(env.iter().copied());
+    if !cargo_args.is_empty() {
+        command.arg("--").args(cargo_args);
+    }
     let output = command.output().expect("running cargo xtask build");
     assert!(
         output.status.success(),
@@ -126,9 +141,11 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
 fn build_now(crate_dir: &str) -> BuiltPlugin {
     // One folder per process: test binaries (or developers) running at the same time must not
     // clobber each other's builds.
-    let out = workspace_root()
-        .join("target")
-        .join("hotswap-test-plugins")
-        .join(format!("{}-{}", crate_dir.replace('/', "_"), std::process::id()));
-    run_xtask_build(crate_dir, &out, true, &[])
+    let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
+        "{}-{}",
+        crate_dir.replace('/', "_"),
+        std::process::id()
+    ));
+    // In the host's profile: the runtime refuses a release plugin in a dev host and the reverse.
+    run_xtask_build(crate_dir, &out, cfg!(debug_assertions), &[], &[])
 }
