@@ -122,7 +122,9 @@ impl LoadError {
 pub(crate) fn escape_path(path: &std::path::Path) -> String {
     let text = path.to_string_lossy();
     if text.chars().any(char::is_control) {
-        text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+        text.chars()
+            .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+            .collect()
     } else {
         text.into_owned()
     }

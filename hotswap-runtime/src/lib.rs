@@ -72,8 +72,8 @@ pub use control::{
 pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
 pub use live::{LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo};
 pub use manager::{
-    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, IgnoredFile, IgnoredReason, Plugin, PluginManager,
-    PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,
+    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HotFn, IgnoredFile, IgnoredReason, Plugin,
+    PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,
 };
 pub use manifest::Manifest;
 pub use signals::SignalReloader;

@@ -88,8 +88,7 @@ impl LoadedPlugin {
         generation: u64,
         graveyard: &Arc<Graveyard>,
     ) -> Result<Self, LoadError> {
-        let fail =
-            |stage: Stage, reason: String| LoadError::new(Some(expected_name.to_string()), file, stage, reason);
+        let fail = |stage: Stage, reason: String| LoadError::new(Some(expected_name.to_string()), file, stage, reason);
         let manifest = Manifest::read_beside(file).map_err(|reason| fail(Stage::Copy, reason))?;
         let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()))?;
         if facts.name != expected_name {

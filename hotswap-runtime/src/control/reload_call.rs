@@ -23,13 +23,13 @@ pub(crate) enum ReloadOutcome {
 pub(crate) fn run_reload(manager: &PluginManager) -> ReloadOutcome {
     match manager.try_reload() {
         Ok(report) => ReloadOutcome::Done(report),
-        Err(error) if error.kind == LoadErrorKind::Busy => ReloadOutcome::Busy(
-            reload_progress(manager).unwrap_or(ReloadInProgress {
+        Err(error) if error.kind == LoadErrorKind::Busy => {
+            ReloadOutcome::Busy(reload_progress(manager).unwrap_or(ReloadInProgress {
                 running_ms: 0,
                 stage: Some(error.stage),
                 plugin: error.plugin.clone(),
-            }),
-        ),
+            }))
+        }
         Err(error) => ReloadOutcome::Refused(error),
     }
 }

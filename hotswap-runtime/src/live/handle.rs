@@ -59,13 +59,13 @@ use std::fmt;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
-mod sealed {
+pub(crate) mod sealed {
     /// Implemented only by this crate's live-function handles.
     pub trait Sealed {}
 
     /// Proof that the caller is this crate: [`super::LiveHandle::with_fn`] needs one, so code
     /// outside the crate cannot call it and keep the pointer it is given.
-    pub struct Token(pub(super) ());
+    pub struct Token(pub(crate) ());
 }
 
 /// A handle through which a live function is called; implemented by the runtime's handles
@@ -183,6 +183,14 @@ impl<F: Copy> LiveFn<F> {
     /// practice a SIGSEGV on an unmapped page, or a call into whatever library was mapped there
     /// next).
     pub unsafe fn as_raw(&self) -> F {
+        self.func
+    }
+}
+
+impl<F: Copy> LiveFn<F> {
+    /// The bare pointer, for this crate's other handles, which keep `self` (and so the
+    /// library) alive for as long as they use it.
+    pub(crate) fn func(&self) -> F {
         self.func
     }
 }

@@ -242,6 +242,7 @@ impl PluginManagerBuilder {
                 reload_lock: Mutex::new(()),
                 active: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),
+                hot_contracts: Mutex::new(Vec::new()),
                 work,
             }),
         })

@@ -132,7 +132,8 @@ pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<S
         let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let newer = match newest.get(&name) {
             Some((t, v, p)) => {
-                modified.cmp(t).then_with(|| compare_versions(version, v)).then_with(|| path.cmp(p)) == Ordering::Greater
+                modified.cmp(t).then_with(|| compare_versions(version, v)).then_with(|| path.cmp(p))
+                    == Ordering::Greater
             }
             None => true,
         };
@@ -154,10 +155,8 @@ pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<S
         let mut reason = format!("no plugin libraries (*.{extension}) in the folder");
         if !ignored.is_empty() {
             reason.push_str("; passed over: ");
-            let listed: Vec<String> = ignored
-                .iter()
-                .map(|f| format!("{} ({})", crate::error::escape_path(&f.file), f.note))
-                .collect();
+            let listed: Vec<String> =
+                ignored.iter().map(|f| format!("{} ({})", crate::error::escape_path(&f.file), f.note)).collect();
             reason.push_str(&listed.join(", "));
         }
         return Err(fail(reason));
@@ -190,12 +189,17 @@ pub(super) fn check_modes(path: &Path, plugin: Option<&str>) -> Result<(), LoadE
         // The plugin file and folder themselves are checked where they point; the folders
         // above are checked as they are (a symbolic link's own mode means nothing).
         let meta = if meta.file_type().is_symlink() {
-            std::fs::metadata(current)
-                .map_err(|e| fail(format!("cannot read the permissions of {}: {e}", crate::error::escape_path(current))))?
+            std::fs::metadata(current).map_err(|e| {
+                fail(format!("cannot read the permissions of {}: {e}", crate::error::escape_path(current)))
+            })?
         } else {
             meta
         };
-        let subject = if first { format!("the {what}") } else { format!("the folder {} above the {what}", crate::error::escape_path(current)) };
+        let subject = if first {
+            format!("the {what}")
+        } else {
+            format!("the folder {} above the {what}", crate::error::escape_path(current))
+        };
         if meta.uid() != uid && meta.uid() != 0 {
             return Err(fail(format!(
                 "{subject} is owned by uid {}, not by this process's user ({uid}) or root, so its owner could run code in this host; fix: `chown {uid} {}`",

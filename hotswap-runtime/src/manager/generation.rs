@@ -1,6 +1,6 @@
 //! A generation (one loaded set of plugins with its vault) and handles on its plugins.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -92,14 +92,39 @@ impl std::fmt::Debug for Generation {
 
 fn invoke(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<Value, InvokeError> {
     let library: Arc<dyn Any + Send + Sync> = plugin.mapping.clone();
-    (plugin.hooks.invoke_func)(func, args).map(|value| value.keep_alive(library)).map_err(|failure| match failure {
+    (plugin.hooks.invoke_func)(func, args)
+        .map(|value| value.keep_alive(library))
+        .map_err(|failure| hook_failure(plugin, func, failure))
+}
+
+/// Calls `func` and takes a `T` out of its result, for a caller that keeps the plugin's
+/// library mapped for the whole call (it borrows the plugin from a generation it holds). The
+/// result never escapes as a `Value`, so it is not tied to the library (no shared reference
+/// count is touched): a `T` named by the host by `TypeId` has the host's drop glue. A `Value`
+/// or `Args` result (which hold plugin-made values) takes the tied path.
+pub(super) fn invoke_typed<T: Any>(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<T, InvokeError> {
+    let nested = TypeId::of::<T>() == TypeId::of::<Value>() || TypeId::of::<T>() == TypeId::of::<Args>();
+    let value = if nested {
+        invoke(plugin, func, args)?
+    } else {
+        (plugin.hooks.invoke_func)(func, args).map_err(|failure| hook_failure(plugin, func, failure))?
+    };
+    value.downcast::<T>().map_err(|mismatch| InvokeError::ResultType {
+        plugin: plugin.name.clone(),
+        func: func.to_string(),
+        mismatch,
+    })
+}
+
+fn hook_failure(plugin: &LoadedPlugin, func: &str, failure: HookFailure) -> InvokeError {
+    match failure {
         HookFailure::Error(message) => {
             InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message }
         }
         HookFailure::Panic(message) => {
             InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message }
         }
-    })
+    }
 }
 
 /// A plugin of one generation. Keeps that generation alive while it exists.
@@ -168,11 +193,7 @@ impl Plugin {
 
     /// Calls `func` and downcasts the result to `T`.
     pub fn invoke<T: Any>(&self, func: &str, args: Args) -> Result<T, InvokeError> {
-        self.invoke_func(func, args)?.downcast::<T>().map_err(|mismatch| InvokeError::ResultType {
-            plugin: self.name().to_string(),
-            func: func.to_string(),
-            mismatch,
-        })
+        invoke_typed(self.loaded(), func, args)
     }
 }
 

@@ -86,6 +86,7 @@ impl Build<'_> {
         self.on_load(&generation, &origins, &mut timings)?;
         timings.lap(Stage::OnLoad);
         generation.vault = Arc::new(self.vault(&generation)?);
+        self.check_hot_contracts(&generation.vault)?;
         timings.lap(Stage::VaultSetup);
         self.on_init(&generation, &origins, &mut timings)?;
         timings.lap(Stage::OnInit);
@@ -190,8 +191,7 @@ impl Build<'_> {
                 std::env::consts::DLL_EXTENSION
             ));
             let t = Instant::now();
-            let mut plugin =
-                LoadedPlugin::open(file, &name, bytes, sha256, &copy, self.number, &self.inner.graveyard)?;
+            let mut plugin = LoadedPlugin::open(file, &name, bytes, sha256, &copy, self.number, &self.inner.graveyard)?;
             plugin.identity = identities.remove(&name).flatten();
             timings.plugin(&name, Stage::Open, t);
             plugins.insert(name, (Arc::new(plugin), PluginOrigin::Loaded));
@@ -267,7 +267,12 @@ impl Build<'_> {
         Ok(order.iter().map(|name| plugins.remove(name).expect("ordered names come from the map")).collect())
     }
 
-    fn on_load(&self, generation: &Generation, origins: &[PluginOrigin], timings: &mut Timings) -> Result<(), LoadError> {
+    fn on_load(
+        &self,
+        generation: &Generation,
+        origins: &[PluginOrigin],
+        timings: &mut Timings,
+    ) -> Result<(), LoadError> {
         for (plugin, _) in generation.plugins.iter().zip(origins).filter(|(_, o)| o.is_fresh()) {
             let ctx = LoadContext {
                 plugin: plugin.name.clone(),
@@ -312,7 +317,31 @@ impl Build<'_> {
         Ok(Vault::new(self.number, extension, exports, live_funcs, live_types, libraries))
     }
 
-    fn on_init(&self, generation: &Generation, origins: &[PluginOrigin], timings: &mut Timings) -> Result<(), LoadError> {
+    /// Every [`HotFn`](crate::HotFn) the host holds must find its function, with its
+    /// signature, in the new generation.
+    fn check_hot_contracts(&self, vault: &Vault) -> Result<(), LoadError> {
+        for contract in super::hot::live_contracts(&self.inner.hot_contracts) {
+            if let Err(e) = (contract.check)(vault, &contract.name) {
+                return Err(LoadError::new(
+                    None,
+                    &self.dir,
+                    Stage::VaultSetup,
+                    format!(
+                        "the host holds a HotFn on live function `{}`, which this generation cannot serve: {e}",
+                        contract.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_init(
+        &self,
+        generation: &Generation,
+        origins: &[PluginOrigin],
+        timings: &mut Timings,
+    ) -> Result<(), LoadError> {
         for (plugin, _) in generation.plugins.iter().zip(origins).filter(|(_, o)| o.is_fresh()) {
             let t = Instant::now();
             self.progress.at(Stage::OnInit, Some(&plugin.name));

@@ -30,6 +30,7 @@ use crate::vault::Extension;
 mod builder;
 mod folder;
 mod generation;
+mod hot;
 mod load;
 mod plan;
 mod progress;
@@ -40,6 +41,7 @@ mod workdir;
 pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManagerBuilder};
 pub(crate) use folder::FileIdentity;
 pub use generation::{Generation, Plugin};
+pub use hot::HotFn;
 pub use progress::ReloadProgress;
 pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
 
@@ -85,6 +87,8 @@ pub(crate) struct Inner {
     active: Mutex<Option<Arc<Progress>>>,
     /// Every reload thread still running, including abandoned ones.
     threads: Mutex<Vec<Arc<Progress>>>,
+    /// What every [`HotFn`] alive needs of a new generation.
+    hot_contracts: hot::Contracts,
     work: tempfile::TempDir,
 }
 
@@ -279,20 +283,16 @@ impl PluginManager {
         let thread_dir = dir.clone();
         let work = move || {
             thread_progress.enter();
-            let build = load::Build {
-                inner: &inner,
-                dir: thread_dir,
-                number,
-                old,
-                extra,
-                progress: &thread_progress,
-            };
+            let build = load::Build { inner: &inner, dir: thread_dir, number, old, extra, progress: &thread_progress };
             let result = build.run();
             lock(&inner.threads).retain(|p| !Arc::ptr_eq(p, &thread_progress));
             if let Err(std::sync::mpsc::SendError(result)) = sender.send(result) {
                 // Given up at the deadline: what it built is discarded, never published.
                 if let Ok((generation, _)) = result {
-                    tracing::warn!(generation = generation.number(), "an abandoned reload finished late; its generation is discarded");
+                    tracing::warn!(
+                        generation = generation.number(),
+                        "an abandoned reload finished late; its generation is discarded"
+                    );
                     inner.reaper.retire(generation, Duration::ZERO);
                 }
             }
@@ -310,7 +310,12 @@ impl PluginManager {
                 *lock(&self.inner.active) = None;
                 lock(&self.inner.threads).retain(|p| !Arc::ptr_eq(p, &progress));
                 let at = progress.snapshot();
-                return Err(LoadError::new(at.plugin, &dir, at.stage, "the reload thread could not run or panicked in the host's own code"));
+                return Err(LoadError::new(
+                    at.plugin,
+                    &dir,
+                    at.stage,
+                    "the reload thread could not run or panicked in the host's own code",
+                ));
             }
             Ok(result) => Ok(result),
         };
@@ -360,7 +365,9 @@ impl PluginManager {
     fn retire(&self, old: Arc<Generation>) {
         let ticket = self.inner.reaper.retire(old, self.inner.free_delay);
         if self.inner.free_delay.is_zero() && !self.inner.reaper.wait_for(ticket, self.inner.reload_deadline) {
-            tracing::warn!("a replaced generation was not freed within the reload deadline: a plugin's on_free may be stuck");
+            tracing::warn!(
+                "a replaced generation was not freed within the reload deadline: a plugin's on_free may be stuck"
+            );
         }
     }
 
@@ -415,12 +422,46 @@ impl PluginManager {
         self.inner.reloads.load(Ordering::Acquire).saturating_sub(1)
     }
 
+    /// A typed handle on live function `name` that follows reloads: every call runs the
+    /// function of the generation serving when the call starts (see [`HotFn`]). The
+    /// signature `F` (such as `fn(i64, i64) -> i64`) is checked against the serving
+    /// generation now, and every later reload that lacks the function or changes its
+    /// signature is refused while the handle exists.
+    ///
+    /// ```no_run
+    /// # fn f(manager: &hotswap_runtime::PluginManager) -> Result<(), hotswap_runtime::LiveError> {
+    /// let add = manager.hot_fn::<fn(i64, i64) -> i64>("live_add")?;
+    /// println!("{}", add.call((2, 3)));
+    /// # Ok(()) }
+    /// ```
+    pub fn hot_fn<F: Copy + std::any::Any>(&self, name: &str) -> Result<HotFn<F>, crate::LiveError> {
+        HotFn::new(Arc::clone(&self.inner), name)
+    }
+
     /// A handle on plugin `name` of the current generation. The handle keeps that generation
     /// alive: it goes on calling the same code after a reload, until dropped.
     pub fn find_plugin(&self, name: &str) -> Option<Plugin> {
         let guard = self.inner.current.load();
         let generation = guard.as_ref()?;
         generation.find_plugin(name)
+    }
+
+    /// Calls `func` of plugin `plugin` in the generation serving now and takes a `T` out of
+    /// the result: a call by name that follows reloads, without taking a [`Plugin`] handle
+    /// (no reference count shared between threads is touched). The generation stays alive
+    /// until the call returns.
+    ///
+    /// ```no_run
+    /// # fn f(manager: &hotswap_runtime::PluginManager) -> Result<(), hotswap_runtime::InvokeError> {
+    /// use hotswap_runtime::args;
+    /// let sum: i64 = manager.invoke("greeter", "add", args![6_i64, 7_i64])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn invoke<T: std::any::Any>(&self, plugin: &str, func: &str, args: Args) -> Result<T, InvokeError> {
+        let guard = self.inner.current.load();
+        let generation = guard.as_ref().ok_or(InvokeError::NotLoaded)?;
+        let plugin = generation.loaded(plugin).ok_or_else(|| InvokeError::NoSuchPlugin(plugin.to_string()))?;
+        generation::invoke_typed(plugin, func, args)
     }
 
     /// Calls `func` on every plugin of the current generation, dependencies first.

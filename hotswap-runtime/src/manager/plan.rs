@@ -171,7 +171,9 @@ mod tests {
     #[test]
     fn without_reuse_every_reloadable_plugin_loads() {
         let found: BTreeMap<String, Option<Serving>> =
-            [("a".to_string(), serving(true, true, &[])), ("b".to_string(), serving(false, true, &[]))].into_iter().collect();
+            [("a".to_string(), serving(true, true, &[])), ("b".to_string(), serving(false, true, &[]))]
+                .into_iter()
+                .collect();
         let origins = plan_origins(&found, false);
         assert_eq!(origins["a"], PluginOrigin::Loaded);
         assert_eq!(origins["b"], PluginOrigin::NotReloadable);

@@ -38,7 +38,8 @@ pub(super) fn remove_stale_work_dirs(root: &Path) {
 
 /// A tmpfs folder this user can write and map code from, for the copies of loaded libraries.
 pub(super) fn memory_backed_work_root() -> Option<PathBuf> {
-    let candidates = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain([PathBuf::from("/dev/shm")]);
+    let candidates =
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain([PathBuf::from("/dev/shm")]);
     candidates.into_iter().find(|dir| is_exec_tmpfs(dir))
 }
 
