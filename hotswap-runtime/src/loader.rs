@@ -43,6 +43,7 @@ pub(crate) struct LoadedPlugin {
 pub(crate) struct Mapping {
     /// `None` for a plugin linked into the host.
     library: Option<ManuallyDrop<libloading::Library>>,
+    plugin: String,
     path: PathBuf,
     unloadable: bool,
     graveyard: Arc<Graveyard>,
@@ -53,7 +54,7 @@ impl Drop for Mapping {
         if let Some(mut library) = self.library.take() {
             // SAFETY: `library` was just taken out of the option: it is dropped exactly once.
             let library = unsafe { ManuallyDrop::take(&mut library) };
-            self.graveyard.bury(std::mem::take(&mut self.path), library, self.unloadable);
+            self.graveyard.bury(std::mem::take(&mut self.plugin), std::mem::take(&mut self.path), library, self.unloadable);
         }
     }
 }
@@ -188,6 +189,7 @@ impl LoadedPlugin {
             on_load_done: AtomicBool::new(false),
             mapping: Arc::new(Mapping {
                 library: Some(ManuallyDrop::new(library)),
+                plugin: expected_name.to_string(),
                 path: copy_to.to_path_buf(),
                 unloadable: descriptor.unloadable,
                 graveyard: Arc::clone(graveyard),
@@ -234,6 +236,7 @@ impl LoadedPlugin {
             on_load_done: AtomicBool::new(false),
             mapping: Arc::new(Mapping {
                 library: None,
+                plugin: String::new(),
                 path: PathBuf::new(),
                 unloadable: false,
                 graveyard: Arc::clone(graveyard),

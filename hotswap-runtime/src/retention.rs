@@ -14,15 +14,25 @@
 //! code or data: threads it started and did not join, `'static` references or function
 //! pointers it handed to the host or to other plugins outside `Value`s and live-function
 //! handles, callbacks it registered with the host or with a library the host shares.
-//! Thread-local destructors are safe: glibc keeps a library loaded while one of its
-//! thread-local destructors is pending.
+//!
+//! `dlclose` does not always unmap: glibc keeps a library mapped while one of its thread-local
+//! destructors is pending, which is the case while a thread the plugin started (and that used
+//! a thread-local, as std's own thread bookkeeping does) is alive. So after each `dlclose`
+//! the graveyard checks `/proc/self/maps`: a library that is really gone counts as closed
+//! ([`PluginManager::closed_library_count`](crate::PluginManager::closed_library_count)); one
+//! that stayed mapped is counted per plugin
+//! ([`PluginManager::still_mapped_library_count`](crate::PluginManager::still_mapped_library_count),
+//! and in each [`PluginReport`](crate::PluginReport)) and logged as a warning naming the
+//! plugin and the likely cause. Such a library holds its memory for the life of the process;
+//! its code is still there, so the thread that keeps it does not crash.
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Buried {
+    plugin: String,
     path: PathBuf,
     library: libloading::Library,
 }
@@ -33,16 +43,33 @@ pub(crate) struct Graveyard {
     buried: Mutex<VecDeque<Buried>>,
     closed: AtomicU64,
     leaked: AtomicU64,
+    /// Per plugin: libraries closed with `dlclose` that stayed mapped.
+    still_mapped: Mutex<HashMap<String, u64>>,
+}
+
+/// Whether a file of this path (or its deleted copy) is mapped into this process.
+fn is_mapped(path: &Path) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return false };
+    let path = path.to_string_lossy();
+    maps.lines().filter_map(|line| line.splitn(6, ' ').nth(5)).map(str::trim_start).any(|mapped| {
+        mapped == path || mapped.strip_suffix(" (deleted)") == Some(&*path)
+    })
 }
 
 impl Graveyard {
     /// `retain`: how many released libraries stay mapped; `None`: never close any.
     pub fn new(retain: Option<usize>) -> Self {
-        Graveyard { retain, buried: Mutex::new(VecDeque::new()), closed: AtomicU64::new(0), leaked: AtomicU64::new(0) }
+        Graveyard {
+            retain,
+            buried: Mutex::new(VecDeque::new()),
+            closed: AtomicU64::new(0),
+            leaked: AtomicU64::new(0),
+            still_mapped: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes a library nothing refers to any more.
-    pub fn bury(&self, path: PathBuf, library: libloading::Library, unloadable: bool) {
+    pub fn bury(&self, plugin: String, path: PathBuf, library: libloading::Library, unloadable: bool) {
         let Some(retain) = self.retain.filter(|_| unloadable) else {
             // Stays mapped for the life of the process.
             std::mem::forget(library);
@@ -50,21 +77,41 @@ impl Graveyard {
             return;
         };
         let mut buried = self.buried.lock().unwrap_or_else(|e| e.into_inner());
-        buried.push_back(Buried { path, library });
+        buried.push_back(Buried { plugin, path, library });
         while buried.len() > retain {
             let Some(oldest) = buried.pop_front() else {
                 break;
             };
+            let library = crate::error::escape_path(&oldest.path);
             match oldest.library.close() {
-                Ok(()) => tracing::debug!(library = %oldest.path.display(), "library closed"),
-                Err(e) => tracing::warn!(library = %oldest.path.display(), "dlclose failed: {e}"),
+                Ok(()) if !is_mapped(&oldest.path) => {
+                    tracing::debug!(plugin = %oldest.plugin, %library, "library closed and unmapped");
+                    self.closed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(()) => {
+                    tracing::warn!(
+                        plugin = %oldest.plugin,
+                        %library,
+                        "dlclose left the library mapped: a thread the plugin started is probably still running (or one of its thread-local destructors is pending); it stays in memory for the life of the process"
+                    );
+                    *self.still_mapped.lock().unwrap_or_else(|e| e.into_inner()).entry(oldest.plugin).or_default() += 1;
+                }
+                Err(e) => tracing::warn!(plugin = %oldest.plugin, %library, "dlclose failed: {e}"),
             }
             let _ = std::fs::remove_file(&oldest.path);
-            self.closed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Libraries closed so far.
+    /// Libraries of `plugin` (of every plugin with `None`) that `dlclose` left mapped.
+    pub fn still_mapped(&self, plugin: Option<&str>) -> u64 {
+        let counts = self.still_mapped.lock().unwrap_or_else(|e| e.into_inner());
+        match plugin {
+            Some(plugin) => counts.get(plugin).copied().unwrap_or(0),
+            None => counts.values().sum(),
+        }
+    }
+
+    /// Libraries closed and really unmapped so far.
     pub fn closed(&self) -> u64 {
         self.closed.load(Ordering::Relaxed)
     }

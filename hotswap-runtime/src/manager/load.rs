@@ -108,6 +108,7 @@ impl Build<'_> {
                     origin: *origin,
                     note: origin.note().to_string(),
                     stage_ms: timings.per_plugin.remove(&p.name).unwrap_or_default(),
+                    still_mapped: self.inner.graveyard.still_mapped(Some(&p.name)),
                 })
                 .collect(),
             ignored,

@@ -386,9 +386,17 @@ impl PluginManager {
         crate::SignalReloader::start(self.clone())
     }
 
-    /// Number of replaced libraries closed so far (see [`retention`](crate::retention)).
+    /// Number of replaced libraries closed with `dlclose` and really unmapped so far (see
+    /// [`retention`](crate::retention)).
     pub fn closed_library_count(&self) -> u64 {
         self.inner.graveyard.closed()
+    }
+
+    /// Number of replaced libraries that `dlclose` left mapped (a thread the plugin started
+    /// still runs, or a thread-local destructor of it is pending): they hold their memory for
+    /// the life of the process. Per plugin in [`PluginReport::still_mapped`].
+    pub fn still_mapped_library_count(&self) -> u64 {
+        self.inner.graveyard.still_mapped(None)
     }
 
     /// Number of released libraries that will never be closed (built `unloadable(false)`, or

@@ -63,6 +63,10 @@ pub struct PluginReport {
     pub note: String,
     /// Time each of this plugin's stages took, in milliseconds (empty for a kept plugin).
     pub stage_ms: Vec<(Stage, f64)>,
+    /// How many of this plugin's replaced libraries `dlclose` left mapped so far (see
+    /// [`retention`](crate::retention)); 0 for a plugin that unloads cleanly.
+    #[serde(default)]
+    pub still_mapped: u64,
 }
 
 /// Why a file in the plugin folder was passed over.
