@@ -46,33 +46,49 @@
 #![warn(missing_docs)]
 
 pub mod abi;
-mod control;
-mod error;
-pub mod inspect;
 pub mod live;
-mod loader;
-mod manager;
-pub mod manifest;
-pub mod retention;
-mod signals;
 mod value;
 mod vault;
+
+// The host side (see the `host` feature in Cargo.toml): plugins are built without it.
+#[cfg(feature = "host")]
+mod control;
+#[cfg(feature = "host")]
+mod error;
+#[cfg(feature = "host")]
+pub mod inspect;
+#[cfg(feature = "host")]
+mod loader;
+#[cfg(feature = "host")]
+mod manager;
+#[cfg(feature = "host")]
+pub mod manifest;
+#[cfg(feature = "host")]
+pub mod retention;
+#[cfg(feature = "host")]
+mod signals;
 
 #[doc(hidden)]
 pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
-pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
-pub use error::{InvokeError, LoadError, Stage};
 pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};
+pub use value::{ArgError, Args, TypeMismatch, Value};
+pub use vault::{Export, Extension, Vault, VaultError};
+
+#[cfg(feature = "host")]
+pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
+#[cfg(feature = "host")]
+pub use error::{InvokeError, LoadError, Stage};
+#[cfg(feature = "host")]
 pub use manager::{
     Generation, IgnoredFile, Plugin, PluginManager, PluginManagerBuilder, PluginReport, ReloadCallback, ReloadReport,
 };
+#[cfg(feature = "host")]
 pub use manifest::Manifest;
+#[cfg(feature = "host")]
 pub use signals::SignalReloader;
-pub use value::{ArgError, Args, TypeMismatch, Value};
-pub use vault::{Export, Extension, Vault, VaultError};
 
 /// The error type plugin hooks return; any error (or `String`, or `&str`) converts into it
 /// with `?` or `.into()`.
