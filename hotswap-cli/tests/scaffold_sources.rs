@@ -10,22 +10,10 @@ use std::process::{Command, Output};
 
 use toml_edit::{DocumentMut, Item};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn ok(output: Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// `cargo hotswap <args>` in `ws`, as cargo runs the subcommand.
+mod common;
+use common::{ok, repo};
+
 fn hotswap(ws: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cargo-hotswap")).current_dir(ws).arg("hotswap").args(args).output().unwrap()
 }
