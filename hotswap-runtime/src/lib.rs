@@ -42,6 +42,13 @@
 //! For debuggers and platforms without `dlopen`, `cargo xtask build --static-linking` links
 //! the plugins into the host; the host passes them to
 //! [`PluginManagerBuilder::static_plugins`] (see [`static_plugins!`]).
+//!
+//! # Features
+//!
+//! `host` (default): the plugin manager, loader, ELF inspection, control socket, signals and
+//! retention, and the crates only they need. Plugins depend on this crate with
+//! `default-features = false`. The feature adds and removes whole modules only, so a plugin
+//! built without it and a host built with it agree on every type that crosses the boundary.
 
 #![warn(missing_docs)]
 
