@@ -72,10 +72,10 @@ pub fn expected_signature(hook: &str) -> &'static str {
 /// Default prefix of live items.
 pub const DEFAULT_LIVE_PREFIX: &str = "live_";
 
-const TEMPLATE: &str = include_str!("../../templates/registry.rs.tmpl");
-const LIVE_FUNC_TEMPLATE: &str = include_str!("../../templates/live_func_entry.rs.tmpl");
-const LIVE_TYPE_TEMPLATE: &str = include_str!("../../templates/live_type_entry.rs.tmpl");
-const LIVE_IMPL_TEMPLATE: &str = include_str!("../../templates/live_type_impl.rs.tmpl");
+const TEMPLATE: &str = include_str!("../templates/registry.rs.tmpl");
+const LIVE_FUNC_TEMPLATE: &str = include_str!("../templates/live_func_entry.rs.tmpl");
+const LIVE_TYPE_TEMPLATE: &str = include_str!("../templates/live_type_entry.rs.tmpl");
+const LIVE_IMPL_TEMPLATE: &str = include_str!("../templates/live_type_impl.rs.tmpl");
 
 /// Why generation failed. `Debug` prints the same readable text as `Display`, so
 /// `fn main() -> Result<(), hotswap_build::Error>` in `build.rs` shows a clear message.

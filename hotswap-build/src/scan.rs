@@ -324,7 +324,7 @@ impl<'a> Collector<'a, '_> {
             Some("must not be `async`")
         } else if !sig.generics.params.is_empty() {
             Some("must not be generic (a live function is registered as one function pointer)")
-        } else if sig.unsafety.is_some() || sig.abi.is_some() || sig.variadic.is_some() {
+        } else if !matches!(sig.safety, syn::Safety::Default) || sig.abi.is_some() || sig.variadic.is_some() {
             Some("must be a plain `fn` (not unsafe, extern or variadic)")
         } else if !module.is_empty() && matches!(f.vis, syn::Visibility::Inherited) {
             Some("is private in a nested module; make it `pub` so the registry can reach it")
@@ -468,7 +468,7 @@ fn check_signature(site: &HookSite, item: &syn::ItemFn) -> Result<(), Error> {
     if sig.asyncness.is_some() {
         return Err(bad("must not be `async`".into()));
     }
-    if sig.unsafety.is_some() {
+    if !matches!(sig.safety, syn::Safety::Default) {
         return Err(bad("must not be `unsafe`".into()));
     }
     if sig.abi.is_some() {

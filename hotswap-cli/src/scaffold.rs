@@ -7,13 +7,13 @@ use clap::{Args, ValueEnum};
 use toml_edit::{DocumentMut, Item, Value};
 
 const PLUGIN_FILES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../templates/new-plugin/Cargo.toml.tmpl")),
-    ("build.rs", include_str!("../../templates/new-plugin/build.rs.tmpl")),
-    ("src/lib.rs", include_str!("../../templates/new-plugin/src/lib.rs.tmpl")),
+    ("Cargo.toml", include_str!("../templates/new-plugin/Cargo.toml.tmpl")),
+    ("build.rs", include_str!("../templates/new-plugin/build.rs.tmpl")),
+    ("src/lib.rs", include_str!("../templates/new-plugin/src/lib.rs.tmpl")),
 ];
 const HOST_FILES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../templates/new-host/Cargo.toml.tmpl")),
-    ("src/main.rs", include_str!("../../templates/new-host/src/main.rs.tmpl")),
+    ("Cargo.toml", include_str!("../templates/new-host/Cargo.toml.tmpl")),
+    ("src/main.rs", include_str!("../templates/new-host/src/main.rs.tmpl")),
 ];
 
 /// What `new` creates.
@@ -30,8 +30,10 @@ pub enum Kind {
 #[command(after_help = "Examples:\n  new host host\n  new plugin plugins/greeter\n\n\
 The crate is added to the members of the enclosing workspace; without one, a workspace\n\
 Cargo.toml is created in the current folder. hotswap-runtime and hotswap-build come from the\n\
-workspace's [workspace.dependencies] when it has them; otherwise they are added there, as path\n\
-dependencies on --hotswap-path (default: the hotswap checkout this tool was built from).")]
+workspace's [workspace.dependencies] when it has them; otherwise they are added there: from the\n\
+registry with --hotswap-version, as path dependencies with --hotswap-path, and without either\n\
+option as path dependencies on the hotswap checkout this tool was built from, if it is still\n\
+there, else from the registry at this tool's version.")]
 pub struct NewArgs {
     /// `plugin` or `host`.
     pub kind: Kind,
@@ -41,8 +43,12 @@ pub struct NewArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// The hotswap checkout to depend on (holding hotswap-runtime/ and hotswap-build/).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "hotswap_version")]
     pub hotswap_path: Option<PathBuf>,
+    /// Depend on the hotswap crates from the registry (crates.io) at this version requirement,
+    /// e.g. `0.1`.
+    #[arg(long, value_name = "VERSION")]
+    pub hotswap_version: Option<String>,
     /// Where the scaffolded files and printed commands say built plugins go.
     #[arg(long, value_name = "DIR", default_value = "bin")]
     pub output_dir: String,
@@ -144,7 +150,7 @@ pub fn scaffold(args: &NewArgs, tool: &str) -> Result<Scaffolded> {
             .parse()
             .with_context(|| format!("parsing {}", workspace.display()))?
     };
-    let (runtime_dep, build_dep) = dependency_lines(&mut doc, args.hotswap_path.as_deref())?;
+    let (runtime_dep, build_dep) = dependency_lines(&mut doc, args)?;
     add_member(&mut doc, &member)?;
 
     let templates = match args.kind {
@@ -192,9 +198,61 @@ fn find_workspace(start: &Path) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// Where the hotswap crates come from, when `new` adds them to `[workspace.dependencies]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// A hotswap checkout holding `hotswap-runtime/` and `hotswap-build/`.
+    Path(PathBuf),
+    /// The registry, at this version requirement.
+    Registry(String),
+}
+
+impl Source {
+    /// `--hotswap-version`, else `--hotswap-path`, else the checkout this tool was built from,
+    /// else the registry at this tool's own version.
+    fn of(args: &NewArgs) -> Result<Source> {
+        if let Some(version) = &args.hotswap_version {
+            cargo_metadata::semver::VersionReq::parse(version)
+                .with_context(|| format!("--hotswap-version {version} is not a version requirement"))?;
+            return Ok(Source::Registry(version.clone()));
+        }
+        match args.hotswap_path.clone().or_else(built_from) {
+            Some(checkout) => {
+                let checkout =
+                    checkout.canonicalize().with_context(|| format!("--hotswap-path {}", checkout.display()))?;
+                Ok(Source::Path(checkout))
+            }
+            None => Ok(Source::Registry(env!("CARGO_PKG_VERSION").to_string())),
+        }
+    }
+
+    /// The `[workspace.dependencies]` entry for `krate`. The runtime's default `host` feature is
+    /// off there, so plugins (`workspace = true`) build without the host side; hosts turn it
+    /// on in their own manifest.
+    fn entry(&self, krate: &str) -> Result<Value> {
+        let mut inline = toml_edit::InlineTable::new();
+        match self {
+            Source::Path(checkout) => {
+                let path = checkout.join(krate);
+                if !path.join("Cargo.toml").is_file() {
+                    bail!("{} has no {krate}/Cargo.toml: is it a hotswap checkout?", checkout.display());
+                }
+                inline.insert("path", Value::from(path.to_str().context("the hotswap path is not UTF-8")?));
+            }
+            Source::Registry(version) => {
+                inline.insert("version", Value::from(version.as_str()));
+            }
+        }
+        if krate == "hotswap-runtime" {
+            inline.insert("default-features", Value::from(false));
+        }
+        Ok(Value::InlineTable(inline))
+    }
+}
+
 /// The dependency lines for the new crate: from `[workspace.dependencies]`, which gets the
-/// hotswap crates added (as path dependencies) when it lacks them.
-fn dependency_lines(doc: &mut DocumentMut, hotswap_path: Option<&Path>) -> Result<(String, String)> {
+/// hotswap crates added (see [`Source`]) when it lacks them.
+fn dependency_lines(doc: &mut DocumentMut, args: &NewArgs) -> Result<(String, String)> {
     let workspace = doc["workspace"].or_insert(toml_edit::table());
     let deps = workspace
         .as_table_mut()
@@ -206,21 +264,9 @@ fn dependency_lines(doc: &mut DocumentMut, hotswap_path: Option<&Path>) -> Resul
     let missing: Vec<&str> =
         ["hotswap-runtime", "hotswap-build"].into_iter().filter(|c| !deps.contains_key(c)).collect();
     if !missing.is_empty() {
-        let checkout = match hotswap_path {
-            Some(p) => p.to_path_buf(),
-            None => built_from().context(
-                "cannot tell where the hotswap crates are: pass --hotswap-path <your hotswap checkout>, or add hotswap-runtime and hotswap-build to [workspace.dependencies]",
-            )?,
-        };
-        let checkout = checkout.canonicalize().with_context(|| format!("--hotswap-path {}", checkout.display()))?;
+        let source = Source::of(args)?;
         for krate in missing {
-            let path = checkout.join(krate);
-            if !path.join("Cargo.toml").is_file() {
-                bail!("{} has no {krate}/Cargo.toml: is it a hotswap checkout?", checkout.display());
-            }
-            let mut inline = toml_edit::InlineTable::new();
-            inline.insert("path", Value::from(path.to_str().context("the hotswap path is not UTF-8")?));
-            deps.insert(krate, Item::Value(Value::InlineTable(inline)));
+            deps.insert(krate, Item::Value(source.entry(krate)?));
         }
         // First use of hotswap in this workspace: a host hashes every plugin library it loads,
         // which takes a quarter of a second per debug build of a plugin unless sha2 is
@@ -243,7 +289,11 @@ fn dependency_lines(doc: &mut DocumentMut, hotswap_path: Option<&Path>) -> Resul
             }
         }
     }
-    Ok(("hotswap-runtime.workspace = true".into(), "hotswap-build.workspace = true".into()))
+    let runtime = match args.kind {
+        Kind::Plugin => "hotswap-runtime.workspace = true",
+        Kind::Host => "hotswap-runtime = { workspace = true, features = [\"host\"] }",
+    };
+    Ok((runtime.into(), "hotswap-build.workspace = true".into()))
 }
 
 /// The hotswap checkout this tool was compiled from, if it is still there.

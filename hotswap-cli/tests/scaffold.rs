@@ -4,16 +4,15 @@
 //! `cargo hotswap watch`, which also survives a broken edit.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(180);
+mod common;
+use common::{ok, repo};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+const WAIT: Duration = Duration::from_secs(180);
 
 /// `cargo` with our `cargo-hotswap` first on PATH, so `cargo hotswap` runs the binary under test.
 fn cargo(ws: &Path, target: &Path, socket: &Path) -> Command {
@@ -26,17 +25,6 @@ fn cargo(ws: &Path, target: &Path, socket: &Path) -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(ws).env("PATH", path).env("CARGO_TARGET_DIR", target).env("HOTSWAP_SOCKET", socket);
     command
-}
-
-fn ok(output: Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// Lines of a child's stdout, as they come.

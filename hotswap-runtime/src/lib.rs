@@ -42,43 +42,67 @@
 //! For debuggers and platforms without `dlopen`, `cargo xtask build --static-linking` links
 //! the plugins into the host; the host passes them to
 //! [`PluginManagerBuilder::static_plugins`] (see [`static_plugins!`]).
+//!
+//! # Features
+//!
+//! `host` (default): the plugin manager, loader, ELF inspection, control socket, signals and
+//! retention, and the crates only they need. Plugins depend on this crate with
+//! `default-features = false`. The feature adds and removes whole modules only, so a plugin
+//! built without it and a host built with it agree on every type that crosses the boundary.
 
 #![warn(missing_docs)]
 
 pub mod abi;
-mod control;
-mod error;
-mod fingerprint;
-pub mod inspect;
 pub mod live;
-mod loader;
 mod maker_drop;
-mod manager;
-pub mod manifest;
-pub mod retention;
-mod signals;
 mod value;
 mod vault;
+
+// The host side (see the `host` feature in Cargo.toml): plugins are built without it.
+#[cfg(feature = "host")]
+mod control;
+#[cfg(feature = "host")]
+mod error;
+#[cfg(feature = "host")]
+mod fingerprint;
+#[cfg(feature = "host")]
+pub mod inspect;
+#[cfg(feature = "host")]
+mod loader;
+#[cfg(feature = "host")]
+mod manager;
+#[cfg(feature = "host")]
+pub mod manifest;
+#[cfg(feature = "host")]
+pub mod retention;
+#[cfg(feature = "host")]
+mod signals;
 
 #[doc(hidden)]
 pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
+pub use live::{LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo};
+pub use value::{ArgError, Args, TypeMismatch, Value};
+pub use vault::{Export, Extension, Vault, VaultError};
+
+#[cfg(feature = "host")]
 pub use control::{
     ControlConfig, ControlError, ControlRequest, ControlResponse, ControlServer, IgnoredAnswer, PluginAnswer,
     ReloadInProgress, StageTime, default_socket_path, send_request,
 };
+#[cfg(feature = "host")]
 pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
-pub use live::{LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo};
+#[cfg(feature = "host")]
 pub use manager::{
     DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HotFn, IgnoredFile, IgnoredReason, Plugin,
     PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,
 };
+#[cfg(feature = "host")]
 pub use manifest::Manifest;
+#[cfg(feature = "host")]
 pub use signals::SignalReloader;
-pub use value::{ArgError, Args, TypeMismatch, Value};
-pub use vault::{Export, Extension, Vault, VaultError};
 
 /// The error type plugin hooks return; any error (or `String`, or `&str`) converts into it
 /// with `?` or `.into()`.

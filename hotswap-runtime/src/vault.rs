@@ -101,6 +101,8 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// Only the host's manager makes vaults.
+    #[cfg_attr(not(feature = "host"), allow(dead_code))]
     pub(crate) fn new(
         generation: u64,
         extension: Option<Extension>,

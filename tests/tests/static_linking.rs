@@ -94,8 +94,7 @@ fn a_static_host_refuses_a_reload_and_keeps_serving() {
 #[test]
 fn gdb_stops_in_plugin_code_with_its_source_file() {
     if Command::new("gdb").arg("--version").output().is_err() {
-        eprintln!("skipped: gdb is not installed (.ci/run installs it)");
-        return;
+        return hotswap_tests::skip_unless_ci("gdb is not installed (.ci/run installs it)");
     }
     let output = Command::new("gdb")
         .args(["-batch", "-nx", "-ex", "break slink_shop::checkout", "-ex", "run", "-ex", "bt", "--args"])
