@@ -32,9 +32,12 @@
 //! Errors are [`anyhow`] reports: this crate is the command line's body, and every error ends
 //! as a message for a person.
 
+pub mod output_dir;
 pub mod plugin_build;
 pub mod reload;
+pub mod repro;
 pub mod scaffold;
+pub mod stamp;
 pub mod static_build;
 pub mod watch;
 
