@@ -23,6 +23,10 @@ pub struct StatusArgs {
     /// Control socket of the host (same default as `reload`).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Print the host's answer as JSON (generation, and each plugin's name, version and
+    /// sha256), one line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Exit codes: 0 accepted, 1 refused, 2 no host or another error.
@@ -33,7 +37,7 @@ pub fn reload(args: ReloadArgs) -> Result<ExitCode> {
         ControlResponse::Accepted { generation, plugins, total_ms } => {
             println!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
             for p in plugins {
-                println!("  {} {} ({})", p.name, p.version, p.note);
+                println!("  {} {} ({}) sha256 {}", p.name, p.version, p.note, p.sha256);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -48,11 +52,16 @@ pub fn reload(args: ReloadArgs) -> Result<ExitCode> {
 
 pub fn status(args: StatusArgs) -> Result<ExitCode> {
     let socket = args.socket.unwrap_or_else(default_socket_path);
-    match send_request(&socket, &ControlRequest::Status, Duration::from_secs(10))? {
+    let answer = send_request(&socket, &ControlRequest::Status, Duration::from_secs(10))?;
+    if args.json && matches!(answer, ControlResponse::Serving { .. }) {
+        println!("{}", serde_json::to_string(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match answer {
         ControlResponse::Serving { generation: Some(generation), plugins } => {
             println!("serving generation {generation}");
-            for (name, version) in plugins {
-                println!("  {name} {version}");
+            for p in plugins {
+                println!("  {} {} sha256 {}", p.name, p.version, p.sha256);
             }
         }
         ControlResponse::Serving { generation: None, .. } => println!("no generation loaded yet"),

@@ -255,20 +255,28 @@ fn git_commit(dir: &Path) -> Option<(String, bool)> {
 }
 
 /// The lines of `Cargo.lock` describing the packages reachable from `name version`, sorted.
-/// A workspace without a lock file gets one first (`cargo generate-lockfile`, as the build
-/// would), so the first build and the next hash the same lock.
+/// A workspace without a lock file, or whose lock lacks the crate (just added), gets it written
+/// first, as the build would, so the first build and the next hash the same lock.
 fn lock_closure(workspace: &Path, name: &str, version: &str) -> Result<Vec<String>> {
     let lock_path = workspace.join("Cargo.lock");
-    if !lock_path.exists() {
+    let listed = |text: &str| text.contains(&format!("name = \"{name}\"\nversion = \"{version}\"\n"));
+    if !std::fs::read_to_string(&lock_path).is_ok_and(|t| listed(&t)) {
+        // What `cargo build` would do first: a new lock file, or the new member added to it
+        // (other entries kept as they are).
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(&cargo)
-            .arg("generate-lockfile")
+        let mut command = Command::new(&cargo);
+        if lock_path.exists() {
+            command.args(["update", "--workspace", "--quiet"]);
+        } else {
+            command.args(["generate-lockfile", "--quiet"]);
+        }
+        let status = command
             .arg("--manifest-path")
             .arg(workspace.join("Cargo.toml"))
             .status()
-            .with_context(|| format!("cannot run {cargo} generate-lockfile"))?;
+            .with_context(|| format!("cannot run {cargo} to write {}", lock_path.display()))?;
         if !status.success() {
-            bail!("cargo generate-lockfile failed ({status}) in {}", workspace.display());
+            bail!("cargo could not write {} ({status})", lock_path.display());
         }
     }
     let text = std::fs::read_to_string(&lock_path).with_context(|| format!("reading {}", lock_path.display()))?;

@@ -47,9 +47,20 @@ pub enum ControlResponse {
     Serving {
         /// Generation number, if anything is loaded.
         generation: Option<u64>,
-        /// Plugin names and versions.
-        plugins: Vec<(String, String)>,
+        /// Its plugins.
+        plugins: Vec<ServingPlugin>,
     },
+}
+
+/// One plugin of the serving generation, as [`ControlResponse::Serving`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServingPlugin {
+    /// Plugin name.
+    pub name: String,
+    /// Version stamp.
+    pub version: String,
+    /// SHA-256 of its library file, so an operator can compare what two hosts run.
+    pub sha256: String,
 }
 
 /// Errors of the control socket.
@@ -276,7 +287,16 @@ fn handle(stream: &mut UnixStream, manager: &PluginManager) -> Option<ControlRes
             ControlResponse::Serving {
                 generation: current.as_ref().map(|g| g.number()),
                 plugins: current
-                    .map(|g| g.plugins().iter().map(|p| (p.name().to_string(), p.version().to_string())).collect())
+                    .map(|g| {
+                        g.plugins()
+                            .iter()
+                            .map(|p| ServingPlugin {
+                                name: p.name().to_string(),
+                                version: p.version().to_string(),
+                                sha256: p.sha256().to_string(),
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
             }
         }

@@ -63,7 +63,9 @@ pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
-pub use control::{ControlError, ControlRequest, ControlResponse, ControlServer, default_socket_path, send_request};
+pub use control::{
+    ControlError, ControlRequest, ControlResponse, ControlServer, ServingPlugin, default_socket_path, send_request,
+};
 pub use error::{InvokeError, LoadError, Stage};
 pub use live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveType, LiveTypeInfo};
 pub use manager::{
