@@ -6,6 +6,7 @@
 //! the folders are fixed so that cargo's artifacts stay warm between runs, and each test
 //! copies the sources afresh. The tests share those copies, so they take turns.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Runs `cargo xtask <args>` from the workspace root.
-fn xtask(args: &[&std::ffi::OsStr]) -> Output {
+fn xtask<A: AsRef<OsStr>>(args: &[A]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     Command::new(cargo)
         .current_dir(workspace_root())
@@ -36,18 +37,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `cargo xtask build --debug <crate> <out> [extra…]`, which must succeed; returns stdout and
-/// stderr.
-fn build(crate_dir: &Path, out: &Path, extra: &[&str]) -> (String, String) {
-    let mut args: Vec<&std::ffi::OsStr> = vec!["build".as_ref(), "--debug".as_ref()];
+/// `build <flags…> <crate> <out> [-- cargo args]`, from `extra` = flags, then `--` and cargo
+/// arguments.
+fn build_args(first: &str, crate_dir: &Path, out: &Path, extra: &[&str]) -> Vec<OsString> {
     let (flags, cargo_args) = match extra.iter().position(|a| *a == "--") {
         Some(i) => (&extra[..i], &extra[i..]),
         None => (extra, &[][..]),
     };
-    args.extend(flags.iter().map(|a| a.as_ref()));
-    args.extend([crate_dir.as_os_str(), out.as_os_str()]);
-    args.extend(cargo_args.iter().map(|a| a.as_ref()));
-    let output = xtask(&args);
+    let mut args: Vec<OsString> = vec!["build".into(), first.into()];
+    args.extend(flags.iter().map(OsString::from));
+    args.extend([crate_dir.as_os_str().to_owned(), out.as_os_str().to_owned()]);
+    args.extend(cargo_args.iter().map(OsString::from));
+    args
+}
+
+/// `cargo xtask build --debug <crate> <out> [extra…]`, which must succeed; returns stdout and
+/// stderr.
+fn build(crate_dir: &Path, out: &Path, extra: &[&str]) -> (String, String) {
+    let output = xtask(&build_args("--debug", crate_dir, out, extra));
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "cargo xtask build {} failed:\n{stdout}\n{stderr}", crate_dir.display());
     (stdout, stderr)
@@ -56,15 +63,7 @@ fn build(crate_dir: &Path, out: &Path, extra: &[&str]) -> (String, String) {
 /// The version `build --print-stamp` gives.
 fn stamp(crate_dir: &Path, extra: &[&str]) -> String {
     let out = tempfile::tempdir().unwrap();
-    let (flags, cargo_args) = match extra.iter().position(|a| *a == "--") {
-        Some(i) => (&extra[..i], &extra[i..]),
-        None => (extra, &[][..]),
-    };
-    let mut args: Vec<&std::ffi::OsStr> = vec!["build".as_ref(), "--print-stamp".as_ref()];
-    args.extend(flags.iter().map(|a| a.as_ref()));
-    args.extend([crate_dir.as_os_str(), out.path().as_os_str()]);
-    args.extend(cargo_args.iter().map(|a| a.as_ref()));
-    let output = xtask(&args);
+    let output = xtask(&build_args("--print-stamp", crate_dir, out.path(), extra));
     assert!(output.status.success(), "print-stamp failed: {}", text(&output.stderr));
     let version = text(&output.stdout).trim().to_string();
     assert!(!version.is_empty() && !version.contains('\n'), "{version:?}");
@@ -348,7 +347,7 @@ fn hello_demo_edit_foo_and_reload_keeps_bar_unchanged_with_its_state() {
     let before_reload = host.lines().len();
     let calls_before = last_call_number(&host.lines(), "bar");
 
-    let reload = xtask(&["reload".as_ref(), "--socket".as_ref(), socket.as_os_str()]);
+    let reload = xtask(&[OsStr::new("reload"), OsStr::new("--socket"), socket.as_os_str()]);
     let report = text(&reload.stdout);
     assert!(reload.status.success(), "{report}\n{}", text(&reload.stderr));
     let line_of = |plugin: &str| report.lines().find(|l| l.trim_start().starts_with(plugin)).unwrap_or("").to_string();
@@ -368,12 +367,12 @@ fn hello_demo_edit_foo_and_reload_keeps_bar_unchanged_with_its_state() {
     assert!(calls_after > calls_before, "bar's count went on ({calls_before} -> {calls_after}): its state was kept");
 
     // status shows each plugin's sha256, in text and as JSON.
-    let status = xtask(&["status".as_ref(), "--json".as_ref(), "--socket".as_ref(), socket.as_os_str()]);
+    let status = xtask(&[OsStr::new("status"), OsStr::new("--json"), OsStr::new("--socket"), socket.as_os_str()]);
     assert!(status.status.success(), "{}", text(&status.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     let bar_entry = answer["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "bar").unwrap();
     assert_eq!(bar_entry["sha256"], bar_sha.as_str(), "{answer}");
-    let status = xtask(&["status".as_ref(), "--socket".as_ref(), socket.as_os_str()]);
+    let status = xtask(&[OsStr::new("status"), OsStr::new("--socket"), socket.as_os_str()]);
     assert!(text(&status.stdout).contains(&format!("sha256 {bar_sha}")), "{}", text(&status.stdout));
 }
 
