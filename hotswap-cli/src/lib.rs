@@ -19,8 +19,8 @@
 //!   that decides the library, see [`stamp`]), with paths remapped so the bytes do not depend
 //!   on the checkout's location, and writes `<name>@<version>.so` and its JSON manifest into
 //!   `outputDir`, each by rename, so a host never sees half a file; an identical library
-//!   already there is kept as it is. `--static-linking <hostDir> <outputDir>` builds a host with its
-//!   plugins linked in instead.
+//!   already there is kept as it is. `--static-linking <hostDir> <outputDir>` builds a host
+//!   with its plugins linked in instead.
 //! * `reload` / `status`: talk to a running host's control socket; `reload` exits 0 when the
 //!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host answers.
 //! * `watch <pluginDir>… <outputDir>`: rebuilds the plugin whose sources changed and reloads,

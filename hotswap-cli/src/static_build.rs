@@ -5,8 +5,9 @@
 //! `static_plugins()` to `PluginManagerBuilder::static_plugins`. This command builds the host
 //! with that feature and `HOTSWAP_STATIC=1` (so each plugin's registry is compiled without
 //! exported symbols, which would clash in one binary), stamps every plugin's version as
-//! `cargo xtask build` would (a hash of each crate's inputs), in a target folder of its own (`target/hotswap-static`) so the
-//! dynamic builds are left alone, and writes the binary and a manifest into the output folder.
+//! `cargo xtask build` would (a hash of each crate's inputs), in a target folder of its own
+//! (`target/hotswap-static`) so the dynamic builds are left alone, and writes the binary and a
+//! manifest into the output folder.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
