@@ -15,10 +15,12 @@
 //! Commands (`<tool> help <command>` for every flag):
 //!
 //! * `build <pluginDir> <outputDir> [-- cargo args]`: builds the plugin crate (release unless
-//!   `--debug`) with the stamp `<version>+g<commit>[.dirty].<UTC time>` and writes
-//!   `<name>@<version>.so` and its JSON manifest into `outputDir`, each by rename, so a host
-//!   never sees half a file. `--static-linking <hostDir> <outputDir>` builds a host with its
-//!   plugins linked in instead.
+//!   `--debug`) with the stamp `<version>+g<commit>[.dirty].h<inputs>` (a hash of everything
+//!   that decides the library, see [`stamp`]), with paths remapped so the bytes do not depend
+//!   on the checkout's location, and writes `<name>@<version>.so` and its JSON manifest into
+//!   `outputDir`, each by rename, so a host never sees half a file; an identical library
+//!   already there is kept as it is. `--static-linking <hostDir> <outputDir>` builds a host
+//!   with its plugins linked in instead.
 //! * `reload` / `status`: talk to a running host's control socket; `reload` exits 0 when the
 //!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host listens,
 //!   3 when it is busy, 4 when it gives no answer in time (see [`reload::exit`]); `--json`
@@ -34,9 +36,12 @@
 //! Errors are [`anyhow`] reports: this crate is the command line's body, and every error ends
 //! as a message for a person.
 
+pub mod output_dir;
 pub mod plugin_build;
 pub mod reload;
+pub mod repro;
 pub mod scaffold;
+pub mod stamp;
 pub mod static_build;
 pub mod watch;
 

@@ -1,15 +1,18 @@
 //! `build <pluginDir> <outputDir>`: one plugin crate to a stamped library and its manifest.
 
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use cargo_metadata::{Message, MetadataCommand, Package};
+use cargo_metadata::{Message, Metadata, MetadataCommand, Package};
 use clap::Args;
 use hotswap_runtime::Manifest;
 use hotswap_runtime::inspect::{inspect, sha256_hex};
+
+use crate::repro::Remap;
+use crate::stamp::Settings;
 
 #[derive(Args, Debug)]
 #[command(
@@ -40,6 +43,9 @@ pub struct BuildArgs {
     /// Print the commands run and the environment passed to the build.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Print the version stamp this build would get (a hash of its inputs) and build nothing.
+    #[arg(long, conflicts_with = "static_linking")]
+    pub print_stamp: bool,
     /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
     /// the first folder is then the HOST crate, built with its `hotswap-static` feature,
     /// which lists the plugin crates to link (optional dependencies); the host binary and a
@@ -51,12 +57,9 @@ pub struct BuildArgs {
     pub cargo_args: Vec<String>,
 }
 
-/// The version stamp and where it came from.
-pub struct Stamp {
-    pub version: String,
-    pub git_revision: Option<String>,
-    pub built_at: String,
-}
+pub use crate::output_dir::{Installed, Tidied, write_atomically};
+pub use crate::repro::ReproNote;
+pub use crate::stamp::Stamp;
 
 /// What [`build`] produced.
 #[derive(Debug, Clone)]
@@ -65,12 +68,18 @@ pub struct Built {
     pub name: String,
     /// The version stamp it carries.
     pub version: String,
-    /// The library written into the output folder.
+    /// The library in the output folder.
     pub library: PathBuf,
     /// Its size in bytes.
     pub size: u64,
     /// Its sha256, as in the manifest.
     pub sha256: String,
+    /// Whether the library was written or an identical one kept.
+    pub installed: Installed,
+    /// What would keep this build from being reproduced byte for byte elsewhere.
+    pub notes: Vec<ReproNote>,
+    /// Temporaries of dead builds removed from the output folder, and orphan manifests.
+    pub tidied: Tidied,
     /// Wall-clock time of the whole build.
     pub elapsed: std::time::Duration,
 }
@@ -80,27 +89,36 @@ pub fn run(args: BuildArgs) -> Result<()> {
     if args.static_linking {
         return crate::static_build::run(args);
     }
+    if args.print_stamp {
+        println!("{}", plugin_stamp(&args, true)?.0.version);
+        return Ok(());
+    }
     let built = build(&args, false)?;
-    println!(
-        "built {} {} -> {} ({} KiB, sha256 {}…) in {:.1}s",
+    println!("{}", summary(&built));
+    Ok(())
+}
+
+/// The line `build` prints: `built …` when it wrote the library, `unchanged …` when an
+/// identical library was kept.
+pub fn summary(built: &Built) -> String {
+    let what = match &built.installed {
+        Installed::Unchanged { since, .. } => format!("unchanged since {since}:"),
+        _ => "built".to_string(),
+    };
+    let kept = if matches!(built.installed, Installed::Unchanged { .. }) { ", kept" } else { "" };
+    format!(
+        "{what} {} {} -> {} ({} KiB, sha256 {}{kept}) in {:.1}s",
         built.name,
         built.version,
         built.library.display(),
         built.size / 1024,
         &built.sha256[..12],
         built.elapsed.as_secs_f64()
-    );
-    Ok(())
+    )
 }
 
-/// Builds one plugin crate (not `--static-linking`) and writes its library and manifest into
-/// the output folder atomically. With `quiet`, cargo's own output is kept and shown only in
-/// the error if the build fails.
-pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
-    if args.static_linking {
-        bail!("build() makes plugin libraries; static hosts are built by run() with --static-linking");
-    }
-    let started = Instant::now();
+/// The stamp a build of `args` gets, with the plugin's package and workspace.
+fn plugin_stamp(args: &BuildArgs, quiet: bool) -> Result<(Stamp, Package, Metadata)> {
     for (flag, patterns) in [("--include", &args.include), ("--exclude", &args.exclude)] {
         for p in patterns {
             // hotswap-build compiles them too; checking here names the flag before a long build.
@@ -109,9 +127,30 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
             }
         }
     }
-    let package = plugin_package(&args.plugin_dir)?;
-    let plugin_dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
-    let stamp = stamp(&plugin_dir, &package.version.to_string(), args.verbose, quiet);
+    let (package, metadata) = plugin_package(&args.plugin_dir)?;
+    let output = args.output_dir.canonicalize().ok();
+    let settings = Settings {
+        profile: if args.debug { "dev" } else { "release" },
+        cargo_args: &args.cargo_args,
+        include: &args.include,
+        exclude: &args.exclude,
+        live_prefix: args.live_prefix.as_deref(),
+        linked_statically: false,
+        skip: output.as_deref(),
+    };
+    let stamp = crate::stamp::stamp(&metadata, &package, &settings, args.verbose, quiet)?;
+    Ok((stamp, package, metadata))
+}
+
+/// Builds one plugin crate (not `--static-linking`) and installs its library and manifest in
+/// the output folder atomically, unless an identical library is there already. With `quiet`,
+/// cargo's own output is kept and shown only in the error if the build fails, and notes are
+/// only returned.
+pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
+    if args.static_linking {
+        bail!("build() makes plugin libraries; static hosts are built by run() with --static-linking");
+    }
+    let started = Instant::now();
     // 0755 whatever the umask allows beyond it: the runtime refuses a plugin folder that
     // group or others can write (strict modes).
     {
@@ -122,6 +161,22 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
             .create(&args.output_dir)
             .with_context(|| format!("cannot create the output folder {}", args.output_dir.display()))?;
     }
+    let tidied = crate::output_dir::tidy(&args.output_dir)?;
+    if !quiet {
+        for path in &tidied.removed_partials {
+            eprintln!("removed {}, left by a build that died while writing", path.display());
+        }
+        for path in &tidied.orphan_manifests {
+            eprintln!(
+                "warning: {} has no library beside it (a build killed between writing the two, a library removed by hand, or a build writing right now); left in place",
+                path.display()
+            );
+        }
+    }
+    let (stamp, package, metadata) = plugin_stamp(args, quiet)?;
+    let workspace = metadata.workspace_root.as_std_path();
+    let target_dir = metadata.target_directory.as_std_path();
+    let plugin_dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
     let temps =
         if args.leave_temps { Some(tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep()) } else { None };
 
@@ -136,6 +191,8 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
     if !args.debug {
         command.arg("--release");
     }
+    let remap = Remap::new(workspace, target_dir);
+    remap.apply(&mut command);
     command.args(&args.cargo_args);
     command
         .env("HOTSWAP_VERSION", &stamp.version)
@@ -206,11 +263,19 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         built_at: stamp.built_at.clone(),
         library: file_name.clone(),
     };
-    // Manifest first, then the library: a host that sees the library sees its manifest.
-    let manifest_path = Manifest::path_for(&library_path);
-    write_atomically(&manifest_path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-    write_atomically(&library_path, &bytes)?;
-
+    let mut notes = crate::repro::embedded_paths(&bytes, &remap);
+    let generated: Vec<PathBuf> =
+        [Some(target_dir.to_path_buf()), crate::stamp::cargo_home(), crate::repro::sysroot(&plugin_dir)]
+            .into_iter()
+            .flatten()
+            .collect();
+    notes.extend(crate::repro::uncovered_inputs(&artifact, &stamp.covered, &generated));
+    if !quiet {
+        for note in &notes {
+            eprintln!("note: {note}");
+        }
+    }
+    let installed = crate::output_dir::install(&args.output_dir, &bytes, &manifest)?;
     if let Some(temps) = &temps {
         std::fs::write(temps.join("cargo-messages.jsonl"), &log)?;
         std::fs::copy(&artifact, temps.join(artifact.file_name().expect("artifact has a name")))?;
@@ -228,6 +293,9 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         library: library_path,
         size: bytes.len() as u64,
         sha256: manifest.sha256,
+        installed,
+        notes,
+        tidied,
         elapsed: started.elapsed(),
     })
 }
@@ -251,9 +319,9 @@ pub fn read_cargo_messages(
     Ok(log)
 }
 
-/// The package whose Cargo.toml is in `dir` (a `what`: plugin or host), and the target folder
-/// of its workspace.
-pub fn package_at(dir: &Path, what: &str) -> Result<(Package, PathBuf)> {
+/// The package whose Cargo.toml is in `dir` (a `what`: plugin or host), and its workspace
+/// (members only, `cargo metadata --no-deps`).
+pub fn package_at(dir: &Path, what: &str) -> Result<(Package, Metadata)> {
     if !dir.is_dir() {
         bail!("{what} folder {} does not exist", dir.display());
     }
@@ -267,18 +335,18 @@ pub fn package_at(dir: &Path, what: &str) -> Result<(Package, PathBuf)> {
         .exec()
         .with_context(|| format!("cargo metadata for {}", manifest.display()))?;
     let wanted = manifest.canonicalize()?;
-    let target_dir = metadata.target_directory.as_std_path().to_path_buf();
     let package = metadata
         .packages
-        .into_iter()
+        .iter()
         .find(|p| p.manifest_path.as_std_path().canonicalize().is_ok_and(|m| m == wanted))
+        .cloned()
         .with_context(|| format!("{} is a workspace manifest, not a {what} crate", manifest.display()))?;
-    Ok((package, target_dir))
+    Ok((package, metadata))
 }
 
-/// The package at `dir`, checked to be a plugin crate.
-pub fn plugin_package(dir: &Path) -> Result<Package> {
-    let (package, _) = package_at(dir, "plugin")?;
+/// The package at `dir`, checked to be a plugin crate, and its workspace.
+pub fn plugin_package(dir: &Path) -> Result<(Package, Metadata)> {
+    let (package, metadata) = package_at(dir, "plugin")?;
     let not_plugin = |why: &str| anyhow::anyhow!("{} is not a hotswap plugin crate: {why}", dir.display());
     if !package.targets.iter().any(|t| t.crate_types.iter().any(|c| c.to_string() == "cdylib")) {
         return Err(not_plugin("its [lib] has no crate-type \"cdylib\""));
@@ -289,52 +357,5 @@ pub fn plugin_package(dir: &Path) -> Result<Package> {
     if !package.dependencies.iter().any(|d| d.name == "hotswap-build") {
         return Err(not_plugin("it has no build-dependency on hotswap-build"));
     }
-    Ok(package)
-}
-
-/// `<crate version>+g<commit>[.dirty].<UTC build time>`, or without the git part outside git.
-pub fn stamp(plugin_dir: &Path, crate_version: &str, verbose: bool, quiet: bool) -> Stamp {
-    let now = SystemTime::now();
-    let built_at = humantime::format_rfc3339_seconds(now).to_string();
-    let compact: String = built_at.chars().filter(|c| !matches!(c, '-' | ':')).collect();
-    let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").arg("-C").arg(plugin_dir).args(args).stderr(Stdio::null()).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let commit = git(&["log", "-1", "--format=%h", "--", "."]).filter(|c| !c.is_empty());
-    match commit {
-        Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
-            let revision = if dirty { format!("{commit}-dirty") } else { commit.clone() };
-            let version = format!("{crate_version}+g{commit}{}.{compact}", if dirty { ".dirty" } else { "" });
-            if verbose {
-                eprintln!("version stamp {version} (git {revision})");
-            }
-            Stamp { version, git_revision: Some(revision), built_at }
-        }
-        None => {
-            if !quiet {
-                eprintln!(
-                    "note: {} has no git history (not a git checkout, no commit touching it, or no git); the version stamp uses the build time only",
-                    plugin_dir.display()
-                );
-            }
-            Stamp { version: format!("{crate_version}+{compact}"), git_revision: None, built_at }
-        }
-    }
-}
-
-/// Writes `path` by writing a hidden temporary file in the same folder and renaming it, so a
-/// reader (or a host mapping the old file) never sees a partial file.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hotswap-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    Ok((package, metadata))
 }

@@ -253,7 +253,7 @@ fn finish(outcome: &Outcome, json: bool) -> Result<ExitCode> {
     }
     println!("{}", outcome.message);
     for p in &outcome.plugins {
-        println!("  {} {} ({})", p.name, p.version, p.origin);
+        println!("  {} {} ({}) sha256 {}", p.name, p.version, p.origin, p.sha256);
     }
     for i in &outcome.ignored {
         println!("  ignored {}: {}", i.file, i.note);

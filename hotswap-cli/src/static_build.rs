@@ -5,8 +5,9 @@
 //! `static_plugins()` to `PluginManagerBuilder::static_plugins`. This command builds the host
 //! with that feature and `HOTSWAP_STATIC=1` (so each plugin's registry is compiled without
 //! exported symbols, which would clash in one binary), stamps every plugin's version as
-//! `cargo xtask build` would, in a target folder of its own (`target/hotswap-static`) so the
-//! dynamic builds are left alone, and writes the binary and a manifest into the output folder.
+//! `cargo xtask build` would (a hash of each crate's inputs), in a target folder of its own
+//! (`target/hotswap-static`) so the dynamic builds are left alone, and writes the binary and a
+//! manifest into the output folder.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -16,7 +17,9 @@ use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use hotswap_runtime::inspect::sha256_hex;
 
-use crate::plugin_build::{BuildArgs, package_at, read_cargo_messages, stamp, write_atomically};
+use crate::plugin_build::{BuildArgs, package_at, read_cargo_messages, write_atomically};
+use crate::repro::Remap;
+use crate::stamp::{Settings, stamp};
 
 /// The manifest written beside a statically linked host.
 #[derive(serde::Serialize)]
@@ -46,7 +49,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             "--include, --exclude and --live-prefix are for plugin builds; with --static-linking set them in each plugin's build.rs"
         );
     }
-    let (host, target_dir) = package_at(&args.plugin_dir, "host")?;
+    let (host, host_metadata) = package_at(&args.plugin_dir, "host")?;
+    let target_dir = host_metadata.target_directory.as_std_path().to_path_buf();
     let host_dir = host.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
     let Some(feature) = host.features.get("hotswap-static") else {
         bail!(
@@ -73,7 +77,14 @@ pub fn run(args: BuildArgs) -> Result<()> {
     if !args.debug {
         command.arg("--release");
     }
+    Remap::new(host_metadata.workspace_root.as_std_path(), &target_dir).apply(&mut command);
     command.args(&args.cargo_args);
+    let settings = |linked_statically| Settings {
+        profile: if args.debug { "dev" } else { "release" },
+        cargo_args: &args.cargo_args,
+        linked_statically,
+        ..Settings::default()
+    };
 
     let mut plugins = Vec::new();
     for entry in feature {
@@ -85,13 +96,13 @@ pub fn run(args: BuildArgs) -> Result<()> {
         let Some(path) = &dependency.path else {
             bail!("plugin `{name}` of the hotswap-static feature must be a path dependency");
         };
-        let (package, _) = package_at(path.as_std_path(), "plugin")?;
-        let plugin = stamp(path.as_std_path(), &package.version.to_string(), args.verbose, false);
+        let (package, metadata) = package_at(path.as_std_path(), "plugin")?;
+        let plugin = stamp(&metadata, &package, &settings(true), args.verbose, false)?;
         let key = format!("HOTSWAP_VERSION_{}", package.name.to_uppercase().replace('-', "_"));
         command.env(&key, &plugin.version);
         plugins.push(LinkedPlugin { package: package.name.to_string(), version: plugin.version });
     }
-    let host_stamp = stamp(&host_dir, &host.version.to_string(), args.verbose, false);
+    let host_stamp = stamp(&host_metadata, &host, &settings(false), args.verbose, false)?;
     if args.verbose {
         eprintln!("running: {command:?}");
     }

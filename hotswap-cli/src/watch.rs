@@ -12,7 +12,7 @@ use clap::Args;
 use hotswap_runtime::{ControlRequest, default_socket_path};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::plugin_build::{BuildArgs, build, plugin_package};
+use crate::plugin_build::{BuildArgs, Installed, build, plugin_package};
 use crate::reload::OutcomeKind;
 
 /// Arguments of `watch`.
@@ -61,7 +61,7 @@ pub fn run(args: WatchArgs) -> Result<()> {
     let (output_dir, plugin_dirs) = args.paths.split_last().expect("clap requires two paths");
     let mut plugins = Vec::new();
     for dir in plugin_dirs {
-        let package = plugin_package(dir)?;
+        let (package, _) = plugin_package(dir)?;
         let dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
         plugins.push(Watched { dir, name: package.name.to_string() });
     }
@@ -218,12 +218,14 @@ fn run_cycle(
             debug: args.debug,
             verbose: false,
             static_linking: false,
+            print_stamp: false,
             cargo_args: args.cargo_args.clone(),
         };
         match build(&build_args, true) {
             Ok(b) => {
                 build_secs += b.elapsed.as_secs_f64();
-                built.push(format!("{} {}", b.name, b.version));
+                let unchanged = if matches!(b.installed, Installed::Unchanged { .. }) { " (unchanged)" } else { "" };
+                built.push(format!("{} {}{unchanged}", b.name, b.version));
             }
             Err(e) => {
                 if stop.load(Ordering::SeqCst) {

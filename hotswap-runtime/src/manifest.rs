@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 pub struct Manifest {
     /// Plugin name.
     pub name: String,
-    /// Version stamp.
+    /// Version stamp: `<crate version>+g<commit>[.dirty].h<inputs>`, derived from the build's
+    /// inputs (never from the clock), so the same inputs give the same name.
     pub version: String,
     /// Short git commit of the plugin folder, with `-dirty` when it had uncommitted changes;
     /// `None` outside git.
@@ -17,7 +18,8 @@ pub struct Manifest {
     pub sha256: String,
     /// ABI fingerprint read from the library.
     pub fingerprint: String,
-    /// Build time, RFC 3339, UTC.
+    /// Build time, RFC 3339, UTC: information only. A rebuild that gives the same bytes keeps
+    /// the manifest, so this is when these bytes were first built.
     pub built_at: String,
     /// File name of the library.
     pub library: String,

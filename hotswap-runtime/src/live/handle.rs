@@ -190,6 +190,7 @@ impl<F: Copy> LiveFn<F> {
 impl<F: Copy> LiveFn<F> {
     /// The bare pointer, for this crate's other handles, which keep `self` (and so the
     /// library) alive for as long as they use it.
+    #[cfg_attr(not(feature = "host"), allow(dead_code))]
     pub(crate) fn func(&self) -> F {
         self.func
     }

@@ -1,10 +1,18 @@
-//! Plugin `bar` of the hello demo: does a little arithmetic.
+//! Plugin `bar` of the hello demo: does a little arithmetic, and counts its calls.
+//!
+//! Edit only `foo` and run `demo/hello/reload.sh`: bar's library comes out byte-identical, so
+//! the host keeps this instance (`bar … (unchanged)`), runs none of its hooks, and its count
+//! goes on.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 
 hotswap_runtime::plugin!();
+
+/// Calls served by this instance of the library (kept across reloads that leave bar unchanged).
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// The transformation the host shows. Change it and reload.
 fn compute(tick: u64) -> u64 {
@@ -38,7 +46,8 @@ pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
     match name {
         "greet" => {
             let tick = *args.get::<u64>(1)?;
-            Ok(Value::new(format!("bar computes {tick} * 2 = {}", compute(tick))))
+            let n = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+            Ok(Value::new(format!("bar computes {tick} * 2 = {} (bar call #{n})", compute(tick))))
         }
         _ => Err(format!("unknown function `{name}`").into()),
     }

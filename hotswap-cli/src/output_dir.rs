@@ -1,0 +1,191 @@
+//! The build's output folder: atomic writes through hidden `.hotswap-<pid>-….partial` files,
+//! cleaning the temporaries of builds that died, reporting manifests without a library, and
+//! installing a library only when its bytes are new.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use hotswap_runtime::Manifest;
+
+/// Prefix of the hidden temporary files; the writer's process id follows.
+pub const PARTIAL_PREFIX: &str = ".hotswap-";
+/// Suffix of the hidden temporary files.
+pub const PARTIAL_SUFFIX: &str = ".partial";
+/// A temporary file without a process id in its name (written by an older hotswap) is
+/// removed once it is this old.
+pub const UNOWNED_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+
+/// What [`tidy`] found in an output folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tidied {
+    /// Temporary files of builds that died, removed.
+    pub removed_partials: Vec<PathBuf>,
+    /// Manifests whose library is not there (a build killed between the two renames, a
+    /// library removed by hand, or a build writing right now), left in place.
+    pub orphan_manifests: Vec<PathBuf>,
+}
+
+/// Removes the temporaries of dead writers in `dir` and lists manifests without a library.
+/// A temporary whose writer still runs (its process id is alive) is left alone.
+pub fn tidy(dir: &Path) -> Result<Tidied> {
+    let mut tidied = Tidied::default();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading the output folder {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if let Some(middle) = name.strip_prefix(PARTIAL_PREFIX).and_then(|n| n.strip_suffix(PARTIAL_SUFFIX)) {
+            if partial_is_stale(middle, &entry) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => tidied.removed_partials.push(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // its writer renamed it
+                    Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+                }
+            }
+        } else if name.ends_with(".json") && !name.starts_with('.') {
+            // Only plugin manifests: other JSON files (a static host's manifest) are not ours.
+            let Ok(text) = std::fs::read(&path) else { continue };
+            let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) else { continue };
+            let library = dir.join(&manifest.library);
+            if manifest.library.contains('/') || !library.exists() {
+                tidied.orphan_manifests.push(path);
+            }
+        }
+    }
+    tidied.removed_partials.sort();
+    tidied.orphan_manifests.sort();
+    Ok(tidied)
+}
+
+/// `middle` is what lies between the prefix and the suffix: `<pid>-<random>` when written by
+/// [`write_atomically`].
+fn partial_is_stale(middle: &str, entry: &std::fs::DirEntry) -> bool {
+    let pid = middle.split_once('-').and_then(|(pid, _)| pid.parse::<u32>().ok());
+    match pid {
+        // /proc/<pid> exists for every live process of this pid namespace.
+        Some(pid) => pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists(),
+        None => entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > UNOWNED_PARTIAL_AGE),
+    }
+}
+
+/// Writes `path` by writing a hidden temporary file `.hotswap-<pid>-<random>.partial` in the
+/// same folder and renaming it, so a reader (or a host mapping the old file) never sees a
+/// partial file, and the next build can tell a dead writer's temporary from a live one's.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!("{PARTIAL_PREFIX}{}-", std::process::id()))
+        .suffix(PARTIAL_SUFFIX)
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Installed {
+    /// The library and its manifest were written.
+    Written,
+    /// A byte-identical library of this name was already there and was kept as it was, so a
+    /// host reports it `unchanged`; `since` is its manifest's build time.
+    Unchanged {
+        /// When the kept bytes were built (RFC 3339), from the kept manifest.
+        since: String,
+        /// Whether its manifest had to be written again (missing or not matching).
+        manifest_rewritten: bool,
+        /// Whether its modification time was set to now, because a newer file of the same
+        /// plugin (another version) would otherwise be the one a host loads.
+        touched: bool,
+    },
+}
+
+/// Why [`install`] refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// The name is taken by different bytes.
+    #[error(
+        "{} already exists with other bytes (sha256 {existing}, this build {built}): the same version stamp gave a different library, so an input the stamp does not cover changed (see the notes above) or the build is not reproducible; the file was left as it is (a host may be serving it). Remove it to install this build", library.display()
+    )]
+    NameTaken {
+        /// The library in the way.
+        library: PathBuf,
+        /// Its sha256.
+        existing: String,
+        /// The new build's sha256.
+        built: String,
+    },
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// Installs `bytes` as `dir/manifest.library` with its manifest (manifest first, then the
+/// library, each by rename), unless the same bytes are there already.
+pub fn install(dir: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Installed, InstallError> {
+    let library = dir.join(&manifest.library);
+    let manifest_path = Manifest::path_for(&library);
+    match std::fs::read(&library) {
+        Ok(existing) => {
+            let existing_sha = hotswap_runtime::inspect::sha256_hex(&existing);
+            if existing_sha != manifest.sha256 {
+                return Err(InstallError::NameTaken {
+                    library,
+                    existing: existing_sha,
+                    built: manifest.sha256.clone(),
+                });
+            }
+            let kept: Option<Manifest> =
+                std::fs::read(&manifest_path).ok().and_then(|t| serde_json::from_slice(&t).ok());
+            let matches =
+                kept.as_ref().is_some_and(|k| Manifest { built_at: k.built_at.clone(), ..manifest.clone() } == *k);
+            if !matches {
+                write_manifest(&manifest_path, manifest)?;
+            }
+            let since = kept.filter(|_| matches).map(|k| k.built_at).unwrap_or_else(|| manifest.built_at.clone());
+            let touched = make_newest(dir, &library, &manifest.name)?;
+            Ok(Installed::Unchanged { since, manifest_rewritten: !matches, touched })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_manifest(&manifest_path, manifest)?;
+            write_atomically(&library, bytes)?;
+            Ok(Installed::Written)
+        }
+        Err(e) => Err(InstallError::Io(anyhow::Error::new(e).context(format!("reading {}", library.display())))),
+    }
+}
+
+fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
+    write_atomically(path, serde_json::to_string_pretty(manifest)?.as_bytes())
+}
+
+/// Sets the modification time of `library` to now if another library of plugin `name` in
+/// `dir` is at least as new (a host loads the newest file of each plugin). Returns whether it
+/// did.
+fn make_newest(dir: &Path, library: &Path, name: &str) -> Result<bool> {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let ours = mtime(library).unwrap_or(SystemTime::UNIX_EPOCH);
+    let prefix = format!("{name}@");
+    let extension = std::env::consts::DLL_EXTENSION;
+    let newer_rival = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.path()).any(|p| {
+        p != library
+            && p.extension().is_some_and(|e| e == extension)
+            && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix))
+            && mtime(&p).is_some_and(|t| t >= ours)
+    });
+    if newer_rival {
+        let file = std::fs::File::options().write(true).open(library)?;
+        file.set_modified(SystemTime::now())?;
+    }
+    Ok(newer_rival)
+}
