@@ -79,18 +79,32 @@ pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str,
     cell.get_or_init(|| {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let suffix = if label.is_empty() { String::new() } else { format!("-{label}") };
-        let out = workspace_root()
-            .join("target")
-            .join("hotswap-test-plugins")
-            .join(format!("release-{}{suffix}-{}", crate_dir.replace('/', "_"), std::process::id()));
-        run_xtask_build(crate_dir, &out, false, env)
+        let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
+            "release-{}{suffix}-{}",
+            crate_dir.replace('/', "_"),
+            std::process::id()
+        ));
+        run_xtask_build(crate_dir, &out, false, env, &[])
     })
     .clone()
 }
 
-/// Runs `cargo xtask build [--debug] <crate_dir> <out>` with `env` added, into a fresh `out`,
-/// and returns what it wrote.
-fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)]) -> BuiltPlugin {
+/// Builds the plugin crate at `crate_dir` with `cargo xtask build --debug <crate_dir> <out> --
+/// <cargo_args>` (for example `--features v2`), into a fresh per-process folder named after
+/// `label`. Not cached and not serialised: builds of one crate share cargo's artifact, so the
+/// caller builds them one after the other.
+pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, cargo_args: &[&str]) -> BuiltPlugin {
+    let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
+        "{}-{label}-{}",
+        crate_dir.replace('/', "_"),
+        std::process::id()
+    ));
+    run_xtask_build(crate_dir, &out, true, &[], cargo_args)
+}
+
+/// Runs `cargo xtask build [--debug] <crate_dir> <out> [-- <cargo_args>]` with `env` added,
+/// into a fresh `out`, and returns what it wrote.
+fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)], cargo_args: &[&str]) -> BuiltPlugin {
     let root = workspace_root();
     let _ = std::fs::remove_dir_all(out);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -100,6 +114,9 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
         command.arg("--debug");
     }
     command.arg(root.join(crate_dir)).arg(out).envs(env.iter().copied());
+    if !cargo_args.is_empty() {
+        command.arg("--").args(cargo_args);
+    }
     let output = command.output().expect("running cargo xtask build");
     assert!(
         output.status.success(),
@@ -126,9 +143,10 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
 fn build_now(crate_dir: &str) -> BuiltPlugin {
     // One folder per process: test binaries (or developers) running at the same time must not
     // clobber each other's builds.
-    let out = workspace_root()
-        .join("target")
-        .join("hotswap-test-plugins")
-        .join(format!("{}-{}", crate_dir.replace('/', "_"), std::process::id()));
-    run_xtask_build(crate_dir, &out, true, &[])
+    let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
+        "{}-{}",
+        crate_dir.replace('/', "_"),
+        std::process::id()
+    ));
+    run_xtask_build(crate_dir, &out, true, &[], &[])
 }

@@ -59,8 +59,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let _signals = manager.reload_on_signals()?;
     println!("listening for reloads on {} (run demo/service/reload.sh)", socket.display());
 
-    let listener = tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
-    println!("serving http://{} (try /hello?name=you&delay_ms=50, /quote?item=fig&qty=3, /fail, /stats)", listener.local_addr()?);
+    let listener =
+        tokio::net::TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
+    println!(
+        "serving http://{} (try /hello?name=you&delay_ms=50, /quote?item=fig&qty=3, /fail, /stats)",
+        listener.local_addr()?
+    );
     let app = Arc::new(AppState::default());
     service_host::serve(listener, Arc::new(PluginHandlers::new(manager)), app).await?;
     Ok(())
