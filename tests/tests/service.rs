@@ -268,3 +268,75 @@ fn fifty_reloads_under_keep_alive_load_fail_no_request() {
     assert!(v1 > 0 && v2 > 0, "both builds answered ({v1} v1, {v2} v2)");
     let _ = std::fs::remove_dir_all(&work);
 }
+
+/// Runs `body` on a fresh two-worker runtime with a service serving `greeting` and svc_shop,
+/// free delay zero: a replaced generation is freed as soon as nothing holds it.
+fn with_service<F, Fut>(body: F)
+where
+    F: FnOnce(Service, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let builds = builds();
+    let temp = tempfile::tempdir().unwrap();
+    let dir_v1 = folder(temp.path(), "v1", &builds.v1);
+    let dir_v2 = folder(temp.path(), "v2", &builds.v2);
+    let work = temp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let service = start_service(&dir_v1, &work, Duration::ZERO).await;
+        tokio::time::timeout(Duration::from_secs(60), body(service, dir_v2))
+            .await
+            .expect("the test's requests finished in time");
+    });
+}
+
+#[test]
+fn a_request_in_flight_during_a_reload_finishes_on_the_old_code() {
+    with_service(|service, dir_v2| async move {
+        let mut slow = Client::connect(service.addr).await;
+        let mut other = Client::connect(service.addr).await;
+        // v1's handler sleeps 4 s inside the plugin, on the host's timer.
+        let in_flight = tokio::spawn(async move { slow.get("/hello?name=slow&delay_ms=4000").await });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let manager = service.manager.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            manager.set_plugin_dir(&dir_v2);
+            manager.reload()
+        })
+        .await
+        .unwrap()
+        .expect("reload to v2 accepted");
+        assert_eq!(report.generation, 2);
+        // The next request runs the new code while the slow one still sleeps in v1's library,
+        // whose generation its future keeps alive (the free delay is zero).
+        let (status, body) = other.get("/hello?name=next").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.starts_with("Howdy, next!") && body.contains("generation 2"), "{body}");
+        assert!(!in_flight.is_finished(), "the slow request was still in flight during the reload");
+        let (status, body) = in_flight.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert!(body.starts_with("Hello, slow!") && body.contains("generation 1"), "finished on the old code: {body}");
+    });
+}
+
+#[test]
+fn a_panicking_handler_is_a_500_for_that_request_only() {
+    with_service(|service, _| async move {
+        let mut client = Client::connect(service.addr).await;
+        for round in 0..3 {
+            // Panics inside the plugin after awaiting the timer.
+            let (status, body) = client.get("/fail").await.unwrap();
+            assert_eq!(status, 500, "round {round}");
+            assert!(body.contains("svc_shop") && body.contains("fails on purpose"), "{body}");
+            // Same connection, same workers: the service goes on, and so does the backend.
+            let (status, body) = client.get("/quote?item=fig&qty=3").await.unwrap();
+            assert_eq!((status, body.starts_with("Hello! 3 x fig = 360 cents")), (200, true), "{body}");
+        }
+        assert_eq!(client.broken.lock().unwrap().clone(), None);
+        assert_eq!(service.app.connections.load(Ordering::SeqCst), 1);
+        assert_eq!(service.app.server_errors.load(Ordering::SeqCst), 3);
+        let (status, body) = client.get("/quote?item=kiwi").await.unwrap();
+        assert_eq!((status, body.as_str()), (404, "no price for kiwi\n"));
+    });
+}
