@@ -2,6 +2,8 @@
 //! `tests/plugins/` with the real `cargo xtask build`, once per test binary, and installs the
 //! results into per-test plugin folders.
 
+pub mod http_client;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,17 +91,17 @@ pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str,
     .clone()
 }
 
-/// Builds the plugin crate at `crate_dir` with `cargo xtask build --debug <crate_dir> <out> --
+/// Builds the plugin crate at `crate_dir` with `cargo xtask build [--debug] <crate_dir> <out> --
 /// <cargo_args>` (for example `--features v2`), into a fresh per-process folder named after
 /// `label`. Not cached and not serialised: builds of one crate share cargo's artifact, so the
 /// caller builds them one after the other.
-pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, cargo_args: &[&str]) -> BuiltPlugin {
+pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, debug: bool, cargo_args: &[&str]) -> BuiltPlugin {
     let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
         "{}-{label}-{}",
         crate_dir.replace('/', "_"),
         std::process::id()
     ));
-    run_xtask_build(crate_dir, &out, true, &[], cargo_args)
+    run_xtask_build(crate_dir, &out, debug, &[], cargo_args)
 }
 
 /// Runs `cargo xtask build [--debug] <crate_dir> <out> [-- <cargo_args>]` with `env` added,

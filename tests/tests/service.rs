@@ -4,17 +4,15 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::PluginManager;
+use hotswap_tests::http_client::Client;
 use hotswap_tests::{BuiltPlugin, build_plugin, build_plugin_with_cargo_args};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use service_host::{AppState, BackendServer, PluginHandlers};
 use service_shared::{Backend, ServiceExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Clients (keep-alive connections, one task each).
 const CLIENTS: usize = 6;
@@ -40,8 +38,8 @@ fn builds() -> &'static Builds {
     static BUILDS: OnceLock<Builds> = OnceLock::new();
     BUILDS.get_or_init(|| {
         let shop = build_plugin("demo/service/plugin/svc_shop");
-        let v1 = build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v1", &[]);
-        let v2 = build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v2", &["--features", "v2"]);
+        let v1 = build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v1", true, &[]);
+        let v2 = build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v2", true, &["--features", "v2"]);
         Builds { v1, v2, shop }
     })
 }
@@ -81,39 +79,6 @@ async fn start_service(plugins: &Path, work: &Path, free_delay: Duration) -> Ser
     let handlers = Arc::new(PluginHandlers::new(manager.clone()));
     tokio::spawn(service_host::serve(listener, handlers, Arc::clone(&app)));
     Service { addr, manager, app }
-}
-
-/// One keep-alive HTTP/1.1 client connection.
-struct Client {
-    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    /// Set by the connection task when the connection ends with an error (a reset).
-    broken: Arc<Mutex<Option<String>>>,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-        let broken = Arc::new(Mutex::new(None));
-        let noted = Arc::clone(&broken);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                *noted.lock().unwrap() = Some(error.to_string());
-            }
-        });
-        Client { sender, broken }
-    }
-
-    /// Sends `GET path`; the status and body, or the client error.
-    async fn get(&mut self, path: &str) -> Result<(u16, String), String> {
-        self.sender.ready().await.map_err(|e| format!("connection not ready: {e}"))?;
-        let request = hyper::Request::get(path).header(hyper::header::HOST, "localhost").body(Empty::new()).unwrap();
-        let response = self.sender.send_request(request).await.map_err(|e| format!("request failed: {e}"))?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|e| format!("body failed: {e}"))?.to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    }
 }
 
 /// `connection N` as the host numbered the connection, read from a handler's answer.
@@ -199,7 +164,7 @@ fn fifty_reloads_under_keep_alive_load_fail_no_request() {
                         seen.requests_after_last_reload += 1;
                     }
                 }
-                let broken = client.broken.lock().unwrap().clone();
+                let broken = client.broken();
                 (seen, broken)
             }));
         }
@@ -333,7 +298,7 @@ fn a_panicking_handler_is_a_500_for_that_request_only() {
             let (status, body) = client.get("/quote?item=fig&qty=3").await.unwrap();
             assert_eq!((status, body.starts_with("Hello! 3 x fig = 360 cents")), (200, true), "{body}");
         }
-        assert_eq!(client.broken.lock().unwrap().clone(), None);
+        assert_eq!(client.broken(), None);
         assert_eq!(service.app.connections.load(Ordering::SeqCst), 1);
         assert_eq!(service.app.server_errors.load(Ordering::SeqCst), 3);
         let (status, body) = client.get("/quote?item=kiwi").await.unwrap();
