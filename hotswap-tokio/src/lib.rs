@@ -16,6 +16,13 @@
 //!   generation and library, until it completes or is dropped. A request in flight during a
 //!   reload finishes on the old code; the next call finds the new code.
 //!
+//! Plugin code must not `tokio::spawn` (or `spawn_blocking`): a spawned task is polled by the
+//! host's runtime without this wrapper, so it finds no runtime in the plugin's copy of tokio,
+//! a panic in it would unwind out of the plugin, and nothing ties its code to its generation.
+//! Run concurrent work inside the handler's own future instead (combine futures, for example
+//! with the `futures` crate's `join` or `select`).
+//! See the guide's "Async plugins" section.
+//!
 //! Host and plugins must compile the same tokio with the same features (pin it in the
 //! workspace, and let no plugin add features): the handle is checked by `TypeId` when the
 //! plugin takes it, so a mismatch is an argument error for that call, never a misread.
@@ -46,4 +53,4 @@ mod plugin;
 
 pub use entered::BoundaryFuture;
 pub use host::{CallError, PluginCall, call};
-pub use plugin::{serve, spawn};
+pub use plugin::serve;

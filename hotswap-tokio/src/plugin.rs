@@ -2,11 +2,9 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
 
-use hotswap_runtime::{Args, HookError, Value, Vault};
+use hotswap_runtime::{Args, HookError, Value};
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
 
 use crate::entered::{BoundaryFuture, Entered};
 
@@ -33,26 +31,4 @@ where
     };
     let boxed: BoundaryFuture<T> = Box::pin(Entered::new(handle, future));
     Ok(Value::new(boxed))
-}
-
-/// Spawns a task from plugin code on the host's runtime, tied to this generation: the task
-/// holds `vault` (so the plugin's library stays mapped while it runs), polls with the runtime
-/// entered, and a panic ends the task with `Err(message)` instead of unwinding into the host.
-///
-/// The task keeps running the old code after a reload; abort it (or make it finish) from
-/// `on_free` if it must not outlive its generation. Call it where a runtime is entered: inside
-/// a future made by [`serve`], or after `handle.enter()`.
-pub fn spawn<T, Fut>(vault: &Arc<Vault>, future: Fut) -> JoinHandle<Result<T, String>>
-where
-    T: Send + 'static,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let handle = Handle::current();
-    let vault = Arc::clone(vault);
-    let task = Entered::new(handle.clone(), future);
-    handle.spawn(async move {
-        let output = task.await;
-        drop(vault);
-        output
-    })
 }
