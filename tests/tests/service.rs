@@ -231,6 +231,14 @@ fn fifty_reloads_under_keep_alive_load_fail_no_request() {
     }
     assert_eq!(connections, CLIENTS as u64, "no client had to open a second connection");
     assert!(v1 > 0 && v2 > 0, "both builds answered ({v1} v1, {v2} v2)");
+    // Reported, not asserted: how many handler libraries the process still maps (each one a
+    // tokio worker thread has polled stays mapped while that thread lives; see the guide).
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mut mapped: Vec<&str> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains("svc_")).collect();
+    mapped.sort_unstable();
+    mapped.dedup();
+    eprintln!("after {RELOADS} reloads the process maps {} copies of the two handler libraries", mapped.len());
     let _ = std::fs::remove_dir_all(&work);
 }
 
