@@ -313,3 +313,43 @@ fn a_panicking_handler_is_a_500_for_that_request_only() {
         assert_eq!((status, body.as_str()), (404, "no price for kiwi\n"));
     });
 }
+
+#[test]
+fn a_client_that_goes_away_mid_request_drops_the_plugin_future_safely() {
+    with_service(|service, dir_v2| async move {
+        let addr = service.addr;
+        // Ten requests sleeping in v1's handler, whose clients disconnect after 100 ms: hyper
+        // drops each request's future, which drops the plugin's future inside the plugin.
+        let mut gone = Vec::new();
+        for index in 0..10 {
+            gone.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let slow = format!("/hello?name=gone{index}&delay_ms=5000");
+                tokio::time::timeout(Duration::from_millis(100), client.get(&slow)).await.is_err()
+            }));
+        }
+        for task in gone {
+            assert!(task.await.unwrap(), "the slow request was cut off by its client");
+        }
+        // Their generation is replaced (free delay zero) and released once the dropped
+        // futures let go of it.
+        let manager = service.manager.clone();
+        tokio::task::spawn_blocking(move || {
+            manager.set_plugin_dir(&dir_v2);
+            manager.reload()
+        })
+        .await
+        .unwrap()
+        .expect("reload to v2 accepted");
+        // Well before the handlers' 5 s sleeps would have ended: the futures were dropped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while service.app.open_connections.load(Ordering::SeqCst) != 0 {
+            assert!(std::time::Instant::now() < deadline, "the abandoned requests were not dropped");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut client = Client::connect(addr).await;
+        let (status, body) = client.get("/hello?name=after").await.unwrap();
+        assert!(status == 200 && body.starts_with("Howdy, after!") && body.contains("generation 2"), "{body}");
+        assert_eq!(service.app.server_errors.load(Ordering::SeqCst), 0);
+    });
+}
