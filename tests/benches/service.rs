@@ -98,7 +98,7 @@ fn folder(root: &Path, name: &str, plugins: &[&BuiltPlugin]) -> PathBuf {
 }
 
 /// One round of one mode: starts a server, loads it for `RUN`, returns what it saw.
-fn round(mode: Mode, dirs: &(PathBuf, PathBuf), work: &Path, into: &mut Measured) {
+fn round(mode: Mode, dirs: &(PathBuf, PathBuf), into: &mut Measured) {
     let server = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (addr, manager) = server.block_on(async {
         let backend_server = BackendServer::start().await.unwrap();
@@ -111,8 +111,8 @@ fn round(mode: Mode, dirs: &(PathBuf, PathBuf), work: &Path, into: &mut Measured
             };
             (Arc::new(compiled), None)
         } else {
+            // The default work folder (memory-backed), as a host would run.
             let manager = PluginManager::builder(&dirs.0)
-                .work_dir(work)
                 .free_delay(Duration::from_millis(100))
                 .extension_newer(move || ServiceExt { backend: Arc::clone(&backend) })
                 .build()
@@ -209,15 +209,13 @@ fn main() {
     let v2 = build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "bench-v2", false, &["--features", "v2"]);
     let temp = tempfile::tempdir().unwrap();
     let dirs = (folder(temp.path(), "v1", &[&v1, &shop]), folder(temp.path(), "v2", &[&v2, &shop]));
-    let work = temp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
 
     let modes = [Mode::Steady, Mode::Reloading, Mode::CompiledIn];
     let mut measured: Vec<Measured> = modes.iter().map(|_| Measured::default()).collect();
     let load_before = common::loadavg();
     for _ in 0..ROUNDS {
         for (mode, into) in modes.iter().zip(measured.iter_mut()) {
-            round(*mode, &dirs, &work, into);
+            round(*mode, &dirs, into);
         }
     }
 

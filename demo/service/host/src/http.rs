@@ -28,11 +28,23 @@ pub struct AppState {
 }
 
 /// Serves HTTP/1.1 with keep-alive on `listener` until the task is dropped, routing requests
-/// to `handlers`. `/stats` is answered by the host itself.
-pub async fn serve(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<AppState>) -> std::io::Result<()> {
+/// to `handlers`. `/stats` is answered by the host itself. A failed `accept` is logged and
+/// retried, never the end of the server.
+pub async fn serve(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<AppState>) {
     loop {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors, a connection reset before it was accepted, …: the
+                // listener stays; wait a moment rather than spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY");
+        }
         let connection = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
         app.open_connections.fetch_add(1, Ordering::Relaxed);
         let handlers = Arc::clone(&handlers);

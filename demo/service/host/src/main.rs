@@ -66,6 +66,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     let app = Arc::new(AppState::default());
-    service_host::serve(listener, Arc::new(PluginHandlers::new(manager)), app).await?;
+    service_host::serve(listener, Arc::new(PluginHandlers::new(manager)), app).await;
     Ok(())
 }
