@@ -103,6 +103,14 @@ fn a_canary_first_rollout_reaches_every_host_and_stops_at_the_first_refusal() {
     let good_dir = build_folder(temp.path(), "build-good", &foo_new);
     let broken_dir = build_folder(temp.path(), "build-broken", &broken);
     let python = ansible.with_file_name("python3");
+    // The playbook's default is `cargo hotswap reload --json`; here the same CLI as `xtask`,
+    // with `--json` once the CLI has it (the playbook reads only the exit code either way).
+    let help = Command::new(&xtask).args(["reload", "--help"]).output().unwrap();
+    let reload_command = if String::from_utf8_lossy(&help.stdout).contains("--json") {
+        format!("{} reload --json", xtask.display())
+    } else {
+        format!("{} reload", xtask.display())
+    };
     let mut inventory = String::from("[hotswap]\n");
     let mut hosts = Hosts(Vec::new());
     let mut sockets = Vec::new();
@@ -127,11 +135,10 @@ fn a_canary_first_rollout_reaches_every_host_and_stops_at_the_first_refusal() {
             .unwrap();
         hosts.0.push(child);
         inventory.push_str(&format!(
-            "{name} ansible_connection=local ansible_python_interpreter={} hotswap_plugin_dir={} hotswap_socket={} hotswap_reload_command=\"{} reload\"\n",
+            "{name} ansible_connection=local ansible_python_interpreter={} hotswap_plugin_dir={} hotswap_socket={} hotswap_reload_command=\"{reload_command}\"\n",
             python.display(),
             plugins.display(),
             socket.display(),
-            xtask.display()
         ));
         sockets.push(socket);
         plugin_dirs.push(plugins);
