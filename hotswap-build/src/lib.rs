@@ -43,12 +43,12 @@
 mod host;
 mod scan;
 
-pub use host::{StaticHost, static_host};
+pub use host::{static_host, StaticHost};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use scan::{HOOKS, HookSite, LiveItem, LiveKind, is_live_function, is_live_type};
+pub use scan::{is_live_function, is_live_type, HookSite, LiveItem, LiveKind, HOOKS};
 
 /// The hook signatures a plugin must define, as shown in error messages.
 pub const EXPECTED_SIGNATURES: [(&str, &str); 7] = [

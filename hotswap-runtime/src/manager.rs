@@ -79,8 +79,7 @@ fn remove_stale_work_dirs(root: &Path) {
             continue;
         }
         // SAFETY: signal 0 only checks that the process exists; no signal is sent.
-        let alive =
-            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
             tracing::info!(folder = %entry.path().display(), "removing the work folder of a host that is gone");
             let _ = std::fs::remove_dir_all(entry.path());
@@ -90,8 +89,7 @@ fn remove_stale_work_dirs(root: &Path) {
 
 /// A tmpfs folder this user can write and map code from, for the copies of loaded libraries.
 fn memory_backed_work_root() -> Option<PathBuf> {
-    let candidates =
-        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain([PathBuf::from("/dev/shm")]);
+    let candidates = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).into_iter().chain([PathBuf::from("/dev/shm")]);
     candidates.into_iter().find(|dir| is_exec_tmpfs(dir))
 }
 
@@ -749,8 +747,7 @@ fn collect_live(
     let mut funcs: HashMap<String, RegisteredFunc> = HashMap::new();
     let mut types: HashMap<String, RegisteredType> = HashMap::new();
     for plugin in plugins {
-        let registry = (plugin.hooks.live_items)(crate::private::rethrow_in_host)
-            .map_err(|f| plugin.hook_error(Stage::VaultSetup, f))?;
+        let registry = (plugin.hooks.live_items)(crate::private::rethrow_in_host).map_err(|f| plugin.hook_error(Stage::VaultSetup, f))?;
         let clash = |kind: &str, name: &str, other: &str| LoadError {
             plugin: Some(plugin.name.clone()),
             file: plugin.file.clone(),

@@ -72,17 +72,12 @@ fn machine() -> String {
         .ok()
         .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string())))
         .unwrap_or_else(|| "?".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
     let rustc = command_output("rustc", &["-V"]).unwrap_or_else(|| "?".into());
     let revision = std::env::var("HOTSWAP_BENCH_REVISION").ok().or_else(|| {
         let head = command_output("git", &["rev-parse", "--short", "HEAD"])?;
-        let dirty = command_output(
-            "git",
-            &["status", "--porcelain", "--", "hotswap-runtime", "hotswap-build", "xtask", "templates", "tests"],
-        )
-        .is_some_and(|s| !s.is_empty());
+        let dirty = command_output("git", &["status", "--porcelain", "--", "hotswap-runtime", "hotswap-build", "xtask", "templates", "tests"])
+            .is_some_and(|s| !s.is_empty());
         Some(if dirty { format!("{head} with uncommitted changes") } else { head })
     });
     let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "?".into());
@@ -107,18 +102,11 @@ fn main() {
         Some(pc) => {
             for (group, title) in [
                 ("per_call_cpu", "Per-call cost, thread CPU time (ns per call, per thread; criterion median)"),
-                (
-                    "per_call",
-                    "Per-call cost, wall clock (ns per call, per thread: time for N threads to make the same number of calls each ÷ that number)",
-                ),
+                ("per_call", "Per-call cost, wall clock (ns per call, per thread: time for N threads to make the same number of calls each ÷ that number)"),
             ] {
                 let g = &pc["groups"][group];
                 writeln!(w, "#### {title}\n").unwrap();
-                writeln!(
-                    w,
-                    "| call | 1 thread | 2 threads | 4 threads | ÷ `dyn Fn` (1 thread) | 2 thr. ÷ 1 | 4 thr. ÷ 1 |"
-                )
-                .unwrap();
+                writeln!(w, "| call | 1 thread | 2 threads | 4 threads | ÷ `dyn Fn` (1 thread) | 2 thr. ÷ 1 | 4 thr. ÷ 1 |").unwrap();
                 writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |").unwrap();
                 let dyn1 = f(&g["dyn_fn"]["1"]);
                 for (key, label) in CALLS {
@@ -151,12 +139,9 @@ fn main() {
             .unwrap();
             let cpu = &pc["groups"]["per_call_cpu"];
             let wall = &pc["groups"]["per_call"];
-            if let (Some(c), Some(d), Some(cw), Some(dw)) = (
-                f(&cpu["cached_handle"]["1"]),
-                f(&cpu["dyn_fn"]["1"]),
-                f(&wall["cached_handle"]["1"]),
-                f(&wall["dyn_fn"]["1"]),
-            ) {
+            if let (Some(c), Some(d), Some(cw), Some(dw)) =
+                (f(&cpu["cached_handle"]["1"]), f(&cpu["dyn_fn"]["1"]), f(&wall["cached_handle"]["1"]), f(&wall["dyn_fn"]["1"]))
+            {
                 targets.push((
                     "cached handle ≤ 2× a `dyn Fn` call".into(),
                     format!("{} (CPU time; wall clock {})", ratio(c / d), ratio(cw / dw)),
@@ -164,9 +149,7 @@ fn main() {
                 ));
             }
             for key in HOTSWAP_CALLS {
-                if let (Some(c1), Some(c4), Some(w1), Some(w4)) =
-                    (f(&cpu[key]["1"]), f(&cpu[key]["4"]), f(&wall[key]["1"]), f(&wall[key]["4"]))
-                {
+                if let (Some(c1), Some(c4), Some(w1), Some(w4)) = (f(&cpu[key]["1"]), f(&cpu[key]["4"]), f(&wall[key]["1"]), f(&wall[key]["4"])) {
                     let label = CALLS.iter().find(|(k, _)| *k == key).map(|(_, l)| *l).unwrap_or(key);
                     targets.push((
                         format!("per-thread cost at 4 threads ≤ 1.5× 1 thread: {label}"),
@@ -195,10 +178,7 @@ fn main() {
                 ("ten_fresh", "10 plugins, all loaded afresh, `reuse_unchanged(false)`"),
                 ("ten_one_changed", "10 plugins, 1 changed (default `reuse_unchanged(true)`)"),
             ];
-            for (suffix, note) in [
-                ("", "as built (release profile, `debug = \"line-tables-only\"`)"),
-                ("_stripped", "debug info stripped"),
-            ] {
+            for (suffix, note) in [("", "as built (release profile, `debug = \"line-tables-only\"`)"), ("_stripped", "debug info stripped")] {
                 for (key, label) in rows {
                     let s = &r[format!("{key}{suffix}")];
                     if s.is_null() {
@@ -271,9 +251,7 @@ fn main() {
                     format!(
                         "{} as built{}",
                         verdict(m < 5.0),
-                        f(&r["one_changed_stripped"]["median_ms"])
-                            .map(|s| format!("; {} stripped", verdict(s < 5.0)))
-                            .unwrap_or_default()
+                        f(&r["one_changed_stripped"]["median_ms"]).map(|s| format!("; {} stripped", verdict(s < 5.0))).unwrap_or_default()
                     ),
                 ));
             }
@@ -285,13 +263,7 @@ fn main() {
     match &build {
         Some(b) => {
             let plain = f(&b["plain_median_ms"]).unwrap();
-            writeln!(
-                w,
-                "#### Build (`{}`, every build recompiles the plugin crate; median of {} rounds, ms)\n",
-                b["plugin"].as_str().unwrap(),
-                b["rounds"]
-            )
-            .unwrap();
+            writeln!(w, "#### Build (`{}`, every build recompiles the plugin crate; median of {} rounds, ms)\n", b["plugin"].as_str().unwrap(), b["rounds"]).unwrap();
             writeln!(w, "| what | median | ÷ plain `cargo build --release` |").unwrap();
             writeln!(w, "| --- | ---: | ---: |").unwrap();
             let e = &b["edit_to_running"];
@@ -319,13 +291,7 @@ fn main() {
             let overhead = xtask / plain - 1.0;
             targets.push((
                 "`cargo xtask build` adds < 10% to a plain `cargo build`".into(),
-                format!(
-                    "+{:.1}% ({} ms against {} ms; {})",
-                    overhead * 100.0,
-                    num(xtask),
-                    num(plain),
-                    ratio(xtask / plain)
-                ),
+                format!("+{:.1}% ({} ms against {} ms; {})", overhead * 100.0, num(xtask), num(plain), ratio(xtask / plain)),
                 verdict(overhead < 0.10).into(),
             ));
         }
@@ -339,9 +305,7 @@ fn main() {
         writeln!(w, "| {target} | {measured} | {verdict} |").unwrap();
     }
 
-    let path = std::env::var_os("BENCHMARKS_MD")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| hotswap_tests::workspace_root().join("BENCHMARKS.md"));
+    let path = std::env::var_os("BENCHMARKS_MD").map(PathBuf::from).unwrap_or_else(|| hotswap_tests::workspace_root().join("BENCHMARKS.md"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
         panic!("{} has no `{START}` … `{END}` section", path.display());

@@ -81,11 +81,10 @@ pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str,
     cell.get_or_init(|| {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let suffix = if label.is_empty() { String::new() } else { format!("-{label}") };
-        let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
-            "release-{}{suffix}-{}",
-            crate_dir.replace('/', "_"),
-            std::process::id()
-        ));
+        let out = workspace_root()
+            .join("target")
+            .join("hotswap-test-plugins")
+            .join(format!("release-{}{suffix}-{}", crate_dir.replace('/', "_"), std::process::id()));
         run_xtask_build(crate_dir, &out, false, env, &[])
     })
     .clone()
@@ -96,11 +95,10 @@ pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str,
 /// `label`. Not cached and not serialised: builds of one crate share cargo's artifact, so the
 /// caller builds them one after the other.
 pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, debug: bool, cargo_args: &[&str]) -> BuiltPlugin {
-    let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
-        "{}-{label}-{}",
-        crate_dir.replace('/', "_"),
-        std::process::id()
-    ));
+    let out = workspace_root()
+        .join("target")
+        .join("hotswap-test-plugins")
+        .join(format!("{}-{label}-{}", crate_dir.replace('/', "_"), std::process::id()));
     run_xtask_build(crate_dir, &out, debug, &[], cargo_args)
 }
 
@@ -145,10 +143,9 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
 fn build_now(crate_dir: &str) -> BuiltPlugin {
     // One folder per process: test binaries (or developers) running at the same time must not
     // clobber each other's builds.
-    let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
-        "{}-{}",
-        crate_dir.replace('/', "_"),
-        std::process::id()
-    ));
+    let out = workspace_root()
+        .join("target")
+        .join("hotswap-test-plugins")
+        .join(format!("{}-{}", crate_dir.replace('/', "_"), std::process::id()));
     run_xtask_build(crate_dir, &out, true, &[], &[])
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hotswap_runtime::{LiveData, LiveError, PluginManager, Value, args};
+use hotswap_runtime::{args, LiveData, LiveError, PluginManager, Value};
 use hotswap_tests::build_plugin;
 
 const V1: &str = "tests/plugins/live_v1";
@@ -137,8 +137,7 @@ fn an_incompatible_change_is_an_error_for_that_job_and_its_data_is_kept() {
     let kept = data.clone();
 
     reload_to(dir.path(), &manager, V3);
-    let error =
-        manager.find_plugin("jobs").unwrap().invoke::<String>("run", args![data.clone()]).unwrap_err().to_string();
+    let error = manager.find_plugin("jobs").unwrap().invoke::<String>("run", args![data.clone()]).unwrap_err().to_string();
     assert!(error.contains("live data of type `LiveJob` written by version"), "{error}");
     assert!(error.contains("cannot be read by version"), "{error}");
     assert!(error.contains("invalid type"), "serde says why: {error}");

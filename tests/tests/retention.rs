@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hotswap_runtime::{PluginManager, args};
+use hotswap_runtime::{args, PluginManager};
 use hotswap_tests::build_plugin;
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -14,12 +14,8 @@ const V2: &str = "tests/plugins/greeter_v2";
 fn mapped_under(dir: &Path) -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let dir = dir.to_string_lossy().into_owned();
-    let mut files: Vec<String> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with(&dir))
-        .map(str::to_string)
-        .collect();
+    let mut files: Vec<String> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).map(str::to_string).collect();
     files.sort();
     files.dedup();
     files
@@ -97,12 +93,7 @@ fn a_live_function_handle_keeps_its_library_mapped() {
 fn never_unload_keeps_every_library() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
-    let manager = PluginManager::builder(dir.path())
-        .free_delay(Duration::ZERO)
-        .reuse_unchanged(false)
-        .never_unload()
-        .build()
-        .unwrap();
+    let manager = PluginManager::builder(dir.path()).free_delay(Duration::ZERO).reuse_unchanged(false).never_unload().build().unwrap();
     manager.load_plugins().unwrap();
     for _ in 0..3 {
         manager.reload().unwrap();
@@ -135,13 +126,7 @@ fn the_work_folder_of_a_killed_host_is_removed_by_the_next_manager() {
     assert!(unrelated.exists(), "folders not named by hotswap are kept");
     assert!(manager.work_dir().starts_with(root.path()));
     assert!(
-        manager
-            .work_dir()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with(&format!("hotswap-{}-", std::process::id())),
+        manager.work_dir().file_name().unwrap().to_str().unwrap().starts_with(&format!("hotswap-{}-", std::process::id())),
         "{}",
         manager.work_dir().display()
     );
