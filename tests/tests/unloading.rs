@@ -1,0 +1,56 @@
+//! What `dlclose` really does: a plugin that unloads cleanly is unmapped and counted as
+//! closed; a plugin that leaves a thread running (with a pending thread-local destructor)
+//! stays mapped, and the runtime reports it per plugin instead of counting it as closed.
+
+use std::time::Duration;
+
+use hotswap_runtime::{args, PluginManager};
+use hotswap_tests::build_plugin;
+
+/// Files under `dir` mapped into this process (deleted copies included).
+fn mapped_under(dir: &std::path::Path) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    let mut files: Vec<&str> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).collect();
+    files.sort();
+    files.dedup();
+    files.len()
+}
+
+fn reload_20_times(crate_dir: &str, plugin: &str) -> (PluginManager, u64, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(crate_dir).install(dir.path());
+    let manager = PluginManager::builder(dir.path())
+        .free_delay(Duration::ZERO)
+        .reuse_unchanged(false)
+        .retain_released_libraries(0)
+        .build()
+        .unwrap();
+    manager.load_plugins().unwrap();
+    let mut reported = 0;
+    for _ in 0..20 {
+        let report = manager.reload().unwrap();
+        reported = report.plugins.iter().find(|p| p.name == plugin).unwrap().still_mapped;
+        let _: String = manager.find_plugin(plugin).unwrap().invoke("answer", args![]).unwrap();
+    }
+    (manager, reported, dir)
+}
+
+#[test]
+fn a_plugin_that_unloads_cleanly_is_really_unmapped() {
+    let (manager, reported, _dir) = reload_20_times("tests/plugins/greeter_v1", "greeter");
+    assert_eq!((manager.closed_library_count(), manager.still_mapped_library_count(), reported), (20, 0, 0));
+    assert_eq!(mapped_under(manager.work_dir()), 1, "only the serving library is mapped");
+}
+
+#[test]
+fn a_plugin_that_leaves_a_thread_running_is_reported_as_still_mapped() {
+    let (manager, reported, _dir) = reload_20_times("tests/plugins/unload_thread", "threaded");
+    // Each reload released one library, which dlclose could not unmap; the report of the
+    // 20th reload counts the 19 released before it (the 20th is released after publishing).
+    assert_eq!(manager.still_mapped_library_count(), 20);
+    assert_eq!(reported, 19);
+    assert_eq!(manager.closed_library_count(), 0, "nothing is counted as closed that is still mapped");
+    assert_eq!(mapped_under(manager.work_dir()), 21, "the serving library and 20 that stayed mapped");
+}
