@@ -78,7 +78,7 @@ pub enum LoadErrorKind {
 
 /// A load or reload failed; nothing was published.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}{} at stage `{stage}` ({}): {reason}", plugin.as_ref().map(|p| format!("plugin `{p}` ")).unwrap_or_default(), kind.verb(), escape_path(file))]
+#[error("{}{} at stage `{stage}` ({}): {}", plugin.as_ref().map(|p| format!("plugin `{}` ", escape_text(p))).unwrap_or_default(), kind.verb(), escape_path(file), escape_text(reason))]
 pub struct LoadError {
     /// The plugin, when known.
     pub plugin: Option<String>,
@@ -120,13 +120,17 @@ impl LoadError {
 /// forge a log line) are escaped as Rust escapes them, and bytes that are not UTF-8 are
 /// replaced.
 pub(crate) fn escape_path(path: &std::path::Path) -> String {
-    let text = path.to_string_lossy();
+    escape_text(&path.to_string_lossy())
+}
+
+/// Text safe for one log line: control characters escaped (see [`escape_path`]).
+pub(crate) fn escape_text(text: &str) -> String {
     if text.chars().any(char::is_control) {
         text.chars()
             .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
             .collect()
     } else {
-        text.into_owned()
+        text.to_string()
     }
 }
 

@@ -48,6 +48,7 @@ pub struct PluginManagerBuilder {
     linked: Vec<&'static PluginDescriptor>,
     reload_deadline: Duration,
     max_library_size: u64,
+    require_manifest: bool,
 }
 
 impl std::fmt::Debug for PluginManagerBuilder {
@@ -65,6 +66,7 @@ impl std::fmt::Debug for PluginManagerBuilder {
             .field("static_plugins", &self.linked.len())
             .field("reload_deadline", &self.reload_deadline)
             .field("max_library_size", &self.max_library_size)
+            .field("require_manifest", &self.require_manifest)
             .finish()
     }
 }
@@ -84,6 +86,7 @@ impl PluginManagerBuilder {
             linked: Vec::new(),
             reload_deadline: DEFAULT_RELOAD_DEADLINE,
             max_library_size: DEFAULT_MAX_LIBRARY_SIZE,
+            require_manifest: false,
         }
     }
 
@@ -160,6 +163,16 @@ impl PluginManagerBuilder {
         self
     }
 
+    /// Whether a library must have its build manifest (`<plugin>@<version>.json`, written by
+    /// `cargo hotswap build`) beside it. Default false: a library without one loads, with a
+    /// warning that its sha256 was not checked against the build's. With true, it is refused
+    /// at stage `copy`. A manifest that is there is always checked: it must be a regular file
+    /// of at most 64 KiB naming this plugin, this library file, its ABI fingerprint and sha256.
+    pub fn require_manifest(mut self, require: bool) -> Self {
+        self.require_manifest = require;
+        self
+    }
+
     /// A constructor for the host's extension object; each generation gets a fresh one in its
     /// [`Vault`](crate::Vault). A plugin carried over into a new generation (`unchanged` or
     /// `not reloadable` in the report) runs no hook again and keeps the vault, and so the
@@ -231,6 +244,7 @@ impl PluginManagerBuilder {
                 linked: self.linked,
                 reload_deadline: self.reload_deadline,
                 max_library_size: self.max_library_size,
+                require_manifest: self.require_manifest,
                 graveyard: Arc::new(Graveyard::new(self.retain_released)),
                 reaper: Reaper::new(),
                 current: ArcSwapOption::empty(),

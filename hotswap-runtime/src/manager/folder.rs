@@ -99,10 +99,20 @@ pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<S
     let extension = std::env::consts::DLL_EXTENSION;
     let mut newest: BTreeMap<String, (SystemTime, String, PathBuf)> = BTreeMap::new();
     let mut ignored = Vec::new();
+    let mut manifests = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
         let path = entry.path();
-        if path.extension().map(|e| e.as_encoded_bytes()) != Some(extension.as_bytes()) {
+        let ext = path.extension().map(|e| e.as_encoded_bytes());
+        if ext == Some(b"json".as_slice()) {
+            manifests.push(path);
+            continue;
+        }
+        if ext == Some(b"partial".as_slice()) {
+            remove_if_stale_partial(&entry);
+            continue;
+        }
+        if ext != Some(extension.as_bytes()) {
             continue;
         }
         let raw_name = entry.file_name();
@@ -150,6 +160,15 @@ pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<S
             keep
         });
     }
+    for manifest in manifests {
+        let library = manifest.with_extension(extension);
+        let is_build_manifest = manifest.file_name().is_some_and(|n| n.as_encoded_bytes().contains(&b'@'));
+        if is_build_manifest && std::fs::symlink_metadata(&library).is_err() {
+            let name = manifest.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+            let name = name.split_once('@').map_or(&*name, |(n, _)| n).to_string();
+            ignored.push(IgnoredFile::new(name, manifest, IgnoredReason::OrphanManifest));
+        }
+    }
     ignored.sort_by(|a, b| a.file.cmp(&b.file));
     if newest.is_empty() {
         let mut reason = format!("no plugin libraries (*.{extension}) in the folder");
@@ -162,6 +181,29 @@ pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<S
         return Err(fail(reason));
     }
     Ok(ScanResult { files: newest.into_iter().map(|(name, (_, _, path))| (name, path)).collect(), ignored })
+}
+
+/// Removes `.hotswap-<pid>-*.partial`, the temporary file of a `cargo hotswap build` that was
+/// killed while writing, when it is ours and its process is gone. Best effort: a plugin folder
+/// the host may not write is left as it is.
+fn remove_if_stale_partial(entry: &std::fs::DirEntry) {
+    use std::os::unix::fs::MetadataExt;
+    let name = entry.file_name();
+    let Some(pid) = name
+        .to_str()
+        .and_then(|n| n.strip_prefix(".hotswap-"))
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+    else {
+        return;
+    };
+    let Ok(meta) = entry.metadata() else { return };
+    let ours = meta.uid() == rustix::process::geteuid().as_raw();
+    if meta.is_file() && ours && !Path::new("/proc").join(pid.to_string()).exists() {
+        if std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %crate::error::escape_path(&entry.path()), "removed the temporary file of a build that died");
+        }
+    }
 }
 
 /// Refuses `path` if another user could change it: it, or any folder above it up to `/`, is

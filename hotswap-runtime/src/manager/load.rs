@@ -180,6 +180,14 @@ impl Build<'_> {
                 continue;
             }
             let file = &scanned.files[&name];
+            if self.inner.require_manifest && std::fs::symlink_metadata(crate::Manifest::path_for(file)).is_err() {
+                return Err(LoadError::new(
+                    Some(name.clone()),
+                    file,
+                    Stage::Copy,
+                    "no build manifest beside the library, and the manager requires one (PluginManagerBuilder::require_manifest)",
+                ));
+            }
             let (bytes, sha256) = match contents.remove(&name) {
                 Some(read) => read,
                 None => self.read(&name, file)?,

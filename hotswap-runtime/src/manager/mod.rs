@@ -67,6 +67,7 @@ pub(crate) struct Inner {
     linked: Vec<&'static PluginDescriptor>,
     reload_deadline: Duration,
     max_library_size: u64,
+    require_manifest: bool,
     graveyard: Arc<Graveyard>,
     reaper: Arc<Reaper>,
     current: ArcSwapOption<Generation>,

@@ -82,6 +82,9 @@ pub enum IgnoredReason {
     NotRegularFile,
     /// The file name is not valid UTF-8, so no plugin name can be read from it.
     NonUtf8Name,
+    /// A build manifest (`<plugin>@<version>.json`) with no library beside it: a build that
+    /// died between writing the two, or a library removed by hand.
+    OrphanManifest,
 }
 
 impl IgnoredReason {
@@ -94,6 +97,7 @@ impl IgnoredReason {
             }
             IgnoredReason::NotRegularFile => "not a regular file",
             IgnoredReason::NonUtf8Name => "the file name is not UTF-8",
+            IgnoredReason::OrphanManifest => "a manifest with no library beside it",
         }
     }
 }
