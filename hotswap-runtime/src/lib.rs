@@ -32,7 +32,9 @@
 //! point into it: a generation, its [`Vault`], a [`Plugin`] handle, a [`Value`] the plugin
 //! returned, a [`LiveFn`] handle. When the last of those goes, the library is released, and
 //! the [`retention`] policy closes released libraries beyond the most recent few, which
-//! bounds memory over any number of reloads. What the runtime cannot see (threads a plugin
+//! bounds memory over any number of reloads for plugins that unload cleanly (a library that
+//! `dlclose` leaves mapped, because a thread the plugin started still runs, is reported as
+//! such). What the runtime cannot see (threads a plugin
 //! did not join, raw pointers it leaked) is the plugin's duty; a plugin that cannot meet it
 //! is built with `hotswap_build::Config::unloadable(false)`, and a host can choose
 //! [`PluginManagerBuilder::never_unload`].
