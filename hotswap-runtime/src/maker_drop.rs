@@ -74,7 +74,7 @@ impl<P> Drop for MakerDrop<P> {
         if let Err(message) = (self.drop_in_maker)(pointer) {
             match self.on_panic {
                 OnPanic::Raise if !std::thread::panicking() => panic!("{message}"),
-                _ => log_error(&message),
+                _ => tracing::error!("{message}"),
             }
         }
     }
@@ -89,13 +89,4 @@ fn drop_caught<P, T: ?Sized>(pointer: P) -> Result<(), String> {
             crate::private::take_panic_message(payload)
         )
     })
-}
-
-/// Logs a drop panic that cannot be raised: through `tracing` in a host, on standard error in
-/// a plugin (built without the `host` feature, so without `tracing`).
-fn log_error(message: &str) {
-    #[cfg(feature = "host")]
-    tracing::error!("{message}");
-    #[cfg(not(feature = "host"))]
-    eprintln!("hotswap: {message}");
 }
