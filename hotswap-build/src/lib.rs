@@ -43,12 +43,12 @@
 mod host;
 mod scan;
 
-pub use host::{static_host, StaticHost};
+pub use host::{StaticHost, static_host};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use scan::{is_live_function, is_live_type, HookSite, LiveItem, LiveKind};
+pub use scan::{HookSite, LiveItem, LiveKind, is_live_function, is_live_type};
 
 /// The hooks (names, signatures, order), defined once in `hotswap-abi`.
 pub use hotswap_abi::Hook;
@@ -389,6 +389,18 @@ fn render(
     hooks: &[HookSite],
     live: &[LiveItem],
 ) -> Result<String, Error> {
+    render_template(TEMPLATE, plugin_name, version, unloadable, linked_statically, hooks, live)
+}
+
+fn render_template(
+    template: &str,
+    plugin_name: &str,
+    version: &str,
+    unloadable: bool,
+    linked_statically: bool,
+    hooks: &[HookSite],
+    live: &[LiveItem],
+) -> Result<String, Error> {
     let fill = |template: &str, item: &LiveItem| {
         template
             .replace("{{name_lit}}", &format!("{:?}", item.name))
@@ -403,14 +415,16 @@ fn render(
     let live_funcs: Vec<String> = of_kind(LiveKind::Function).map(|i| fill(LIVE_FUNC_TEMPLATE, i)).collect();
     let live_types: Vec<String> = of_kind(LiveKind::Type).map(|i| fill(LIVE_TYPE_TEMPLATE, i)).collect();
     let live_impls: Vec<String> = of_kind(LiveKind::Type).map(|i| fill(LIVE_IMPL_TEMPLATE, i)).collect();
-    let mut text = TEMPLATE
+    let mut text = template
         .replace("{{live_funcs}}", &live_funcs.join(", "))
         .replace("{{live_types}}", &live_types.join(", "))
         .replace("{{live_type_impls}}", &live_impls.join("\n"));
     // Each hook coerced to the type the contract states (`hotswap_abi::Hook::fn_type`).
     let hook_consts: Vec<String> = hooks
         .iter()
-        .map(|site| format!("const {}: {} = {};", site.hook.name().to_uppercase(), site.hook.fn_type(), site.rust_path()))
+        .map(|site| {
+            format!("const {}: {} = {};", site.hook.name().to_uppercase(), site.hook.fn_type(), site.rust_path())
+        })
         .collect();
     text = text
         .replace("{{hook_consts}}", &hook_consts.join("\n"))
@@ -461,6 +475,15 @@ mod tests {
         assert_eq!(super::unfilled_placeholder("a {{reloadable}} b"), Some("{{reloadable}}"));
         assert_eq!(super::unfilled_placeholder("{ { x } } {{}} {{ a }} {{a-b}}"), None);
         assert_eq!(super::unfilled_placeholder("{{{x}}"), Some("{{x}}"));
+    }
+
+    #[test]
+    fn rendering_fails_on_a_placeholder_left_in_the_template() {
+        let template = super::TEMPLATE.replace("{{live_type_impls}}", "const X: u8 = {{new_placeholder}};");
+        let error = super::render_template(&template, "p", "1", true, false, &[], &[]).unwrap_err();
+        assert!(error.to_string().contains("placeholder `{{new_placeholder}}` was left unfilled"), "{error}");
+        // A hook the scan did not provide leaves its constant out; the rest still renders.
+        assert!(super::render_template(super::TEMPLATE, "p", "1", true, false, &[], &[]).is_ok());
     }
 }
 

@@ -213,7 +213,10 @@ fn reaches_root(vis: &syn::Visibility, depth: usize) -> bool {
 }
 
 /// The first module on `module`'s path that the crate root cannot name, if any.
-fn hidden_module<'m>(module: &[String], decls: &'m BTreeMap<Vec<String>, ModuleDecl>) -> Option<(String, &'m ModuleDecl)> {
+fn hidden_module<'m>(
+    module: &[String],
+    decls: &'m BTreeMap<Vec<String>, ModuleDecl>,
+) -> Option<(String, &'m ModuleDecl)> {
     (2..=module.len()).find_map(|len| {
         let decl = decls.get(&module[..len])?;
         (!decl.reaches_root).then(|| (module[..len].join("::"), decl))
@@ -221,9 +224,9 @@ fn hidden_module<'m>(module: &[String], decls: &'m BTreeMap<Vec<String>, ModuleD
 }
 
 fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| {
-        a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().trim() == "test")
-    })
+    attrs
+        .iter()
+        .any(|a| a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().trim() == "test"))
 }
 
 pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> Result<Found, Error> {
@@ -246,7 +249,8 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
             continue;
         }
         let Some(module) = module_of(entry.path().strip_prefix(&src).unwrap_or(entry.path())) else { continue };
-        let text = std::fs::read_to_string(entry.path()).map_err(|source| Error::Io { path: entry.path().to_path_buf(), source })?;
+        let text = std::fs::read_to_string(entry.path())
+            .map_err(|source| Error::Io { path: entry.path().to_path_buf(), source })?;
         let ast = syn::parse_file(&text).map_err(|e| Error::Parse {
             file: relative.clone(),
             line: e.span().start().line,
@@ -280,7 +284,8 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
     let mut errors = Vec::new();
     let mut live = Vec::new();
     for p in &parsed {
-        let mut ctx = Collector { file: &p.relative, live_prefix, sites: &mut sites, live: &mut live, errors: &mut errors };
+        let mut ctx =
+            Collector { file: &p.relative, live_prefix, sites: &mut sites, live: &mut live, errors: &mut errors };
         ctx.collect(&p.ast.items, &p.module);
     }
     if let Some(e) = errors.into_iter().next() {
@@ -354,10 +359,14 @@ impl<'a> Collector<'a, '_> {
                         self.live_function(f, module);
                     }
                 }
-                syn::Item::Struct(s) if !is_cfg_test(&s.attrs) && is_live_type(&s.ident.to_string(), self.live_prefix) => {
+                syn::Item::Struct(s)
+                    if !is_cfg_test(&s.attrs) && is_live_type(&s.ident.to_string(), self.live_prefix) =>
+                {
                     self.live_type(&s.ident, &s.generics, &s.vis, describe_struct(s), module);
                 }
-                syn::Item::Enum(e) if !is_cfg_test(&e.attrs) && is_live_type(&e.ident.to_string(), self.live_prefix) => {
+                syn::Item::Enum(e)
+                    if !is_cfg_test(&e.attrs) && is_live_type(&e.ident.to_string(), self.live_prefix) =>
+                {
                     self.live_type(&e.ident, &e.generics, &e.vis, describe_enum(e), module);
                 }
                 syn::Item::Mod(m) if !is_cfg_test(&m.attrs) => {
@@ -373,7 +382,12 @@ impl<'a> Collector<'a, '_> {
     }
 
     fn hook(&mut self, hook: Hook, f: &'a syn::ItemFn, module: &[String]) {
-        let site = HookSite { hook, module: module.to_vec(), file: self.file.to_path_buf(), line: f.sig.ident.span().start().line };
+        let site = HookSite {
+            hook,
+            module: module.to_vec(),
+            file: self.file.to_path_buf(),
+            line: f.sig.ident.span().start().line,
+        };
         if let Some((first, _)) = self.sites.get(&hook) {
             self.errors.push(Error::DuplicateHook {
                 hook,
@@ -386,7 +400,12 @@ impl<'a> Collector<'a, '_> {
     }
 
     fn bad_live(&mut self, name: &str, line: usize, problem: &str) {
-        self.errors.push(Error::BadLive { name: name.to_string(), file: self.file.to_path_buf(), line, problem: problem.to_string() });
+        self.errors.push(Error::BadLive {
+            name: name.to_string(),
+            file: self.file.to_path_buf(),
+            line,
+            problem: problem.to_string(),
+        });
     }
 
     fn live_function(&mut self, f: &syn::ItemFn, module: &[String]) {
@@ -438,14 +457,25 @@ impl<'a> Collector<'a, '_> {
         });
     }
 
-    fn live_type(&mut self, ident: &syn::Ident, generics: &syn::Generics, vis: &syn::Visibility, description: String, module: &[String]) {
+    fn live_type(
+        &mut self,
+        ident: &syn::Ident,
+        generics: &syn::Generics,
+        vis: &syn::Visibility,
+        description: String,
+        module: &[String],
+    ) {
         let name = ident.to_string();
         let line = ident.span().start().line;
         if !generics.params.is_empty() {
             return self.bad_live(&name, line, "must not be generic (a live type is registered by name)");
         }
         if !reaches_root(vis, module.len()) {
-            return self.bad_live(&name, line, "is private in a nested module; make it `pub` so the registry can reach it");
+            return self.bad_live(
+                &name,
+                line,
+                "is private in a nested module; make it `pub` so the registry can reach it",
+            );
         }
         self.live.push(LiveItem {
             kind: LiveKind::Type,
@@ -509,7 +539,9 @@ fn describe_fields(fields: &syn::Fields) -> String {
             let list: Vec<String> = named
                 .named
                 .iter()
-                .map(|f| format!("{}: {}", f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default(), type_text(&f.ty)))
+                .map(|f| {
+                    format!("{}: {}", f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default(), type_text(&f.ty))
+                })
                 .collect();
             if list.is_empty() { " {}".to_string() } else { format!(" {{ {} }}", list.join(", ")) }
         }
@@ -525,7 +557,8 @@ fn describe_struct(s: &syn::ItemStruct) -> String {
 }
 
 fn describe_enum(e: &syn::ItemEnum) -> String {
-    let variants: Vec<String> = e.variants.iter().map(|v| format!("{}{}", v.ident, describe_fields(&v.fields))).collect();
+    let variants: Vec<String> =
+        e.variants.iter().map(|v| format!("{}{}", v.ident, describe_fields(&v.fields))).collect();
     format!("enum {} {{ {} }}", e.ident, variants.join(", "))
 }
 
@@ -554,7 +587,10 @@ fn check_signature(site: &HookSite, item: &syn::ItemFn) -> Result<(), Error> {
         return Err(bad("must not be variadic".into()));
     }
     if !reaches_root(&item.vis, site.module.len()) {
-        return Err(bad(format!("is private in module `{}`; make it `pub` so the registry can call it", site.module.join("::"))));
+        return Err(bad(format!(
+            "is private in module `{}`; make it `pub` so the registry can call it",
+            site.module.join("::")
+        )));
     }
     let params: Vec<&syn::FnArg> = sig.inputs.iter().collect();
     // The parameters the contract states (`hotswap_abi::Hook::fn_type`).
