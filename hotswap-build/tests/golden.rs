@@ -9,17 +9,8 @@ use std::path::{Path, PathBuf};
 
 use hotswap_build::Config;
 
-const HOOKS: &str = r#"
-use std::sync::Arc;
-use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
-pub fn reloadable() -> bool { true }
-pub fn export() -> Option<Export> { None }
-pub fn import() -> &'static [&'static str] { &[] }
-pub fn on_load(_ctx: &LoadContext) -> HookResult { Ok(()) }
-pub fn on_init(_vault: &Arc<Vault>) -> HookResult { Ok(()) }
-pub fn on_free() {}
-pub fn invoke_func(name: &str, _args: Args) -> Result<Value, HookError> { Err(name.into()) }
-"#;
+mod common;
+use common::{HOOKS, write_crate};
 
 const LIVE: &str = r#"
 pub fn live_add(a: i64, b: i64) -> i64 { a + b }
@@ -33,12 +24,7 @@ pub fn not_live() {}
 /// Renders the registry of a plugin crate with `files` under `src/`, with a fixed name and
 /// version so the output depends on nothing but the sources and hotswap-build itself.
 fn render(files: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join("src").join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
+    let dir = write_crate(files);
     let generated = Config::new()
         .crate_dir(dir.path())
         .out_dir(dir.path().join("out"))

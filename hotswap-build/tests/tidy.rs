@@ -27,7 +27,8 @@ fn checked_files(root: &Path) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
             if path.is_dir() {
-                let skipped = ["target", ".git", "hotswap-abi", "tests"].contains(&name.as_str()) || name.starts_with('.');
+                let skipped =
+                    ["target", ".git", "hotswap-abi", "tests"].contains(&name.as_str()) || name.starts_with('.');
                 if !skipped {
                     folders.push(path);
                 }

@@ -216,3 +216,20 @@ impl PluginDescriptor {
 /// exception and abort), so the generated wrapper of every live function catches the panic
 /// and calls this host function, which resumes it as the host's own panic.
 pub type Rethrow = fn(String) -> !;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_names_the_contract_crate_and_the_layout() {
+        let abi = format!("; hotswap-abi {} (source {:016x}); ", hotswap_abi::VERSION, hotswap_abi::SOURCE_HASH);
+        assert!(FINGERPRINT.contains(&abi), "{FINGERPRINT}");
+        assert!(FINGERPRINT.contains(&format!("; layout {LAYOUT_VERSION}; ")), "{FINGERPRINT}");
+        assert!(
+            FINGERPRINT.contains(&format!("; hotswap-runtime {} (source ", env!("CARGO_PKG_VERSION"))),
+            "{FINGERPRINT}"
+        );
+        assert!(DESCRIPTOR_SYMBOL.ends_with(&format!("_V{LAYOUT_VERSION}")));
+    }
+}
