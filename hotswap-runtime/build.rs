@@ -10,8 +10,8 @@
 
 use std::process::Command;
 
-/// Bump when `abi::PluginDescriptor` or anything it reaches changes shape.
-const LAYOUT_VERSION: u32 = 5;
+/// Bumped in `hotswap-abi` when `abi::PluginDescriptor` or anything it reaches changes shape.
+use hotswap_abi::LAYOUT_VERSION;
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
@@ -33,11 +33,14 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
     let runtime = std::env::var("CARGO_PKG_VERSION").unwrap();
     let source = source_hash();
+    // The contract crate is part of the ABI too: its version and a hash of its sources
+    // (computed by the crate itself, so this works from a registry download as well).
+    let (abi, abi_source) = (hotswap_abi::VERSION, hotswap_abi::SOURCE_HASH);
     let fingerprint = format!(
-        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); layout {LAYOUT_VERSION}"
+        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); hotswap-abi {abi} (source {abi_source:016x}); layout {LAYOUT_VERSION}"
     );
+    // Build script to this crate only (read by `abi::FINGERPRINT` with `env!`).
     println!("cargo:rustc-env=HOTSWAP_ABI_FINGERPRINT={fingerprint}");
-    println!("cargo:rustc-env=HOTSWAP_LAYOUT_VERSION={LAYOUT_VERSION}");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-env-changed=RUSTC");

@@ -43,31 +43,16 @@
 mod host;
 mod scan;
 
-pub use host::{static_host, StaticHost};
+pub use host::{StaticHost, static_host};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use scan::{is_live_function, is_live_type, HookSite, LiveItem, LiveKind, HOOKS};
+pub use scan::{HookSite, LiveItem, LiveKind, is_live_function, is_live_type};
 
-/// The hook signatures a plugin must define, as shown in error messages.
-pub const EXPECTED_SIGNATURES: [(&str, &str); 7] = [
-    ("reloadable", "pub fn reloadable() -> bool"),
-    ("export", "pub fn export() -> Option<hotswap_runtime::Export>"),
-    ("import", "pub fn import() -> &'static [&'static str]"),
-    ("on_load", "pub fn on_load(ctx: &hotswap_runtime::LoadContext) -> hotswap_runtime::HookResult"),
-    ("on_init", "pub fn on_init(vault: &std::sync::Arc<hotswap_runtime::Vault>) -> hotswap_runtime::HookResult"),
-    ("on_free", "pub fn on_free()"),
-    (
-        "invoke_func",
-        "pub fn invoke_func(name: &str, args: hotswap_runtime::Args) -> Result<hotswap_runtime::Value, hotswap_runtime::HookError>",
-    ),
-];
-
-/// The expected signature of `hook`.
-pub fn expected_signature(hook: &str) -> &'static str {
-    EXPECTED_SIGNATURES.iter().find(|(h, _)| *h == hook).map(|(_, s)| *s).unwrap_or("?")
-}
+/// The hooks (names, signatures, order), defined once in `hotswap-abi`.
+pub use hotswap_abi::Hook;
+use hotswap_abi::env;
 
 /// Default prefix of live items.
 pub const DEFAULT_LIVE_PREFIX: &str = "live_";
@@ -99,11 +84,12 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
-    /// A hook is missing.
+    /// A hook is missing. There is no file and line to name: the message names the folder
+    /// scanned and how many of its files are part of the crate.
     #[error("missing hook `{hook}`: no `fn {hook}` in the {scanned} scanned file(s) under {}; expected `{expected}`", root.display())]
     MissingHook {
         /// The hook.
-        hook: &'static str,
+        hook: Hook,
         /// Its expected signature.
         expected: &'static str,
         /// The scanned folder.
@@ -115,7 +101,7 @@ pub enum Error {
     #[error("{}:{line}: hook `{hook}` {problem}; expected `{expected}`", file.display())]
     BadHook {
         /// The hook.
-        hook: &'static str,
+        hook: Hook,
         /// The file.
         file: PathBuf,
         /// 1-based line.
@@ -129,11 +115,24 @@ pub enum Error {
     #[error("hook `{hook}` is defined twice: {}:{} and {}:{}", first.0.display(), first.1, second.0.display(), second.1)]
     DuplicateHook {
         /// The hook.
-        hook: &'static str,
+        hook: Hook,
         /// First place (file, line).
         first: (PathBuf, usize),
         /// Second place.
         second: (PathBuf, usize),
+    },
+    /// A hook or live item sits in a module the crate root cannot name (a private module below
+    /// the root's own modules), so the generated registry would fail with E0603.
+    #[error("{}:{line}: module `{module}` is private, so the generated registry cannot reach {item} (rustc would report E0603); declare it `pub mod` or `pub(crate) mod`", file.display())]
+    HiddenModule {
+        /// The module path below the crate root, e.g. `outer::inner`.
+        module: String,
+        /// The file declaring the module.
+        file: PathBuf,
+        /// 1-based line of the declaration.
+        line: usize,
+        /// What is inside: ``hook `on_load` (src/outer/inner.rs:7)``.
+        item: String,
     },
     /// A live item cannot be registered.
     #[error("{}:{line}: live item `{name}` {problem}", file.display())]
@@ -173,6 +172,9 @@ pub enum Error {
     /// A name or version that cannot be used.
     #[error("{0}")]
     Invalid(String),
+    /// A placeholder of the template was left unfilled (a bug in hotswap-build).
+    #[error("the registry template's placeholder `{0}` was left unfilled; this is a bug in hotswap-build")]
+    Placeholder(String),
     /// The rendered template did not parse (a bug in the template).
     #[error("generated code does not parse ({0}); this is a bug in hotswap-build")]
     Template(String),
@@ -299,12 +301,12 @@ impl Config {
     /// else `HOTSWAP_VERSION`.
     fn version_from_env(&self) -> Result<Option<String>, Error> {
         let package = self.env("CARGO_PKG_NAME").ok_or(Error::Env("CARGO_PKG_NAME"))?;
-        let key = format!("HOTSWAP_VERSION_{}", package.to_uppercase().replace('-', "_"));
+        let key = env::version_for(&package);
         if self.emit_cargo {
             println!("cargo:rerun-if-env-changed={key}");
         }
         let specific = std::env::var(&key).ok().filter(|v| !v.is_empty());
-        Ok(specific.or_else(|| self.env("HOTSWAP_VERSION").filter(|v| !v.is_empty())))
+        Ok(specific.or_else(|| self.env(env::VERSION).filter(|v| !v.is_empty())))
     }
 
     fn env(&self, key: &'static str) -> Option<String> {
@@ -336,7 +338,7 @@ impl Config {
                 None => self.env("CARGO_PKG_VERSION").ok_or(Error::Env("CARGO_PKG_VERSION"))?,
             },
         };
-        let linked_statically = self.env("HOTSWAP_STATIC").is_some_and(|v| v == "1");
+        let linked_statically = self.env(env::STATIC).is_some_and(|v| v == "1");
         if plugin_name.is_empty() || !plugin_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(invalid("plugin name (use letters, digits and `_`)", &plugin_name));
         }
@@ -345,16 +347,16 @@ impl Config {
         }
         let mut includes = self.includes.clone();
         let mut excludes = self.excludes.clone();
-        if let Some(list) = self.env("HOTSWAP_INCLUDE") {
+        if let Some(list) = self.env(env::INCLUDE) {
             includes.extend(list.lines().filter(|l| !l.is_empty()).map(str::to_string));
         }
-        if let Some(list) = self.env("HOTSWAP_EXCLUDE") {
+        if let Some(list) = self.env(env::EXCLUDE) {
             excludes.extend(list.lines().filter(|l| !l.is_empty()).map(str::to_string));
         }
         let live_prefix = self
             .live_prefix
             .clone()
-            .or_else(|| self.env("HOTSWAP_LIVE_PREFIX").filter(|p| !p.is_empty()))
+            .or_else(|| self.env(env::LIVE_PREFIX).filter(|p| !p.is_empty()))
             .unwrap_or_else(|| DEFAULT_LIVE_PREFIX.to_string());
         let filter = scan::FileFilter::new(&includes, &excludes)?;
         if self.emit_cargo {
@@ -387,6 +389,18 @@ fn render(
     hooks: &[HookSite],
     live: &[LiveItem],
 ) -> Result<String, Error> {
+    render_template(TEMPLATE, plugin_name, version, unloadable, linked_statically, hooks, live)
+}
+
+fn render_template(
+    template: &str,
+    plugin_name: &str,
+    version: &str,
+    unloadable: bool,
+    linked_statically: bool,
+    hooks: &[HookSite],
+    live: &[LiveItem],
+) -> Result<String, Error> {
     let fill = |template: &str, item: &LiveItem| {
         template
             .replace("{{name_lit}}", &format!("{:?}", item.name))
@@ -401,14 +415,24 @@ fn render(
     let live_funcs: Vec<String> = of_kind(LiveKind::Function).map(|i| fill(LIVE_FUNC_TEMPLATE, i)).collect();
     let live_types: Vec<String> = of_kind(LiveKind::Type).map(|i| fill(LIVE_TYPE_TEMPLATE, i)).collect();
     let live_impls: Vec<String> = of_kind(LiveKind::Type).map(|i| fill(LIVE_IMPL_TEMPLATE, i)).collect();
-    let mut text = TEMPLATE
+    let mut text = template
         .replace("{{live_funcs}}", &live_funcs.join(", "))
         .replace("{{live_types}}", &live_types.join(", "))
         .replace("{{live_type_impls}}", &live_impls.join("\n"));
-    for site in hooks {
-        text = text.replace(&format!("{{{{{}}}}}", site.hook), &site.rust_path());
-    }
+    // Each hook coerced to the type the contract states (`hotswap_abi::Hook::fn_type`).
+    let hook_consts: Vec<String> = hooks
+        .iter()
+        .map(|site| {
+            format!("const {}: {} = {};", site.hook.name().to_uppercase(), site.hook.fn_type(), site.rust_path())
+        })
+        .collect();
     text = text
+        .replace("{{hook_consts}}", &hook_consts.join("\n"))
+        .replace("{{layout_version}}", &hotswap_abi::LAYOUT_VERSION.to_string())
+        .replace("{{fingerprint_symbol}}", hotswap_abi::FINGERPRINT_SYMBOL)
+        .replace("{{name_symbol}}", hotswap_abi::NAME_SYMBOL)
+        .replace("{{version_symbol}}", hotswap_abi::VERSION_SYMBOL)
+        .replace("{{descriptor_symbol}}", hotswap_abi::DESCRIPTOR_SYMBOL)
         .replace("{{unloadable}}", if unloadable { "true" } else { "false" })
         .replace("{{export_attr}}", if linked_statically { "" } else { "#[unsafe(no_mangle)]" })
         .replace("{{plugin_name_lit}}", &format!("{plugin_name:?}"))
@@ -418,10 +442,49 @@ fn render(
         .replace("{{version_len}}", &version.len().to_string())
         .replace("{{version_bytes}}", &byte_literal(version))
         .replace("{{plugin_name}}", plugin_name);
+    // A placeholder left in would often still parse (`{{reloadable}}` is a block in a block).
+    if let Some(left) = unfilled_placeholder(&text) {
+        return Err(Error::Placeholder(left.to_string()));
+    }
     let file = syn::parse_file(&text).map_err(|e| Error::Template(e.to_string()))?;
     let mut out = String::from("// @generated by hotswap-build. Do not edit.\n");
     out.push_str(&prettyplease::unparse(&file));
     Ok(out)
+}
+
+/// The first `{{word}}` in `text`, if any.
+fn unfilled_placeholder(text: &str) -> Option<&str> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find("{{") {
+        let start = from + at;
+        let name = &text[start + 2..];
+        let name_len = name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(name.len());
+        let end = start + 2 + name_len;
+        if name_len > 0 && text[end..].starts_with("}}") {
+            return Some(&text[start..end + 2]);
+        }
+        from = start + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unfilled_placeholders_are_found() {
+        assert_eq!(super::unfilled_placeholder("a {{reloadable}} b"), Some("{{reloadable}}"));
+        assert_eq!(super::unfilled_placeholder("{ { x } } {{}} {{ a }} {{a-b}}"), None);
+        assert_eq!(super::unfilled_placeholder("{{{x}}"), Some("{{x}}"));
+    }
+
+    #[test]
+    fn rendering_fails_on_a_placeholder_left_in_the_template() {
+        let template = super::TEMPLATE.replace("{{live_type_impls}}", "const X: u8 = {{new_placeholder}};");
+        let error = super::render_template(&template, "p", "1", true, false, &[], &[]).unwrap_err();
+        assert!(error.to_string().contains("placeholder `{{new_placeholder}}` was left unfilled"), "{error}");
+        // A hook the scan did not provide leaves its constant out; the rest still renders.
+        assert!(super::render_template(super::TEMPLATE, "p", "1", true, false, &[], &[]).is_ok());
+    }
 }
 
 /// `b"..."` for `s`, escaped.

@@ -3,18 +3,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use hotswap_abi::Hook;
 use regex::Regex;
 
-use crate::{expected_signature, Error};
-
-/// The hooks every plugin defines.
-pub const HOOKS: [&str; 7] = ["reloadable", "export", "import", "on_load", "on_init", "on_free", "invoke_func"];
+use crate::Error;
 
 /// Where a hook was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookSite {
     /// The hook.
-    pub hook: &'static str,
+    pub hook: Hook,
     /// Module path below the crate root (empty for the root).
     pub module: Vec<String>,
     /// File, relative to the crate root.
@@ -32,7 +30,7 @@ impl HookSite {
             path.push_str(m);
         }
         path.push_str("::");
-        path.push_str(self.hook);
+        path.push_str(self.hook.name());
         path
     }
 }
@@ -169,10 +167,66 @@ fn declared_modules(items: &[syn::Item], prefix: &[String], out: &mut HashSet<Ve
     }
 }
 
-fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| {
-        a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().trim() == "test")
+/// Where a module is declared, and whether code at the crate root (the generated registry)
+/// may name it.
+struct ModuleDecl {
+    file: PathBuf,
+    line: usize,
+    reaches_root: bool,
+}
+
+/// Records every module declared in `items` (file modules and inline ones), by path.
+fn module_decls(items: &[syn::Item], prefix: &[String], file: &Path, out: &mut BTreeMap<Vec<String>, ModuleDecl>) {
+    for item in items {
+        if let syn::Item::Mod(m) = item {
+            if is_cfg_test(&m.attrs) {
+                continue;
+            }
+            let mut path = prefix.to_vec();
+            path.push(m.ident.to_string());
+            let decl = ModuleDecl {
+                file: file.to_path_buf(),
+                line: m.ident.span().start().line,
+                reaches_root: reaches_root(&m.vis, prefix.len()),
+            };
+            out.insert(path.clone(), decl);
+            if let Some((_, inner)) = &m.content {
+                module_decls(inner, &path, file, out);
+            }
+        }
+    }
+}
+
+/// Whether an item declared with `vis` in a module `depth` levels below the crate root can be
+/// named from the crate root's other modules (where the generated registry lives): anything
+/// at the root can, below it only `pub`, `pub(crate)`, or `pub(super)` one level down.
+fn reaches_root(vis: &syn::Visibility, depth: usize) -> bool {
+    match vis {
+        _ if depth == 0 => true,
+        syn::Visibility::Public(_) => true,
+        syn::Visibility::Inherited => false,
+        syn::Visibility::Restricted(r) => {
+            let path = &r.path;
+            (path.is_ident("crate")) || (path.is_ident("super") && depth == 1)
+        }
+    }
+}
+
+/// The first module on `module`'s path that the crate root cannot name, if any.
+fn hidden_module<'m>(
+    module: &[String],
+    decls: &'m BTreeMap<Vec<String>, ModuleDecl>,
+) -> Option<(String, &'m ModuleDecl)> {
+    (2..=module.len()).find_map(|len| {
+        let decl = decls.get(&module[..len])?;
+        (!decl.reaches_root).then(|| (module[..len].join("::"), decl))
     })
+}
+
+fn is_cfg_test(attrs: &[syn::Attribute]) -> bool {
+    attrs
+        .iter()
+        .any(|a| a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().trim() == "test"))
 }
 
 pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> Result<Found, Error> {
@@ -195,7 +249,8 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
             continue;
         }
         let Some(module) = module_of(entry.path().strip_prefix(&src).unwrap_or(entry.path())) else { continue };
-        let text = std::fs::read_to_string(entry.path()).map_err(|source| Error::Io { path: entry.path().to_path_buf(), source })?;
+        let text = std::fs::read_to_string(entry.path())
+            .map_err(|source| Error::Io { path: entry.path().to_path_buf(), source })?;
         let ast = syn::parse_file(&text).map_err(|e| Error::Parse {
             file: relative.clone(),
             line: e.span().start().line,
@@ -220,32 +275,55 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
         }
     }
     parsed.retain(|p| reachable.contains(&p.module));
+    let mut decls = BTreeMap::new();
+    for p in &parsed {
+        module_decls(&p.ast.items, &p.module, &p.relative, &mut decls);
+    }
 
-    let mut sites: BTreeMap<&'static str, (HookSite, &syn::ItemFn)> = BTreeMap::new();
+    let mut sites: BTreeMap<Hook, (HookSite, &syn::ItemFn)> = BTreeMap::new();
     let mut errors = Vec::new();
     let mut live = Vec::new();
     for p in &parsed {
-        let mut ctx = Collector { file: &p.relative, live_prefix, sites: &mut sites, live: &mut live, errors: &mut errors };
+        let mut ctx =
+            Collector { file: &p.relative, live_prefix, sites: &mut sites, live: &mut live, errors: &mut errors };
         ctx.collect(&p.ast.items, &p.module);
     }
     if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
     let mut hooks = Vec::new();
-    for hook in HOOKS {
-        match sites.remove(hook) {
+    for hook in Hook::ALL {
+        match sites.remove(&hook) {
             Some((site, item)) => {
                 check_signature(&site, item)?;
+                if let Some((module, decl)) = hidden_module(&site.module, &decls) {
+                    return Err(Error::HiddenModule {
+                        module,
+                        file: decl.file.clone(),
+                        line: decl.line,
+                        item: format!("hook `{hook}` ({}:{})", site.file.display(), site.line),
+                    });
+                }
                 hooks.push(site);
             }
             None => {
                 return Err(Error::MissingHook {
                     hook,
-                    expected: expected_signature(hook),
+                    expected: hook.signature(),
                     root: src.clone(),
                     scanned: parsed.len(),
-                })
+                });
             }
+        }
+    }
+    for item in &live {
+        if let Some((module, decl)) = hidden_module(&item.module, &decls) {
+            return Err(Error::HiddenModule {
+                module,
+                file: decl.file.clone(),
+                line: decl.line,
+                item: format!("live item `{}` ({}:{})", item.name, item.file.display(), item.line),
+            });
         }
     }
     live.sort_by(|a, b| (&a.name, &a.file, a.line).cmp(&(&b.name, &b.file, b.line)));
@@ -264,7 +342,7 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
 struct Collector<'a, 'b> {
     file: &'b Path,
     live_prefix: &'b str,
-    sites: &'b mut BTreeMap<&'static str, (HookSite, &'a syn::ItemFn)>,
+    sites: &'b mut BTreeMap<Hook, (HookSite, &'a syn::ItemFn)>,
     live: &'b mut Vec<LiveItem>,
     errors: &'b mut Vec<Error>,
 }
@@ -275,16 +353,20 @@ impl<'a> Collector<'a, '_> {
             match item {
                 syn::Item::Fn(f) if !is_cfg_test(&f.attrs) => {
                     let name = f.sig.ident.to_string();
-                    if let Some(hook) = HOOKS.iter().copied().find(|h| *h == name) {
+                    if let Some(hook) = Hook::from_name(&name) {
                         self.hook(hook, f, module);
                     } else if is_live_function(&name, self.live_prefix) {
                         self.live_function(f, module);
                     }
                 }
-                syn::Item::Struct(s) if !is_cfg_test(&s.attrs) && is_live_type(&s.ident.to_string(), self.live_prefix) => {
+                syn::Item::Struct(s)
+                    if !is_cfg_test(&s.attrs) && is_live_type(&s.ident.to_string(), self.live_prefix) =>
+                {
                     self.live_type(&s.ident, &s.generics, &s.vis, describe_struct(s), module);
                 }
-                syn::Item::Enum(e) if !is_cfg_test(&e.attrs) && is_live_type(&e.ident.to_string(), self.live_prefix) => {
+                syn::Item::Enum(e)
+                    if !is_cfg_test(&e.attrs) && is_live_type(&e.ident.to_string(), self.live_prefix) =>
+                {
                     self.live_type(&e.ident, &e.generics, &e.vis, describe_enum(e), module);
                 }
                 syn::Item::Mod(m) if !is_cfg_test(&m.attrs) => {
@@ -299,9 +381,14 @@ impl<'a> Collector<'a, '_> {
         }
     }
 
-    fn hook(&mut self, hook: &'static str, f: &'a syn::ItemFn, module: &[String]) {
-        let site = HookSite { hook, module: module.to_vec(), file: self.file.to_path_buf(), line: f.sig.ident.span().start().line };
-        if let Some((first, _)) = self.sites.get(hook) {
+    fn hook(&mut self, hook: Hook, f: &'a syn::ItemFn, module: &[String]) {
+        let site = HookSite {
+            hook,
+            module: module.to_vec(),
+            file: self.file.to_path_buf(),
+            line: f.sig.ident.span().start().line,
+        };
+        if let Some((first, _)) = self.sites.get(&hook) {
             self.errors.push(Error::DuplicateHook {
                 hook,
                 first: (first.file.clone(), first.line),
@@ -313,7 +400,12 @@ impl<'a> Collector<'a, '_> {
     }
 
     fn bad_live(&mut self, name: &str, line: usize, problem: &str) {
-        self.errors.push(Error::BadLive { name: name.to_string(), file: self.file.to_path_buf(), line, problem: problem.to_string() });
+        self.errors.push(Error::BadLive {
+            name: name.to_string(),
+            file: self.file.to_path_buf(),
+            line,
+            problem: problem.to_string(),
+        });
     }
 
     fn live_function(&mut self, f: &syn::ItemFn, module: &[String]) {
@@ -326,7 +418,7 @@ impl<'a> Collector<'a, '_> {
             Some("must not be generic (a live function is registered as one function pointer)")
         } else if !matches!(sig.safety, syn::Safety::Default) || sig.abi.is_some() || sig.variadic.is_some() {
             Some("must be a plain `fn` (not unsafe, extern or variadic)")
-        } else if !module.is_empty() && matches!(f.vis, syn::Visibility::Inherited) {
+        } else if !reaches_root(&f.vis, module.len()) {
             Some("is private in a nested module; make it `pub` so the registry can reach it")
         } else {
             None
@@ -365,14 +457,25 @@ impl<'a> Collector<'a, '_> {
         });
     }
 
-    fn live_type(&mut self, ident: &syn::Ident, generics: &syn::Generics, vis: &syn::Visibility, description: String, module: &[String]) {
+    fn live_type(
+        &mut self,
+        ident: &syn::Ident,
+        generics: &syn::Generics,
+        vis: &syn::Visibility,
+        description: String,
+        module: &[String],
+    ) {
         let name = ident.to_string();
         let line = ident.span().start().line;
         if !generics.params.is_empty() {
             return self.bad_live(&name, line, "must not be generic (a live type is registered by name)");
         }
-        if !module.is_empty() && matches!(vis, syn::Visibility::Inherited) {
-            return self.bad_live(&name, line, "is private in a nested module; make it `pub` so the registry can reach it");
+        if !reaches_root(vis, module.len()) {
+            return self.bad_live(
+                &name,
+                line,
+                "is private in a nested module; make it `pub` so the registry can reach it",
+            );
         }
         self.live.push(LiveItem {
             kind: LiveKind::Type,
@@ -436,7 +539,9 @@ fn describe_fields(fields: &syn::Fields) -> String {
             let list: Vec<String> = named
                 .named
                 .iter()
-                .map(|f| format!("{}: {}", f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default(), type_text(&f.ty)))
+                .map(|f| {
+                    format!("{}: {}", f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default(), type_text(&f.ty))
+                })
                 .collect();
             if list.is_empty() { " {}".to_string() } else { format!(" {{ {} }}", list.join(", ")) }
         }
@@ -452,7 +557,8 @@ fn describe_struct(s: &syn::ItemStruct) -> String {
 }
 
 fn describe_enum(e: &syn::ItemEnum) -> String {
-    let variants: Vec<String> = e.variants.iter().map(|v| format!("{}{}", v.ident, describe_fields(&v.fields))).collect();
+    let variants: Vec<String> =
+        e.variants.iter().map(|v| format!("{}{}", v.ident, describe_fields(&v.fields))).collect();
     format!("enum {} {{ {} }}", e.ident, variants.join(", "))
 }
 
@@ -463,7 +569,7 @@ fn check_signature(site: &HookSite, item: &syn::ItemFn) -> Result<(), Error> {
         file: site.file.clone(),
         line: site.line,
         problem,
-        expected: expected_signature(site.hook),
+        expected: site.hook.signature(),
     };
     if sig.asyncness.is_some() {
         return Err(bad("must not be `async`".into()));
@@ -480,23 +586,24 @@ fn check_signature(site: &HookSite, item: &syn::ItemFn) -> Result<(), Error> {
     if sig.variadic.is_some() {
         return Err(bad("must not be variadic".into()));
     }
-    if !site.module.is_empty() && matches!(item.vis, syn::Visibility::Inherited) {
-        return Err(bad(format!("is private in module `{}`; make it `pub` so the registry can call it", site.module.join("::"))));
+    if !reaches_root(&item.vis, site.module.len()) {
+        return Err(bad(format!(
+            "is private in module `{}`; make it `pub` so the registry can call it",
+            site.module.join("::")
+        )));
     }
     let params: Vec<&syn::FnArg> = sig.inputs.iter().collect();
-    let want = match site.hook {
-        "on_load" | "on_init" => 1,
-        "invoke_func" => 2,
-        _ => 0,
-    };
+    // The parameters the contract states (`hotswap_abi::Hook::fn_type`).
+    let expected: syn::TypeFnPtr = syn::parse_str(site.hook.fn_type()).expect("hotswap-abi's hook types parse");
+    let want = expected.inputs.len();
     if params.len() != want {
         return Err(bad(format!("takes {} parameter(s), but must take {want}", params.len())));
     }
-    for (i, param) in params.iter().enumerate() {
+    for (i, (param, expected)) in params.iter().zip(&expected.inputs).enumerate() {
         let syn::FnArg::Typed(pat) = param else {
             return Err(bad("must be a free function, not a method".into()));
         };
-        let needs_ref = matches!((site.hook, i), ("on_load", 0) | ("on_init", 0) | ("invoke_func", 0));
+        let needs_ref = matches!(expected.ty, syn::Type::Reference(_));
         if needs_ref && !matches!(*pat.ty, syn::Type::Reference(_)) {
             return Err(bad(format!("parameter {} must be a reference", i + 1)));
         }
@@ -506,18 +613,20 @@ fn check_signature(site: &HookSite, item: &syn::ItemFn) -> Result<(), Error> {
         syn::ReturnType::Type(_, ty) => Some(ty.as_ref()),
     };
     match (site.hook, returns) {
-        ("on_free", Some(ty)) if !is_unit(ty) => Err(bad("must return nothing".into())),
-        ("on_free", _) => Ok(()),
+        (Hook::OnFree, Some(ty)) if !is_unit(ty) => Err(bad("must return nothing".into())),
+        (Hook::OnFree, _) => Ok(()),
         (_, None) => Err(bad("returns nothing".into())),
-        ("reloadable", Some(ty)) if !last_segment_is(ty, "bool") => Err(bad("must return `bool`".into())),
-        ("export", Some(ty)) if !last_segment_is(ty, "Option") => Err(bad("must return an `Option`".into())),
-        ("import", Some(ty)) if !matches!(ty, syn::Type::Reference(_)) => {
+        (Hook::Reloadable, Some(ty)) if !last_segment_is(ty, "bool") => Err(bad("must return `bool`".into())),
+        (Hook::Export, Some(ty)) if !last_segment_is(ty, "Option") => Err(bad("must return an `Option`".into())),
+        (Hook::Import, Some(ty)) if !matches!(ty, syn::Type::Reference(_)) => {
             Err(bad("must return a `&'static [&'static str]`".into()))
         }
-        ("on_load" | "on_init", Some(ty)) if !(last_segment_is(ty, "HookResult") || last_segment_is(ty, "Result")) => {
+        (Hook::OnLoad | Hook::OnInit, Some(ty))
+            if !(last_segment_is(ty, "HookResult") || last_segment_is(ty, "Result")) =>
+        {
             Err(bad("must return `hotswap_runtime::HookResult`".into()))
         }
-        ("invoke_func", Some(ty)) if !last_segment_is(ty, "Result") => Err(bad("must return a `Result`".into())),
+        (Hook::InvokeFunc, Some(ty)) if !last_segment_is(ty, "Result") => Err(bad("must return a `Result`".into())),
         _ => Ok(()),
     }
 }

@@ -195,10 +195,10 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
     remap.apply(&mut command);
     command.args(&args.cargo_args);
     command
-        .env("HOTSWAP_VERSION", &stamp.version)
-        .env("HOTSWAP_INCLUDE", args.include.join("\n"))
-        .env("HOTSWAP_EXCLUDE", args.exclude.join("\n"))
-        .env("HOTSWAP_LIVE_PREFIX", args.live_prefix.clone().unwrap_or_default())
+        .env(hotswap_abi::env::VERSION, &stamp.version)
+        .env(hotswap_abi::env::INCLUDE, args.include.join("\n"))
+        .env(hotswap_abi::env::EXCLUDE, args.exclude.join("\n"))
+        .env(hotswap_abi::env::LIVE_PREFIX, args.live_prefix.clone().unwrap_or_default())
         .stdout(Stdio::piped())
         .stderr(if quiet { Stdio::piped() } else { Stdio::inherit() });
     if args.verbose {

@@ -71,7 +71,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         .args(["--bin", &binary_name, "--features", "hotswap-static", "--message-format=json-render-diagnostics"])
         .arg("--target-dir")
         .arg(target_dir.join("hotswap-static"))
-        .env("HOTSWAP_STATIC", "1")
+        .env(hotswap_abi::env::STATIC, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if !args.debug {
@@ -98,7 +98,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
         };
         let (package, metadata) = package_at(path.as_std_path(), "plugin")?;
         let plugin = stamp(&metadata, &package, &settings(true), args.verbose, false)?;
-        let key = format!("HOTSWAP_VERSION_{}", package.name.to_uppercase().replace('-', "_"));
+        let key = hotswap_abi::env::version_for(&package.name);
         command.env(&key, &plugin.version);
         plugins.push(LinkedPlugin { package: package.name.to_string(), version: plugin.version });
     }

@@ -1,11 +1,18 @@
 //! The contract between a host and a plugin library.
 //!
-//! A plugin built by `hotswap-build` exports exactly two symbols:
+//! The names, the layout version and the hooks are defined once, in the `hotswap-abi` crate,
+//! and re-exported here. A dynamic plugin built by `hotswap-build` exports exactly the four
+//! symbols of [`SYMBOLS`], each name ending in `_V` and the [`LAYOUT_VERSION`]:
 //!
 //! * [`FINGERPRINT_SYMBOL`]: a plain byte array holding the plugin's [`FINGERPRINT`]. It has no
 //!   relocations, so the runtime reads it straight from the file and refuses a mismatched
 //!   library *before* `dlopen` runs any of its code.
+//! * [`NAME_SYMBOL`] and [`VERSION_SYMBOL`]: plain byte arrays holding the plugin name and
+//!   version stamp, read from the file the same way (`cargo xtask status`, the loader's checks).
 //! * [`DESCRIPTOR_SYMBOL`]: a [`PluginDescriptor`], read after `dlopen` (with `RTLD_NOW`).
+//!
+//! A plugin compiled to be linked into a host (`HOTSWAP_STATIC=1`) exports none of them: the
+//! host reaches its descriptor by path.
 //!
 //! The descriptor's hooks use the Rust ABI and Rust types (`String`, `Box<dyn Any>`, ...).
 //! That is sound only because the fingerprint guarantees both sides were built by the same
@@ -19,26 +26,15 @@ use crate::live::LiveRegistry;
 use crate::value::{Args, Value};
 use crate::vault::{Export, Vault};
 
-/// Version of the descriptor layout; part of [`FINGERPRINT`].
-pub const LAYOUT_VERSION: u32 = parse_u32(env!("HOTSWAP_LAYOUT_VERSION"));
-
-/// Name of the exported descriptor symbol. Versioned so that an old layout is never misread.
-pub const DESCRIPTOR_SYMBOL: &str = "HOTSWAP_PLUGIN_DESCRIPTOR_V1";
-
-/// Name of the exported fingerprint byte array.
-pub const FINGERPRINT_SYMBOL: &str = "HOTSWAP_ABI_FINGERPRINT_V1";
-
-/// Name of the exported byte array holding the plugin name.
-pub const NAME_SYMBOL: &str = "HOTSWAP_PLUGIN_NAME_V1";
-
-/// Name of the exported byte array holding the version stamp.
-pub const VERSION_SYMBOL: &str = "HOTSWAP_PLUGIN_VERSION_V1";
+pub use hotswap_abi::{
+    DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL, Hook, LAYOUT_VERSION, NAME_SYMBOL, SYMBOLS, VERSION_SYMBOL, env,
+};
 
 /// First bytes of every descriptor.
 pub const MAGIC: [u8; 16] = *b"hotswap-plugin\0\0";
 
 /// rustc version and commit, target triple, hotswap-runtime version and source hash,
-/// descriptor layout version (from this crate's build script), then the panic strategy and
+/// hotswap-abi version and source hash, descriptor layout version (from this crate's build script), then the panic strategy and
 /// whether debug assertions are on, as the compiler really built this crate (`cfg!`, not the
 /// build script's environment: a `panic = "abort"` set in a Cargo profile reaches the crate
 /// but not `CARGO_CFG_PANIC`). A plugin built with `panic = "abort"` would kill the host at
@@ -93,17 +89,6 @@ pub const FINGERPRINT_BYTES: [u8; FINGERPRINT_LEN] = {
     }
     out
 };
-
-const fn parse_u32(s: &str) -> u32 {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut n = 0u32;
-    while i < b.len() {
-        n = n * 10 + (b[i] - b'0') as u32;
-        i += 1;
-    }
-    n
-}
 
 /// A `&'static str` with a C layout, so the header can be read from a library whose Rust
 /// layout is not yet trusted.
@@ -231,3 +216,20 @@ impl PluginDescriptor {
 /// exception and abort), so the generated wrapper of every live function catches the panic
 /// and calls this host function, which resumes it as the host's own panic.
 pub type Rethrow = fn(String) -> !;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_names_the_contract_crate_and_the_layout() {
+        let abi = format!("; hotswap-abi {} (source {:016x}); ", hotswap_abi::VERSION, hotswap_abi::SOURCE_HASH);
+        assert!(FINGERPRINT.contains(&abi), "{FINGERPRINT}");
+        assert!(FINGERPRINT.contains(&format!("; layout {LAYOUT_VERSION}; ")), "{FINGERPRINT}");
+        assert!(
+            FINGERPRINT.contains(&format!("; hotswap-runtime {} (source ", env!("CARGO_PKG_VERSION"))),
+            "{FINGERPRINT}"
+        );
+        assert!(DESCRIPTOR_SYMBOL.ends_with(&format!("_V{LAYOUT_VERSION}")));
+    }
+}

@@ -42,13 +42,13 @@ impl fmt::Display for Stage {
             Stage::Copy => "copy",
             Stage::Inspect => "inspect",
             Stage::Open => "open",
-            Stage::Reloadable => "reloadable",
-            Stage::Export => "export",
-            Stage::Import => "import",
+            Stage::Reloadable => hotswap_abi::Hook::Reloadable.name(),
+            Stage::Export => hotswap_abi::Hook::Export.name(),
+            Stage::Import => hotswap_abi::Hook::Import.name(),
             Stage::Dependencies => "dependencies",
-            Stage::OnLoad => "on_load",
+            Stage::OnLoad => hotswap_abi::Hook::OnLoad.name(),
             Stage::VaultSetup => "vault set-up",
-            Stage::OnInit => "on_init",
+            Stage::OnInit => hotswap_abi::Hook::OnInit.name(),
             Stage::Callback => "reload callback",
         };
         f.write_str(s)

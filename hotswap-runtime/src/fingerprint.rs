@@ -33,7 +33,7 @@ pub(crate) fn mismatch_reason(plugin: &str, host: &str) -> String {
             ));
         }
     }
-    let toolchain_differs = ["rustc", "target", "hotswap-runtime", "layout"]
+    let toolchain_differs = ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout"]
         .iter()
         .any(|key| field(&plugin_fields, key) != field(&host_fields, key));
     if toolchain_differs || causes.is_empty() {
@@ -47,7 +47,7 @@ pub(crate) fn mismatch_reason(plugin: &str, host: &str) -> String {
 
 /// The `key value` fields of a fingerprint, for the keys this runtime knows.
 fn fields(fingerprint: &str) -> Vec<(&'static str, String)> {
-    const KEYS: [&str; 6] = ["rustc", "target", "hotswap-runtime", "layout", "panic", "debug_assertions"];
+    const KEYS: [&str; 7] = ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout", "panic", "debug_assertions"];
     fingerprint
         .split("; ")
         .filter_map(|part| {

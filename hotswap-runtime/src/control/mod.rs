@@ -31,7 +31,8 @@ pub use server::{ControlConfig, ControlServer};
 pub enum ControlError {
     /// Nothing listens on the socket.
     #[error(
-        "no host is listening on {path} ({source}); start the host first, or pass the socket it uses (--socket or HOTSWAP_SOCKET)"
+        "no host is listening on {path} ({source}); start the host first, or pass the socket it uses (--socket or {var})",
+        var = hotswap_abi::env::SOCKET
     )]
     NoHost {
         /// The socket path.
@@ -79,7 +80,8 @@ pub enum ControlError {
     InUse(PathBuf),
     /// Something other than a socket is at the socket path: it is left alone.
     #[error(
-        "{path} is {what}, not a socket; refusing to replace it (pass another path with --socket or HOTSWAP_SOCKET, or remove it yourself)"
+        "{path} is {what}, not a socket; refusing to replace it (pass another path with --socket or {var}, or remove it yourself)",
+        var = hotswap_abi::env::SOCKET
     )]
     NotASocket {
         /// The path.
@@ -116,7 +118,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlError
 /// The socket path used when none is given: `$HOTSWAP_SOCKET`, else
 /// `$XDG_RUNTIME_DIR/hotswap/control.sock`, else `/tmp/hotswap-<uid>/control.sock`.
 pub fn default_socket_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("HOTSWAP_SOCKET").filter(|p| !p.is_empty()) {
+    if let Some(path) = std::env::var_os(hotswap_abi::env::SOCKET).filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {

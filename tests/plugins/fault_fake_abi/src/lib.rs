@@ -3,24 +3,28 @@
 //! fingerprint of another toolchain. The runtime must refuse it at stage `inspect`, from the
 //! file alone: its descriptor is junk, and a static initialiser records whether the library
 //! was ever opened.
+//!
+//! The symbol names are written out because `#[unsafe(no_mangle)]` takes the item's name:
+//! they must match `hotswap_abi::SYMBOLS` (the suffix is the layout version), which
+//! `hotswap-build/tests/tidy.rs` checks.
 
 /// The foreign fingerprint. `faults.rs` looks for this text in the refusal.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_ABI_FINGERPRINT_V1: [u8; 78] =
+pub static HOTSWAP_ABI_FINGERPRINT_V5: [u8; 78] =
     *b"rustc 0.0.0 (fake); target none; hotswap-runtime 0.0.0; layout 0; panic unwind";
 
 /// The plugin name; the test installs the file as `fault_fake_abi@1.0.0.so`.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_PLUGIN_NAME_V1: [u8; 14] = *b"fault_fake_abi";
+pub static HOTSWAP_PLUGIN_NAME_V5: [u8; 14] = *b"fault_fake_abi";
 
 /// The version stamp.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_PLUGIN_VERSION_V1: [u8; 5] = *b"1.0.0";
+pub static HOTSWAP_PLUGIN_VERSION_V5: [u8; 5] = *b"1.0.0";
 
 /// Not a `PluginDescriptor` at all: reading it after `dlopen` would be undefined behaviour,
 /// which is why the fingerprint must stop the runtime first.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_PLUGIN_DESCRIPTOR_V1: [u8; 16] = [0xAB; 16];
+pub static HOTSWAP_PLUGIN_DESCRIPTOR_V5: [u8; 16] = [0xAB; 16];
 
 /// Runs when the library is opened (never when its file is only read): leaves a marker file
 /// named after the process, which `faults.rs` checks is absent.
