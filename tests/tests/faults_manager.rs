@@ -516,3 +516,36 @@ fn an_orphan_manifest_is_reported_and_a_dead_builds_temporary_is_removed() {
     assert!(live.exists(), "a live build's temporary is left alone");
     host.still_serving("v1", 2);
 }
+
+/// In a child process (the limit is process-wide): files may grow to at most 1 MiB, so the
+/// private copy of a multi-megabyte library fails as on a full tmpfs (EFBIG instead of
+/// ENOSPC, the same error path).
+#[test]
+fn a_copy_that_runs_out_of_space_is_refused_and_leaves_no_partial_file() {
+    const CHILD: &str = "HOTSWAP_TEST_FILE_SIZE_LIMIT_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let output = std::process::Command::new(exe)
+            .args(["--exact", "a_copy_that_runs_out_of_space_is_refused_and_leaves_no_partial_file", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success() && text.contains("1 passed"), "the child failed:\n{text}");
+        return;
+    }
+    // Build and install everything first: the limit would stop cargo's own writes too.
+    let host = serving(|b| b);
+    let file = host.install_newest(V2);
+    // SAFETY: ignoring SIGXFSZ (so an oversized write fails with EFBIG instead of killing the
+    // process) and lowering a resource limit have no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit { rlim_cur: 1 << 20, rlim_max: libc::RLIM_INFINITY };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let error = host.manager.reload().unwrap_err();
+    assert_names(&error, Some("greeter"), &file, Stage::Copy);
+    assert!(error.to_string().contains("cannot copy"), "{error}");
+    host.still_serving("v1", 1);
+}
