@@ -7,7 +7,8 @@
 //!   build dependencies, transitively), by path relative to the crate and content; hidden
 //!   entries, cargo target folders, nested crates and the output folder are left out;
 //! - files those crates include from outside their folder with a literal path
-//!   (`include_str!("../../templates/x")`), by path relative to the workspace and content;
+//!   (an `include_str!` of a path such as `../../templates/x`), by path relative to the
+//!   workspace and content;
 //! - the `Cargo.lock` entries (name, version, source, checksum, dependencies) reachable from the
 //!   plugin, so a resolved dependency version counts but an unrelated lock change does not;
 //! - the workspace's root `Cargo.toml` (profiles, patches) and the cargo configuration files

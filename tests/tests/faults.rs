@@ -736,7 +736,9 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
         .collect();
     generations.sort();
     let last = 1 + generations.len() as u64;
-    assert!(generations.len() >= 9, "8 direct calls and at least one socket request: {generations:?}");
+    // A socket request is answered `busy` whenever any reload runs (it never waits), so while
+    // the direct calls keep the manager busy every socket request may be busy.
+    assert!(generations.len() >= 8, "every direct call is accepted: {generations:?}");
     assert_eq!(generations, (2..=last).collect::<Vec<_>>(), "generation numbers are consecutive and unique");
     assert_eq!(manager.current().unwrap().number(), last);
     assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two reloads ran at once");
