@@ -112,14 +112,14 @@ fn checkout(name: &str) -> PathBuf {
             }
         }
     }
-    for folder in ["hotswap-runtime", "hotswap-build", "templates", "demo/hello/plugin/foo", "demo/hello/plugin/bar"] {
+    for folder in ["hotswap-abi", "hotswap-runtime", "hotswap-build", "templates", "demo/hello/plugin/foo", "demo/hello/plugin/bar"] {
         copy_tree(&root.join(folder), &dir.join(folder));
     }
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let start = manifest.find("members = [").unwrap();
     let end = start + manifest[start..].find(']').unwrap() + 1;
-    let members = r#"members = ["hotswap-runtime", "hotswap-build", "demo/hello/plugin/*"]"#;
+    let members = r#"members = ["hotswap-abi", "hotswap-runtime", "hotswap-build", "demo/hello/plugin/*"]"#;
     std::fs::write(dir.join("Cargo.toml"), format!("{}{members}{}", &manifest[..start], &manifest[end..])).unwrap();
     let bar = dir.join("demo/hello/plugin/bar/Cargo.toml");
     let with_feature = std::fs::read_to_string(&bar).unwrap() + "\n[features]\nloud = []\n";
