@@ -48,9 +48,11 @@
 //! ```
 
 mod entered;
+#[cfg(feature = "host")]
 mod host;
 mod plugin;
 
 pub use entered::BoundaryFuture;
+#[cfg(feature = "host")]
 pub use host::{CallError, PluginCall, call};
 pub use plugin::serve;
