@@ -48,6 +48,7 @@ pub struct PluginManagerBuilder {
     linked: Vec<&'static PluginDescriptor>,
     reload_deadline: Duration,
     max_library_size: u64,
+    reload_on_new_builds: Option<Duration>,
 }
 
 impl std::fmt::Debug for PluginManagerBuilder {
@@ -65,6 +66,7 @@ impl std::fmt::Debug for PluginManagerBuilder {
             .field("static_plugins", &self.linked.len())
             .field("reload_deadline", &self.reload_deadline)
             .field("max_library_size", &self.max_library_size)
+            .field("reload_on_new_builds", &self.reload_on_new_builds)
             .finish()
     }
 }
@@ -84,6 +86,7 @@ impl PluginManagerBuilder {
             linked: Vec::new(),
             reload_deadline: DEFAULT_RELOAD_DEADLINE,
             max_library_size: DEFAULT_MAX_LIBRARY_SIZE,
+            reload_on_new_builds: None,
         }
     }
 
@@ -160,6 +163,19 @@ impl PluginManagerBuilder {
         self
     }
 
+    /// Reloads by itself whenever a new plugin library lands in the plugin folder: a `*.so`
+    /// renamed into it (as `cargo xtask build` and `mv` install one) or written in it (`cp`),
+    /// once the folder has been quiet for `debounce` (so a build installing several
+    /// libraries is one reload). Watched with inotify from [`build`](Self::build) on (an
+    /// error there if the folder cannot be watched) until the manager is dropped; the watch
+    /// never keeps the manager alive. The reload is a [`PluginManager::try_reload`]: it
+    /// never waits behind a running reload, and is tried again shortly after if one was
+    /// running. Its outcome is logged (`tracing`) like any reload's.
+    pub fn reload_on_new_builds(mut self, debounce: Duration) -> Self {
+        self.reload_on_new_builds = Some(debounce);
+        self
+    }
+
     /// A constructor for the host's extension object; each generation gets a fresh one in its
     /// [`Vault`](crate::Vault). A plugin carried over into a new generation (`unchanged` or
     /// `not reloadable` in the report) runs no hook again and keeps the vault, and so the
@@ -219,7 +235,7 @@ impl PluginManagerBuilder {
         // The pid in the name lets a later manager remove the folder if this process dies
         // without dropping the manager (killed): in a memory-backed folder it would hold RAM.
         let work = tempfile::Builder::new().prefix(&format!("hotswap-{}-", std::process::id())).tempdir_in(&root)?;
-        Ok(PluginManager {
+        let manager = PluginManager {
             inner: Arc::new(Inner {
                 dir: RwLock::new(self.dir),
                 free_delay: self.free_delay,
@@ -243,8 +259,15 @@ impl PluginManagerBuilder {
                 active: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),
                 hot_contracts: Mutex::new(Vec::new()),
+                trigger: std::sync::OnceLock::new(),
                 work,
             }),
-        })
+        };
+        if let Some(debounce) = self.reload_on_new_builds {
+            let dir = manager.plugin_dir();
+            let trigger = super::trigger::Trigger::start(Arc::downgrade(&manager.inner), &dir, debounce)?;
+            let _ = manager.inner.trigger.set(trigger);
+        }
+        Ok(manager)
     }
 }
