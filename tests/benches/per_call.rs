@@ -9,6 +9,17 @@
 //! * `find_plugin`: `manager.find_plugin("greeter")` and then the same call, on every call;
 //! * `live_fn`: a live function handle (`vault.live_func::<fn(i64, i64) -> i64>("live_add")`,
 //!   plugin `jobs`, release build of live_v1) fetched once, then `handle.call((a, b))`;
+//! * `arcswap_floor`: the floor of any call that follows reloads: `ArcSwap::load` of a
+//!   struct holding the plugin's `live_add` function pointer, then a call through it;
+//! * `hot_fn`: a [`HotFn`] on `live_add` (`manager.hot_fn::<fn(i64, i64) -> i64>`), fetched
+//!   once, `handle.call((a, b))`: follows reloads;
+//! * `invoke_by_name`: `manager.invoke::<i64>("greeter", "add", args![a, b])`: by name,
+//!   follows reloads, no handle;
+//! * `cached_invoke`: `plugin.invoke::<i64>("add", args![a, b])` on a `Plugin` handle fetched
+//!   once (pins its generation);
+//! * `hot_lib_reloader`: the peer, hot-lib-reloader 0.8: the forwarding function its
+//!   `#[hot_module]` generates for `hlr_add` (release build of `tests/plugins/hlr_peer`),
+//!   which takes a read lock and looks the symbol up on every call; follows reloads;
 //! * `mutex_libloading`: the pattern common hot-reload crates use: a
 //!   `Mutex<libloading::Library>` locked, and `library.get(b"bench_add\0")` (a `dlsym`) on
 //!   every call (release build of the bench_many fixture, opened by this benchmark).
@@ -30,11 +41,52 @@ use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use arc_swap::ArcSwap;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, measurement::WallTime};
-use hotswap_runtime::{LiveFn, Plugin, PluginManager, args};
+use hotswap_runtime::{HotFn, LiveFn, Plugin, PluginManager, args};
 use hotswap_tests::build_plugin_release;
 
-const VARIANTS: [&str; 6] = ["direct", "dyn_fn", "cached_handle", "find_plugin", "live_fn", "mutex_libloading"];
+const VARIANTS: [&str; 11] = [
+    "direct",
+    "dyn_fn",
+    "arcswap_floor",
+    "hot_fn",
+    "invoke_by_name",
+    "cached_invoke",
+    "hot_lib_reloader",
+    "cached_handle",
+    "find_plugin",
+    "live_fn",
+    "mutex_libloading",
+];
+
+/// The folder hot-lib-reloader watches, set before its first call.
+static HLR_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+fn hlr_dir() -> &'static std::path::Path {
+    HLR_DIR.get().expect("the peer's folder is set before its first call")
+}
+
+/// The peer, as its documentation shows it: a module whose functions forward to the newest
+/// build of `libhlr_peer.so` in `hlr_dir()`.
+#[allow(static_mut_refs)]
+#[hot_lib_reloader::hot_module(dylib = "hlr_peer", lib_dir = crate::hlr_dir(), file_watch_debounce = 1)]
+mod hlr {
+    #[hot_functions]
+    extern "Rust" {
+        pub fn hlr_add(a: i64, b: i64) -> i64;
+    }
+}
+
+/// The floor: what a call that follows reloads must do at least.
+struct Floor {
+    /// Keeps the library mapped while `add` may be called.
+    _keep: LiveFn<fn(i64, i64) -> i64>,
+    add: fn(i64, i64) -> i64,
+}
 const THREADS: [usize; 3] = [1, 2, 4];
 const GROUPS: [(&str, Clock); 2] = [("per_call", Clock::Wall), ("per_call_cpu", Clock::ThreadCpu)];
 
@@ -103,6 +155,8 @@ struct Fixtures {
     manager: PluginManager,
     greeter: Plugin,
     live: LiveFn<fn(i64, i64) -> i64>,
+    hot: HotFn<fn(i64, i64) -> i64>,
+    floor: ArcSwap<Floor>,
     library: Mutex<libloading::Library>,
     _plugins: tempfile::TempDir,
 }
@@ -124,6 +178,14 @@ impl Fixtures {
             .vault()
             .live_func::<fn(i64, i64) -> i64>("live_add")
             .expect("live_v1 has live_add");
+        let hot = manager.hot_fn::<fn(i64, i64) -> i64>("live_add").expect("live_v1 has live_add");
+        // SAFETY: `_keep` holds the `LiveFn` the pointer came from, which keeps its library
+        // mapped for as long as the `Floor` exists; the pointer is only called through it.
+        let floor = ArcSwap::from_pointee(Floor { add: unsafe { live.as_raw() }, _keep: live.clone() });
+        let hlr_dir = plugins.path().join("hlr");
+        std::fs::create_dir_all(&hlr_dir).unwrap();
+        std::fs::copy(common::build_hlr_peer(0), hlr_dir.join("libhlr_peer.so")).unwrap();
+        HLR_DIR.set(hlr_dir).unwrap();
         // Our own copy at a path nobody else opens, so dlopen hands us our own mapping.
         let copy = plugins.path().join("bench-dlopen").join("libbench_many.so");
         std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
@@ -131,7 +193,7 @@ impl Fixtures {
         // SAFETY: the file is a release build of our own fixture, built by this toolchain; its
         // initialisers are Rust std's. It stays open until the end of the process.
         let library = unsafe { libloading::Library::new(&copy) }.expect("dlopen the bench fixture");
-        Fixtures { manager, greeter, live, library: Mutex::new(library), _plugins: plugins }
+        Fixtures { manager, greeter, live, hot, floor, library: Mutex::new(library), _plugins: plugins }
     }
 }
 
@@ -149,6 +211,18 @@ fn main() {
         bench(&mut group, "direct", clock, |a, b| add(a, b));
         let boxed: Box<dyn Fn(i64, i64) -> i64 + Send + Sync> = Box::new(add);
         bench(&mut group, "dyn_fn", clock, |a, b| black_box(&boxed)(a, b));
+        bench(&mut group, "arcswap_floor", clock, |a, b| {
+            let floor = black_box(&fx.floor).load();
+            (floor.add)(a, b)
+        });
+        bench(&mut group, "hot_fn", clock, |a, b| black_box(&fx.hot).call((a, b)));
+        bench(&mut group, "invoke_by_name", clock, |a, b| {
+            black_box(&fx.manager).invoke::<i64>("greeter", "add", args![a, b]).unwrap()
+        });
+        bench(&mut group, "cached_invoke", clock, |a, b| {
+            black_box(&fx.greeter).invoke::<i64>("add", args![a, b]).unwrap()
+        });
+        bench(&mut group, "hot_lib_reloader", clock, |a, b| hlr::hlr_add(a, b));
         bench(&mut group, "cached_handle", clock, |a, b| {
             fx.greeter.invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
         });

@@ -13,6 +13,15 @@
 //! * `ten_one_changed`: nine of those plus `greeter` alternating as in `one_changed`, with the
 //!   default `reuse_unchanged(true)`: the usual case of one edited plugin among ten.
 //!
+//! * `trigger_e2e`: end to end, with the built-in trigger
+//!   (`reload_on_new_builds(Duration::ZERO)`): from the rename of the next build of
+//!   `greeter` into the folder to the return of the first `manager.invoke` that answers with
+//!   the new code (the caller spins on the call, as a busy server would);
+//! * `hot_lib_reloader_e2e` (as built only): the same for the peer, hot-lib-reloader 0.8:
+//!   from the rename of the next build of `libhlr_peer.so` over the watched file to the
+//!   return of the first call of its `hot_module` function that answers with the new code;
+//!   its debounce is set to its least, 1 ms.
+//!
 //! The baseline, measured in the same run: what any loader must do at least, a copy of the
 //! library to a fresh path plus `dlopen(RTLD_NOW)` of it. The parts of the runtime's `open`
 //! stage are timed alone too: reading the file, its sha256, `inspect` (ELF parse and
@@ -27,11 +36,32 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{median, ms, percentile};
-use hotswap_runtime::{PluginManager, ReloadReport};
+use hotswap_runtime::{PluginManager, ReloadReport, args};
 use hotswap_tests::{BuiltPlugin, build_plugin_release, build_plugin_release_with_env};
 use serde_json::json;
 
 const WARM_UP: usize = 5;
+/// Renames for the end-to-end scenarios.
+const SAMPLES_E2E: usize = 40;
+/// The longest a new build may take to be served before the run is given up.
+const E2E_PATIENCE: Duration = Duration::from_secs(20);
+
+/// The folder hot-lib-reloader watches, set before its first call.
+static HLR_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn hlr_dir() -> &'static Path {
+    HLR_DIR.get().expect("the peer's folder is set before its first call")
+}
+
+/// The peer: functions forwarding to the newest build of `libhlr_peer.so` in `hlr_dir()`.
+#[allow(static_mut_refs)]
+#[hot_lib_reloader::hot_module(dylib = "hlr_peer", lib_dir = crate::hlr_dir(), file_watch_debounce = 1)]
+mod hlr {
+    #[hot_functions]
+    extern "Rust" {
+        pub fn hlr_add(a: i64, b: i64) -> i64;
+    }
+}
 const SAMPLES_ONE: usize = 60;
 const SAMPLES_TEN: usize = 25;
 
@@ -152,6 +182,7 @@ fn main() {
     results.insert("baseline_greeter".into(), baseline(&v1.library, SAMPLES_ONE));
     results.insert("baseline_bench_many".into(), baseline(&many[0].library, SAMPLES_ONE));
     scenarios(&mut results, "", &v1, &v2, &many);
+    results.insert("hot_lib_reloader_e2e".into(), hot_lib_reloader_e2e());
 
     // The same with the debug info stripped (`strip --strip-debug`, what the release profile's
     // `strip = "debuginfo"` does), to show how much of the cost is the file's size.
@@ -251,6 +282,85 @@ fn scenarios(results: &mut serde_json::Map<String, serde_json::Value>, suffix: &
     );
     results.insert(format!("ten_one_changed{suffix}"), s.summary(10, 1));
     drop(m);
+
+    results.insert(format!("trigger_e2e{suffix}"), trigger_e2e(v1, v2));
+}
+
+/// Spins on `call` until it answers `expected`; the time from `start` to that answer.
+fn first_call_seeing<T: PartialEq + std::fmt::Debug>(start: Instant, expected: &T, mut call: impl FnMut() -> T) -> f64 {
+    loop {
+        let answer = call();
+        if answer == *expected {
+            return ms(start.elapsed());
+        }
+        assert!(start.elapsed() < E2E_PATIENCE, "the new build ({expected:?}) was never served; still {answer:?}");
+        std::thread::yield_now();
+    }
+}
+
+fn e2e_summary(samples: &mut [f64]) -> serde_json::Value {
+    json!({
+        "samples": samples.len(),
+        "median_ms": median(samples),
+        "p90_ms": percentile(samples, 90.0),
+        "min_ms": percentile(samples, 0.0),
+    })
+}
+
+/// Rename of a new `greeter` build into the folder → first call that sees it, through the
+/// built-in trigger. The next build is copied in under a hidden name (and made the newest)
+/// before the timing starts, as `cargo xtask build` does.
+fn trigger_e2e(v1: &BuiltPlugin, v2: &BuiltPlugin) -> serde_json::Value {
+    let base = SystemTime::now() + Duration::from_secs(3600);
+    let dir = tempfile::tempdir().unwrap();
+    let builds = [v1, v2];
+    let files = [v1.install(dir.path()), v2.install(dir.path())];
+    make_newest(&files[0], base, 0);
+    let m = PluginManager::builder(dir.path()).reload_on_new_builds(Duration::ZERO).build().unwrap();
+    m.load_plugins().expect("first load");
+    let answers = ["v1".to_string(), "v2".to_string()];
+    let mut samples = Vec::new();
+    for i in 0..WARM_UP + SAMPLES_E2E {
+        let next = (i + 1) % 2;
+        let staged = dir.path().join(".next.so");
+        std::fs::copy(&builds[next].library, &staged).unwrap();
+        make_newest(&staged, base, i as u64 + 1);
+        std::thread::sleep(Duration::from_millis(20)); // let the previous round settle
+        let start = Instant::now();
+        std::fs::rename(&staged, &files[next]).unwrap();
+        let t = first_call_seeing(start, &answers[next], || m.invoke::<String>("greeter", "answer", args![]).unwrap());
+        if i >= WARM_UP {
+            samples.push(t);
+        }
+    }
+    assert!(m.reload_count() as usize >= WARM_UP + SAMPLES_E2E, "one reload per rename");
+    e2e_summary(&mut samples)
+}
+
+/// The same for hot-lib-reloader: its two builds differ by the bias they add.
+fn hot_lib_reloader_e2e() -> serde_json::Value {
+    let builds = [common::build_hlr_peer(0), common::build_hlr_peer(1000)];
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("libhlr_peer.so");
+    std::fs::copy(&builds[0], &watched).unwrap();
+    HLR_DIR.set(dir.path().to_path_buf()).unwrap();
+    assert_eq!(hlr::hlr_add(1, 2), 3, "the peer serves its first build");
+    let mut samples = Vec::new();
+    for i in 0..WARM_UP + SAMPLES_E2E {
+        let next = (i + 1) % 2;
+        let staged = dir.path().join(".next.so");
+        std::fs::copy(&builds[next], &staged).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        std::fs::rename(&staged, &watched).unwrap();
+        let t = first_call_seeing(start, &(3 + 1000 * next as i64), || hlr::hlr_add(1, 2));
+        if i >= WARM_UP {
+            samples.push(t);
+        }
+    }
+    let mut summary = e2e_summary(&mut samples);
+    summary["size_kib"] = json!(std::fs::metadata(&builds[0]).unwrap().len() / 1024);
+    summary
 }
 
 /// The least a loader does (copy to a fresh path + dlopen), and each part of the runtime's
@@ -301,8 +411,10 @@ fn print_table(r: &serde_json::Value) {
     println!("| --- | --- | --- | --- |");
     for name in r.as_object().unwrap().keys().filter(|k| !k.starts_with("baseline") && !k.starts_with("loadavg")) {
         let s = &r[name];
-        let stages: Vec<String> =
-            s["stage_median_ms"].as_object().unwrap().iter().map(|(k, v)| format!("{k} {:.3}", v.as_f64().unwrap())).collect();
+        let stages: Vec<String> = s["stage_median_ms"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {:.3}", v.as_f64().unwrap())).collect())
+            .unwrap_or_default();
         println!(
             "| {name} | {:.3} | {:.3} | {} |",
             s["median_ms"].as_f64().unwrap(),

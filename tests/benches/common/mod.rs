@@ -57,3 +57,21 @@ pub fn loadavg() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
+
+/// Builds the peer's fixture, `tests/plugins/hlr_peer` (release, with plain cargo: it is not
+/// a hotswap plugin), with `$HLR_PEER_BIAS=bias` into a target folder of its own, and returns
+/// the library: `lib<name>.so`, as hot-lib-reloader looks for it.
+pub fn build_hlr_peer(bias: u32) -> PathBuf {
+    let root = hotswap_tests::workspace_root();
+    let target = root.join("target").join(format!("hlr-peer-{bias}"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "hlr_peer", "--target-dir"])
+        .arg(&target)
+        .env("HLR_PEER_BIAS", bias.to_string())
+        .current_dir(&root)
+        .status()
+        .expect("running cargo for hlr_peer");
+    assert!(status.success(), "building hlr_peer failed");
+    target.join("release").join("libhlr_peer.so")
+}
