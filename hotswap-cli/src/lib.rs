@@ -37,6 +37,7 @@
 pub mod plugin_build;
 pub mod reload;
 pub mod scaffold;
+pub mod split_debug;
 pub mod static_build;
 pub mod watch;
 

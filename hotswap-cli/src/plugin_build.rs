@@ -40,6 +40,10 @@ pub struct BuildArgs {
     /// Print the commands run and the environment passed to the build.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Keep the debug info in the library instead of splitting it out into
+    /// `<name>@<version>.debug` beside it (see `split_debug`).
+    #[arg(long)]
+    pub keep_debuginfo: bool,
     /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
     /// the first folder is then the HOST crate, built with its `hotswap-static` feature,
     /// which lists the plugin crates to link (optional dependencies); the host binary and a
@@ -197,6 +201,14 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
     }
     let file_name = Manifest::library_file_name(&facts.name, &facts.version);
     let library_path = args.output_dir.join(&file_name);
+    // The debug info goes beside the library, not in it (see `split_debug`).
+    let scratch = tempfile::Builder::new().prefix(".hotswap-split-").tempdir_in(&args.output_dir)?;
+    let stem = format!("{}@{}", facts.name, facts.version);
+    let split = if args.keep_debuginfo { None } else { crate::split_debug::split(&artifact, scratch.path(), &stem)? };
+    let (bytes, debug_file) = match split {
+        Some((stripped, debug)) => (stripped, Some(debug)),
+        None => (bytes, None),
+    };
     let manifest = Manifest {
         name: facts.name.clone(),
         version: facts.version.clone(),
@@ -206,7 +218,11 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         built_at: stamp.built_at.clone(),
         library: file_name.clone(),
     };
-    // Manifest first, then the library: a host that sees the library sees its manifest.
+    // Debug info and manifest first, then the library: a host that sees the library sees both.
+    if let Some(debug) = &debug_file {
+        let to = args.output_dir.join(debug.file_name().expect("named by split_debug"));
+        std::fs::rename(debug, &to).with_context(|| format!("renaming into {}", to.display()))?;
+    }
     let manifest_path = Manifest::path_for(&library_path);
     write_atomically(&manifest_path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     write_atomically(&library_path, &bytes)?;

@@ -144,6 +144,7 @@ impl LoadedPlugin {
             return Err(fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())));
         }
         partial.keep();
+        link_debug_info(file, &bytes, copy_to);
         drop(bytes);
         // Until the library is handed to a `Mapping` (whose release deletes the copy), any
         // refusal deletes the copy: a refused reload leaves nothing in the work folder.
@@ -271,6 +272,26 @@ impl LoadedPlugin {
             HookFailure::Panic(p) => format!("{stage} panicked: {p}"),
         };
         LoadError::new(Some(self.name.clone()), &self.file, stage, reason)
+    }
+}
+
+/// If the library names a separate debug-info file (a `.gnu_debuglink`, as `cargo xtask
+/// build` writes when it splits the debug info out) and that file is beside `file`, links it
+/// (a symbolic link) beside the private copy under the name the library gives, where gdb and
+/// std's backtraces look for it. For debuggers only: nothing is read from it, and a failure
+/// changes nothing else.
+fn link_debug_info(file: &Path, bytes: &[u8], copy_to: &Path) {
+    use object::Object;
+    let Ok(Some((name, _crc))) = object::File::parse(bytes).and_then(|f| f.gnu_debuglink()) else { return };
+    // A plain file name only: never a path out of the plugin folder.
+    let Ok(name) = std::str::from_utf8(name) else { return };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return;
+    }
+    let Ok(source) = std::path::absolute(file.with_file_name(name)) else { return };
+    let link = copy_to.with_file_name(name);
+    if source.is_file() && link.symlink_metadata().is_err() {
+        let _ = std::os::unix::fs::symlink(&source, &link);
     }
 }
 

@@ -227,7 +227,13 @@ fn main() {
             fx.greeter.invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
         });
         bench(&mut group, "find_plugin", clock, |a, b| {
-            fx.manager.find_plugin("greeter").unwrap().invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
+            fx.manager
+                .find_plugin("greeter")
+                .unwrap()
+                .invoke_func("add", args![a, b])
+                .unwrap()
+                .downcast::<i64>()
+                .unwrap()
         });
         bench(&mut group, "live_fn", clock, |a, b| black_box(&fx.live).call((a, b)));
         bench(&mut group, "mutex_libloading", clock, |a, b| {
@@ -252,7 +258,11 @@ fn collect_results(started: std::time::SystemTime, load_start: String) {
         for variant in VARIANTS {
             let mut by_threads = serde_json::Map::new();
             for threads in THREADS {
-                let path = common::criterion_dir().join(group).join(variant).join(threads.to_string()).join("new/estimates.json");
+                let path = common::criterion_dir()
+                    .join(group)
+                    .join(variant)
+                    .join(threads.to_string())
+                    .join("new/estimates.json");
                 let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= started);
                 let Ok(text) = std::fs::read_to_string(&path) else { continue };
                 if !fresh {

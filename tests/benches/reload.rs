@@ -126,7 +126,12 @@ fn make_newest(file: &Path, base: SystemTime, step: u64) {
 }
 
 /// Runs `reload` `WARM_UP + samples` times; `before(i)` prepares reload `i` outside the timing.
-fn measure(manager: &PluginManager, samples: usize, mut before: impl FnMut(usize), mut check: impl FnMut(usize, &ReloadReport)) -> Samples {
+fn measure(
+    manager: &PluginManager,
+    samples: usize,
+    mut before: impl FnMut(usize),
+    mut check: impl FnMut(usize, &ReloadReport),
+) -> Samples {
     let mut out = Samples::default();
     let work = tempfile::tempdir().unwrap();
     for i in 0..WARM_UP + samples {
@@ -135,7 +140,8 @@ fn measure(manager: &PluginManager, samples: usize, mut before: impl FnMut(usize
         let report = manager.reload().expect("reload");
         let wall = t.elapsed();
         check(i, &report);
-        let loaded: Vec<&Path> = report.plugins.iter().filter(|p| p.note == "loaded").map(|p| p.file.as_path()).collect();
+        let loaded: Vec<&Path> =
+            report.plugins.iter().filter(|p| p.note == "loaded").map(|p| p.file.as_path()).collect();
         let baseline = copy_dlopen(&loaded, &work.path().join(i.to_string()));
         if i >= WARM_UP {
             out.add(wall, &report, baseline);
@@ -154,7 +160,8 @@ fn copy_dlopen(libraries: &[&Path], dir: &Path) -> Duration {
         std::fs::write(&copy, std::fs::read(library).unwrap()).unwrap();
         // SAFETY: a release build of one of our fixtures, built by this toolchain, that the
         // runtime has just accepted; its initialisers are Rust std's. Never closed.
-        let lib = unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
+        let lib =
+            unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
         std::mem::forget(lib);
     }
     t.elapsed()
@@ -209,7 +216,13 @@ fn main() {
 /// A copy of `plugin` with its debug info stripped, and a manifest with the new sha256.
 fn strip(plugin: &BuiltPlugin, scratch: &Path) -> Option<BuiltPlugin> {
     let library = scratch.join(plugin.library.file_name().unwrap());
-    let status = std::process::Command::new("strip").arg("--strip-debug").arg("-o").arg(&library).arg(&plugin.library).status().ok()?;
+    let status = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&library)
+        .arg(&plugin.library)
+        .status()
+        .ok()?;
     if !status.success() {
         return None;
     }
@@ -221,7 +234,13 @@ fn strip(plugin: &BuiltPlugin, scratch: &Path) -> Option<BuiltPlugin> {
 }
 
 /// The four scenarios, on these builds; results named `<scenario><suffix>`.
-fn scenarios(results: &mut serde_json::Map<String, serde_json::Value>, suffix: &str, v1: &BuiltPlugin, v2: &BuiltPlugin, many: &[BuiltPlugin]) {
+fn scenarios(
+    results: &mut serde_json::Map<String, serde_json::Value>,
+    suffix: &str,
+    v1: &BuiltPlugin,
+    v2: &BuiltPlugin,
+    many: &[BuiltPlugin],
+) {
     // one_changed. Each alternating scenario takes mtimes from a fresh base in the future, so
     // that the file chosen is newer than any file just installed.
     let base = SystemTime::now() + Duration::from_secs(3600);
@@ -255,10 +274,15 @@ fn scenarios(results: &mut serde_json::Map<String, serde_json::Value>, suffix: &
         p.install(dir.path());
     }
     let m = manager(dir.path(), false);
-    let mut s = measure(&m, SAMPLES_TEN, |_| {}, |_, r| {
-        assert_eq!(r.plugins.len(), 10);
-        assert!(r.plugins.iter().all(|p| p.note == "loaded"));
-    });
+    let mut s = measure(
+        &m,
+        SAMPLES_TEN,
+        |_| {},
+        |_, r| {
+            assert_eq!(r.plugins.len(), 10);
+            assert!(r.plugins.iter().all(|p| p.note == "loaded"));
+        },
+    );
     results.insert(format!("ten_fresh{suffix}"), s.summary(10, 10));
     drop(m);
 
@@ -384,7 +408,8 @@ fn baseline(library: &Path, samples: usize) -> serde_json::Value {
         // SAFETY: a release build of one of our fixtures, built by this toolchain (the
         // fingerprint was just read); its initialisers are Rust std's. Like the runtime, we
         // never close it.
-        let lib = unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
+        let lib =
+            unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
         let t5 = Instant::now();
         std::mem::forget(lib);
         std::hint::black_box((sha, facts));
