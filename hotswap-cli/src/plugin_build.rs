@@ -41,7 +41,8 @@ pub struct BuildArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// Keep the debug info in the library instead of splitting it out into
-    /// `<name>@<version>.debug` beside it (see `split_debug`).
+    /// `<name>@<version>.debug` beside it (see `split_debug`); also with
+    /// `HOTSWAP_KEEP_DEBUGINFO=1` in the environment.
     #[arg(long)]
     pub keep_debuginfo: bool,
     /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
@@ -204,7 +205,8 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
     // The debug info goes beside the library, not in it (see `split_debug`).
     let scratch = tempfile::Builder::new().prefix(".hotswap-split-").tempdir_in(&args.output_dir)?;
     let stem = format!("{}@{}", facts.name, facts.version);
-    let split = if args.keep_debuginfo { None } else { crate::split_debug::split(&artifact, scratch.path(), &stem)? };
+    let keep = args.keep_debuginfo || std::env::var_os("HOTSWAP_KEEP_DEBUGINFO").is_some_and(|v| v == "1");
+    let split = if keep { None } else { crate::split_debug::split(&artifact, scratch.path(), &stem)? };
     let (bytes, debug_file) = match split {
         Some((stripped, debug)) => (stripped, Some(debug)),
         None => (bytes, None),
