@@ -41,9 +41,6 @@ use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use arc_swap::ArcSwap;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, measurement::WallTime};
 use hotswap_runtime::{HotFn, LiveFn, Plugin, PluginManager, args};
@@ -62,24 +59,6 @@ const VARIANTS: [&str; 11] = [
     "live_fn",
     "mutex_libloading",
 ];
-
-/// The folder hot-lib-reloader watches, set before its first call.
-static HLR_DIR: OnceLock<PathBuf> = OnceLock::new();
-
-fn hlr_dir() -> &'static std::path::Path {
-    HLR_DIR.get().expect("the peer's folder is set before its first call")
-}
-
-/// The peer, as its documentation shows it: a module whose functions forward to the newest
-/// build of `libhlr_peer.so` in `hlr_dir()`.
-#[allow(static_mut_refs)]
-#[hot_lib_reloader::hot_module(dylib = "hlr_peer", lib_dir = crate::hlr_dir(), file_watch_debounce = 1)]
-mod hlr {
-    #[hot_functions]
-    extern "Rust" {
-        pub fn hlr_add(a: i64, b: i64) -> i64;
-    }
-}
 
 /// The floor: what a call that follows reloads must do at least.
 struct Floor {
@@ -185,7 +164,7 @@ impl Fixtures {
         let hlr_dir = plugins.path().join("hlr");
         std::fs::create_dir_all(&hlr_dir).unwrap();
         std::fs::copy(common::build_hlr_peer(0), hlr_dir.join("libhlr_peer.so")).unwrap();
-        HLR_DIR.set(hlr_dir).unwrap();
+        common::HLR_DIR.set(hlr_dir).unwrap();
         // Our own copy at a path nobody else opens, so dlopen hands us our own mapping.
         let copy = plugins.path().join("bench-dlopen").join("libbench_many.so");
         std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
@@ -222,7 +201,7 @@ fn main() {
         bench(&mut group, "cached_invoke", clock, |a, b| {
             black_box(&fx.greeter).invoke::<i64>("add", args![a, b]).unwrap()
         });
-        bench(&mut group, "hot_lib_reloader", clock, |a, b| hlr::hlr_add(a, b));
+        bench(&mut group, "hot_lib_reloader", clock, |a, b| common::hlr::hlr_add(a, b));
         bench(&mut group, "cached_handle", clock, |a, b| {
             fx.greeter.invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
         });

@@ -46,22 +46,6 @@ const SAMPLES_E2E: usize = 40;
 /// The longest a new build may take to be served before the run is given up.
 const E2E_PATIENCE: Duration = Duration::from_secs(20);
 
-/// The folder hot-lib-reloader watches, set before its first call.
-static HLR_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-fn hlr_dir() -> &'static Path {
-    HLR_DIR.get().expect("the peer's folder is set before its first call")
-}
-
-/// The peer: functions forwarding to the newest build of `libhlr_peer.so` in `hlr_dir()`.
-#[allow(static_mut_refs)]
-#[hot_lib_reloader::hot_module(dylib = "hlr_peer", lib_dir = crate::hlr_dir(), file_watch_debounce = 1)]
-mod hlr {
-    #[hot_functions]
-    extern "Rust" {
-        pub fn hlr_add(a: i64, b: i64) -> i64;
-    }
-}
 const SAMPLES_ONE: usize = 60;
 const SAMPLES_TEN: usize = 25;
 
@@ -347,8 +331,8 @@ fn hot_lib_reloader_e2e() -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let watched = dir.path().join("libhlr_peer.so");
     std::fs::copy(&builds[0], &watched).unwrap();
-    HLR_DIR.set(dir.path().to_path_buf()).unwrap();
-    assert_eq!(hlr::hlr_add(1, 2), 3, "the peer serves its first build");
+    common::HLR_DIR.set(dir.path().to_path_buf()).unwrap();
+    assert_eq!(common::hlr::hlr_add(1, 2), 3, "the peer serves its first build");
     let mut samples = Vec::new();
     for i in 0..WARM_UP + SAMPLES_E2E {
         let next = (i + 1) % 2;
@@ -357,7 +341,7 @@ fn hot_lib_reloader_e2e() -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(20));
         let start = Instant::now();
         std::fs::rename(&staged, &watched).unwrap();
-        let t = first_call_seeing(start, &(3 + 1000 * next as i64), || hlr::hlr_add(1, 2));
+        let t = first_call_seeing(start, &(3 + 1000 * next as i64), || common::hlr::hlr_add(1, 2));
         if i >= WARM_UP {
             samples.push(t);
         }

@@ -55,6 +55,17 @@ fn add(manager: &PluginManager) -> HotFn<fn(i64, i64) -> i64> {
     manager.hot_fn::<fn(i64, i64) -> i64>("live_add").unwrap()
 }
 
+/// A folder serving v1 through a manager with the trigger, and a handle on `live_add`.
+fn serving_v1() -> (tempfile::TempDir, PluginManager, HotFn<fn(i64, i64) -> i64>) {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = manager(dir.path());
+    manager.load_plugins().unwrap();
+    let add = add(&manager);
+    assert_eq!(add.call((1, 2)), 3);
+    (dir, manager, add)
+}
+
 /// Threads of this process named `hotswap-trigger`.
 fn trigger_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -67,12 +78,7 @@ fn trigger_threads() -> usize {
 #[test]
 fn a_new_build_renamed_into_the_folder_is_served_without_a_reload_call() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    build_plugin(V1).install(dir.path());
-    let manager = manager(dir.path());
-    manager.load_plugins().unwrap();
-    let add = add(&manager);
-    assert_eq!(add.call((1, 2)), 3);
+    let (dir, manager, add) = serving_v1();
 
     install(dir.path(), V2);
     wait_until("the new build is served", || add.call((1, 2)) == 103);
@@ -112,11 +118,7 @@ fn hidden_files_manifests_and_reads_trigger_nothing() {
 #[test]
 fn a_refused_build_keeps_the_old_generation_and_the_trigger_working() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    build_plugin(V1).install(dir.path());
-    let manager = manager(dir.path());
-    manager.load_plugins().unwrap();
-    let add = add(&manager);
+    let (dir, manager, add) = serving_v1();
 
     // Not a library, under the plugin's name and newer: the triggered reload is refused.
     std::thread::sleep(Duration::from_millis(20));
@@ -136,11 +138,7 @@ fn a_refused_build_keeps_the_old_generation_and_the_trigger_working() {
 #[test]
 fn a_build_landing_during_another_reload_is_loaded_after_it() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    build_plugin(V1).install(dir.path());
-    let manager = manager(dir.path());
-    manager.load_plugins().unwrap();
-    let add = add(&manager);
+    let (dir, manager, add) = serving_v1();
 
     // A reload that has scanned the folder (v1 only) and is held in its callback.
     let (entered_tx, entered) = mpsc::channel::<()>();
