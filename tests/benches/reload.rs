@@ -321,7 +321,7 @@ fn trigger_e2e(v1: &BuiltPlugin, v2: &BuiltPlugin) -> serde_json::Value {
             samples.push(t);
         }
     }
-    assert!(m.reload_count() as usize >= WARM_UP + SAMPLES_E2E, "one reload per rename");
+    assert_eq!(m.reload_count() as usize, WARM_UP + SAMPLES_E2E, "one reload per rename");
     e2e_summary(&mut samples)
 }
 

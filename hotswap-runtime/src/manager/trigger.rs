@@ -80,12 +80,13 @@ fn notify_error(e: notify::Error) -> std::io::Error {
 
 /// Whether `event` puts a new library in the folder: a rename into it, or the end of a write.
 fn lands_a_library(event: &Event) -> bool {
+    // inotify reports every rename into the folder as `To`, and one within the folder also as
+    // `Both`: only `To` counts, so that one rename is one event.
     let kind = matches!(
         event.kind,
-        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both | RenameMode::Any))
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any))
             | EventKind::Access(AccessKind::Close(AccessMode::Write))
     );
-    // For `Both` the destination is the last path.
     kind && event.paths.last().is_some_and(|path| is_library(path))
 }
 
@@ -132,5 +133,32 @@ fn watch_loop(manager: &Weak<Inner>, events: &Receiver<notify::Result<()>>, debo
                 Ok(_) | Err(_) => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::CreateKind;
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        paths.iter().fold(Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn only_a_visible_library_renamed_in_or_written_lands() {
+        let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let opened = EventKind::Access(AccessKind::Open(notify::event::AccessMode::Any));
+        let created = EventKind::Create(CreateKind::File);
+        assert!(lands_a_library(&event(to, &["/p/greeter@2.so"])));
+        assert!(lands_a_library(&event(written, &["/p/greeter@2.so"])));
+        // The same rename seen as `Both` is not counted twice.
+        assert!(!lands_a_library(&event(both, &["/p/.greeter.tmp", "/p/greeter@2.so"])));
+        assert!(!lands_a_library(&event(to, &["/p/.hotswap-x.so"])));
+        assert!(!lands_a_library(&event(to, &["/p/greeter@2.json"])));
+        assert!(!lands_a_library(&event(opened, &["/p/greeter@2.so"])));
+        assert!(!lands_a_library(&event(created, &["/p/greeter@2.so"])), "a file being written is not a build yet");
     }
 }
