@@ -23,8 +23,12 @@ pub const STATIC: &str = "HOTSWAP_STATIC";
 /// The control socket a host listens on and `cargo xtask reload` talks to.
 pub const SOCKET: &str = "HOTSWAP_SOCKET";
 
+/// `1`: `cargo hotswap build` keeps a library's debug info in it instead of splitting it out
+/// into `<name>@<version>.debug` (as `--keep-debuginfo` does).
+pub const KEEP_DEBUGINFO: &str = "HOTSWAP_KEEP_DEBUGINFO";
+
 /// Every variable above except the per-crate stamps ([`version_for`]).
-pub const ALL: [&str; 7] = [VERSION, INCLUDE, EXCLUDE, LIVE_PREFIX, STATIC, SOCKET, VERSION_PREFIX];
+pub const ALL: [&str; 8] = [VERSION, INCLUDE, EXCLUDE, LIVE_PREFIX, STATIC, SOCKET, VERSION_PREFIX, KEEP_DEBUGINFO];
 
 /// The name of the per-crate version stamp of `package`: [`VERSION_PREFIX`] and the package
 /// name in upper case, `-` as `_` (`HOTSWAP_VERSION_MY_PLUGIN`).

@@ -42,6 +42,7 @@ pub mod reload;
 pub mod repro;
 pub mod scaffold;
 pub mod stamp;
+pub mod split_debug;
 pub mod static_build;
 pub mod watch;
 

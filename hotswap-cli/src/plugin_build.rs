@@ -46,6 +46,11 @@ pub struct BuildArgs {
     /// Print the version stamp this build would get (a hash of its inputs) and build nothing.
     #[arg(long, conflicts_with = "static_linking")]
     pub print_stamp: bool,
+    /// Keep the debug info in the library instead of splitting it out into
+    /// `<name>@<version>.debug` beside it (see `split_debug`); also with
+    /// `HOTSWAP_KEEP_DEBUGINFO=1` in the environment.
+    #[arg(long)]
+    pub keep_debuginfo: bool,
     /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
     /// the first folder is then the HOST crate, built with its `hotswap-static` feature,
     /// which lists the plugin crates to link (optional dependencies); the host binary and a
@@ -254,6 +259,15 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
     }
     let file_name = Manifest::library_file_name(&facts.name, &facts.version);
     let library_path = args.output_dir.join(&file_name);
+    // The debug info goes beside the library, not in it (see `split_debug`).
+    let scratch = tempfile::Builder::new().prefix(".hotswap-split-").tempdir_in(&args.output_dir)?;
+    let stem = format!("{}@{}", facts.name, facts.version);
+    let keep = args.keep_debuginfo || std::env::var_os(hotswap_abi::env::KEEP_DEBUGINFO).is_some_and(|v| v == "1");
+    let split = if keep { None } else { crate::split_debug::split(&artifact, scratch.path(), &stem)? };
+    let (bytes, debug_file) = match split {
+        Some((stripped, debug)) => (stripped, Some(debug)),
+        None => (bytes, None),
+    };
     let manifest = Manifest {
         name: facts.name.clone(),
         version: facts.version.clone(),
@@ -274,6 +288,11 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         for note in &notes {
             eprintln!("note: {note}");
         }
+    }
+    // Debug info first, then manifest and library: a host that sees the library sees both.
+    if let Some(debug) = &debug_file {
+        let to = args.output_dir.join(debug.file_name().expect("named by split_debug"));
+        std::fs::rename(debug, &to).with_context(|| format!("renaming into {}", to.display()))?;
     }
     let installed = crate::output_dir::install(&args.output_dir, &bytes, &manifest)?;
     if let Some(temps) = &temps {

@@ -217,6 +217,7 @@ fn run_cycle(
             live_prefix: None,
             debug: args.debug,
             verbose: false,
+            keep_debuginfo: false,
             static_linking: false,
             print_stamp: false,
             cargo_args: args.cargo_args.clone(),

@@ -76,19 +76,42 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// A plugin file read once (see [`Staged::copy`]): its bytes, for the checks before
+/// `dlopen`; their sha256; and the private copy written while reading, under a temporary
+/// name, deleted when this is dropped unless [`LoadedPlugin::open`] accepts it.
+pub(crate) struct Staged {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    partial: RemoveOnDrop,
+}
+
+impl Staged {
+    /// Reads `file` (at most `max_bytes`) in one pass, hashing it and writing its private
+    /// copy to `partial`, a path nothing else uses.
+    pub fn copy(name: &str, file: &Path, max_bytes: u64, partial: PathBuf) -> Result<Self, LoadError> {
+        let (bytes, sha256) = crate::manager::copy_library(name, file, max_bytes, &partial)?;
+        Ok(Staged { bytes, sha256, partial: RemoveOnDrop(Some(partial)) })
+    }
+
+    /// Where the copy is written.
+    pub fn path(&self) -> &Path {
+        self.partial.0.as_deref().expect("a staged copy has its file")
+    }
+}
+
 impl LoadedPlugin {
-    /// Reads, checks and opens `file` (whose file name says it holds plugin `expected_name`),
-    /// after copying it to `copy_to`. Runs no plugin code besides the library's static
+    /// Checks and opens `file` (whose file name says it holds plugin `expected_name`) from
+    /// its private copy, `staged`, which is renamed to `copy_to` once the checks passed. Runs no plugin code besides the library's static
     /// initialisers, and those only after the fingerprint matched.
     pub fn open(
         file: &Path,
         expected_name: &str,
-        bytes: Vec<u8>,
-        sha256: String,
+        staged: Staged,
         copy_to: &Path,
         generation: u64,
         graveyard: &Arc<Graveyard>,
     ) -> Result<Self, LoadError> {
+        let Staged { bytes, sha256, partial } = staged;
         let fail = |stage: Stage, reason: String| LoadError::new(Some(expected_name.to_string()), file, stage, reason);
         let manifest = Manifest::read_beside(file).map_err(|reason| fail(Stage::Copy, reason))?;
         let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()))?;
@@ -115,13 +138,14 @@ impl LoadedPlugin {
             return Err(fail(Stage::Inspect, mismatch_reason(&facts.fingerprint, abi::FINGERPRINT)));
         }
         // A fresh path for every load: dlopen dedups by path and inode, so reopening the same
-        // path would hand back the library already mapped. Written to a temp name and renamed
-        // so the loader never sees half a file.
-        let tmp = copy_to.with_extension("partial");
-        if let Err(e) = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, copy_to)) {
-            let _ = std::fs::remove_file(&tmp);
+        // path would hand back the library already mapped. Written under a temporary name
+        // while it was read and renamed now, so the loader never sees half a file.
+        let partial_path = partial.0.as_deref().expect("a staged copy has its file");
+        if let Err(e) = std::fs::rename(partial_path, copy_to) {
             return Err(fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())));
         }
+        partial.keep();
+        link_debug_info(file, &bytes, copy_to);
         drop(bytes);
         // Until the library is handed to a `Mapping` (whose release deletes the copy), any
         // refusal deletes the copy: a refused reload leaves nothing in the work folder.
@@ -251,6 +275,26 @@ impl LoadedPlugin {
             HookFailure::Panic(p) => format!("{stage} panicked: {p}"),
         };
         LoadError::new(Some(self.name.clone()), &self.file, stage, reason)
+    }
+}
+
+/// If the library names a separate debug-info file (a `.gnu_debuglink`, as `cargo xtask
+/// build` writes when it splits the debug info out) and that file is beside `file`, links it
+/// (a symbolic link) beside the private copy under the name the library gives, where gdb and
+/// std's backtraces look for it. For debuggers only: nothing is read from it, and a failure
+/// changes nothing else.
+fn link_debug_info(file: &Path, bytes: &[u8], copy_to: &Path) {
+    use object::Object;
+    let Ok(Some((name, _crc))) = object::File::parse(bytes).and_then(|f| f.gnu_debuglink()) else { return };
+    // A plain file name only: never a path out of the plugin folder.
+    let Ok(name) = std::str::from_utf8(name) else { return };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return;
+    }
+    let Ok(source) = std::path::absolute(file.with_file_name(name)) else { return };
+    let link = copy_to.with_file_name(name);
+    if source.is_file() && link.symlink_metadata().is_err() {
+        let _ = std::os::unix::fs::symlink(&source, &link);
     }
 }
 

@@ -182,10 +182,17 @@ fn edit_to_running(source: &Path, scratch: &Path) -> serde_json::Value {
         let report = manager.reload().expect("reload");
         let answer = greet(&manager);
         let t2 = Instant::now();
-        assert!(answer.starts_with(&format!("{marker}, bench!")), "served {answer:?} after generation {}", report.generation);
+        assert!(
+            answer.starts_with(&format!("{marker}, bench!")),
+            "served {answer:?} after generation {}",
+            report.generation
+        );
         total.push(ms(t2 - t0));
         reload.push(ms(t2 - t1));
-        eprintln!("edit {k}: new code serving after {:.0} ms (build {:.0} ms, reload + first call {:.2} ms)", total[k], build[k], reload[k]);
+        eprintln!(
+            "edit {k}: new code serving after {:.0} ms (build {:.0} ms, reload + first call {:.2} ms)",
+            total[k], build[k], reload[k]
+        );
     }
     json!({
         "edits": EDITS,

@@ -9,6 +9,17 @@
 //! * `find_plugin`: `manager.find_plugin("greeter")` and then the same call, on every call;
 //! * `live_fn`: a live function handle (`vault.live_func::<fn(i64, i64) -> i64>("live_add")`,
 //!   plugin `jobs`, release build of live_v1) fetched once, then `handle.call((a, b))`;
+//! * `arcswap_floor`: the floor of any call that follows reloads: `ArcSwap::load` of a
+//!   struct holding the plugin's `live_add` function pointer, then a call through it;
+//! * `hot_fn`: a [`HotFn`] on `live_add` (`manager.hot_fn::<fn(i64, i64) -> i64>`), fetched
+//!   once, `handle.call((a, b))`: follows reloads;
+//! * `invoke_by_name`: `manager.invoke::<i64>("greeter", "add", args![a, b])`: by name,
+//!   follows reloads, no handle;
+//! * `cached_invoke`: `plugin.invoke::<i64>("add", args![a, b])` on a `Plugin` handle fetched
+//!   once (pins its generation);
+//! * `hot_lib_reloader`: the peer, hot-lib-reloader 0.8: the forwarding function its
+//!   `#[hot_module]` generates for `hlr_add` (release build of `tests/plugins/hlr_peer`),
+//!   which takes a read lock and looks the symbol up on every call; follows reloads;
 //! * `mutex_libloading`: the pattern common hot-reload crates use: a
 //!   `Mutex<libloading::Library>` locked, and `library.get(b"bench_add\0")` (a `dlsym`) on
 //!   every call (release build of the bench_many fixture, opened by this benchmark).
@@ -30,11 +41,31 @@ use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, measurement::WallTime};
-use hotswap_runtime::{LiveFn, Plugin, PluginManager, args};
+use hotswap_runtime::{HotFn, LiveFn, Plugin, PluginManager, args};
 use hotswap_tests::build_plugin_release;
 
-const VARIANTS: [&str; 6] = ["direct", "dyn_fn", "cached_handle", "find_plugin", "live_fn", "mutex_libloading"];
+const VARIANTS: [&str; 11] = [
+    "direct",
+    "dyn_fn",
+    "arcswap_floor",
+    "hot_fn",
+    "invoke_by_name",
+    "cached_invoke",
+    "hot_lib_reloader",
+    "cached_handle",
+    "find_plugin",
+    "live_fn",
+    "mutex_libloading",
+];
+
+/// The floor: what a call that follows reloads must do at least.
+struct Floor {
+    /// Keeps the library mapped while `add` may be called.
+    _keep: LiveFn<fn(i64, i64) -> i64>,
+    add: fn(i64, i64) -> i64,
+}
 const THREADS: [usize; 3] = [1, 2, 4];
 const GROUPS: [(&str, Clock); 2] = [("per_call", Clock::Wall), ("per_call_cpu", Clock::ThreadCpu)];
 
@@ -103,6 +134,8 @@ struct Fixtures {
     manager: PluginManager,
     greeter: Plugin,
     live: LiveFn<fn(i64, i64) -> i64>,
+    hot: HotFn<fn(i64, i64) -> i64>,
+    floor: ArcSwap<Floor>,
     library: Mutex<libloading::Library>,
     _plugins: tempfile::TempDir,
 }
@@ -124,6 +157,14 @@ impl Fixtures {
             .vault()
             .live_func::<fn(i64, i64) -> i64>("live_add")
             .expect("live_v1 has live_add");
+        let hot = manager.hot_fn::<fn(i64, i64) -> i64>("live_add").expect("live_v1 has live_add");
+        // SAFETY: `_keep` holds the `LiveFn` the pointer came from, which keeps its library
+        // mapped for as long as the `Floor` exists; the pointer is only called through it.
+        let floor = ArcSwap::from_pointee(Floor { add: unsafe { live.as_raw() }, _keep: live.clone() });
+        let hlr_dir = plugins.path().join("hlr");
+        std::fs::create_dir_all(&hlr_dir).unwrap();
+        std::fs::copy(common::build_hlr_peer(0), hlr_dir.join("libhlr_peer.so")).unwrap();
+        common::HLR_DIR.set(hlr_dir).unwrap();
         // Our own copy at a path nobody else opens, so dlopen hands us our own mapping.
         let copy = plugins.path().join("bench-dlopen").join("libbench_many.so");
         std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
@@ -131,7 +172,7 @@ impl Fixtures {
         // SAFETY: the file is a release build of our own fixture, built by this toolchain; its
         // initialisers are Rust std's. It stays open until the end of the process.
         let library = unsafe { libloading::Library::new(&copy) }.expect("dlopen the bench fixture");
-        Fixtures { manager, greeter, live, library: Mutex::new(library), _plugins: plugins }
+        Fixtures { manager, greeter, live, hot, floor, library: Mutex::new(library), _plugins: plugins }
     }
 }
 
@@ -149,11 +190,29 @@ fn main() {
         bench(&mut group, "direct", clock, |a, b| add(a, b));
         let boxed: Box<dyn Fn(i64, i64) -> i64 + Send + Sync> = Box::new(add);
         bench(&mut group, "dyn_fn", clock, |a, b| black_box(&boxed)(a, b));
+        bench(&mut group, "arcswap_floor", clock, |a, b| {
+            let floor = black_box(&fx.floor).load();
+            (floor.add)(a, b)
+        });
+        bench(&mut group, "hot_fn", clock, |a, b| black_box(&fx.hot).call((a, b)));
+        bench(&mut group, "invoke_by_name", clock, |a, b| {
+            black_box(&fx.manager).invoke::<i64>("greeter", "add", args![a, b]).unwrap()
+        });
+        bench(&mut group, "cached_invoke", clock, |a, b| {
+            black_box(&fx.greeter).invoke::<i64>("add", args![a, b]).unwrap()
+        });
+        bench(&mut group, "hot_lib_reloader", clock, |a, b| common::hlr::hlr_add(a, b));
         bench(&mut group, "cached_handle", clock, |a, b| {
             fx.greeter.invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
         });
         bench(&mut group, "find_plugin", clock, |a, b| {
-            fx.manager.find_plugin("greeter").unwrap().invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
+            fx.manager
+                .find_plugin("greeter")
+                .unwrap()
+                .invoke_func("add", args![a, b])
+                .unwrap()
+                .downcast::<i64>()
+                .unwrap()
         });
         bench(&mut group, "live_fn", clock, |a, b| black_box(&fx.live).call((a, b)));
         bench(&mut group, "mutex_libloading", clock, |a, b| {
@@ -178,7 +237,11 @@ fn collect_results(started: std::time::SystemTime, load_start: String) {
         for variant in VARIANTS {
             let mut by_threads = serde_json::Map::new();
             for threads in THREADS {
-                let path = common::criterion_dir().join(group).join(variant).join(threads.to_string()).join("new/estimates.json");
+                let path = common::criterion_dir()
+                    .join(group)
+                    .join(variant)
+                    .join(threads.to_string())
+                    .join("new/estimates.json");
                 let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= started);
                 let Ok(text) = std::fs::read_to_string(&path) else { continue };
                 if !fresh {

@@ -13,6 +13,15 @@
 //! * `ten_one_changed`: nine of those plus `greeter` alternating as in `one_changed`, with the
 //!   default `reuse_unchanged(true)`: the usual case of one edited plugin among ten.
 //!
+//! * `trigger_e2e`: end to end, with the built-in trigger
+//!   (`reload_on_new_builds(Duration::ZERO)`): from the rename of the next build of
+//!   `greeter` into the folder to the return of the first `manager.invoke` that answers with
+//!   the new code (the caller spins on the call, as a busy server would);
+//! * `hot_lib_reloader_e2e` (as built only): the same for the peer, hot-lib-reloader 0.8:
+//!   from the rename of the next build of `libhlr_peer.so` over the watched file to the
+//!   return of the first call of its `hot_module` function that answers with the new code;
+//!   its debounce is set to its least, 1 ms.
+//!
 //! The baseline, measured in the same run: what any loader must do at least, a copy of the
 //! library to a fresh path plus `dlopen(RTLD_NOW)` of it. The parts of the runtime's `open`
 //! stage are timed alone too: reading the file, its sha256, `inspect` (ELF parse and
@@ -27,11 +36,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{median, ms, percentile};
-use hotswap_runtime::{PluginManager, ReloadReport};
+use hotswap_runtime::{PluginManager, ReloadReport, args};
 use hotswap_tests::{BuiltPlugin, build_plugin_release, build_plugin_release_with_env};
 use serde_json::json;
 
 const WARM_UP: usize = 5;
+/// Renames for the end-to-end scenarios.
+const SAMPLES_E2E: usize = 40;
+/// The longest a new build may take to be served before the run is given up.
+const E2E_PATIENCE: Duration = Duration::from_secs(20);
+
 const SAMPLES_ONE: usize = 60;
 const SAMPLES_TEN: usize = 25;
 
@@ -96,7 +110,12 @@ fn make_newest(file: &Path, base: SystemTime, step: u64) {
 }
 
 /// Runs `reload` `WARM_UP + samples` times; `before(i)` prepares reload `i` outside the timing.
-fn measure(manager: &PluginManager, samples: usize, mut before: impl FnMut(usize), mut check: impl FnMut(usize, &ReloadReport)) -> Samples {
+fn measure(
+    manager: &PluginManager,
+    samples: usize,
+    mut before: impl FnMut(usize),
+    mut check: impl FnMut(usize, &ReloadReport),
+) -> Samples {
     let mut out = Samples::default();
     let work = tempfile::tempdir().unwrap();
     for i in 0..WARM_UP + samples {
@@ -105,7 +124,8 @@ fn measure(manager: &PluginManager, samples: usize, mut before: impl FnMut(usize
         let report = manager.reload().expect("reload");
         let wall = t.elapsed();
         check(i, &report);
-        let loaded: Vec<&Path> = report.plugins.iter().filter(|p| p.note == "loaded").map(|p| p.file.as_path()).collect();
+        let loaded: Vec<&Path> =
+            report.plugins.iter().filter(|p| p.note == "loaded").map(|p| p.file.as_path()).collect();
         let baseline = copy_dlopen(&loaded, &work.path().join(i.to_string()));
         if i >= WARM_UP {
             out.add(wall, &report, baseline);
@@ -124,7 +144,8 @@ fn copy_dlopen(libraries: &[&Path], dir: &Path) -> Duration {
         std::fs::write(&copy, std::fs::read(library).unwrap()).unwrap();
         // SAFETY: a release build of one of our fixtures, built by this toolchain, that the
         // runtime has just accepted; its initialisers are Rust std's. Never closed.
-        let lib = unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
+        let lib =
+            unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
         std::mem::forget(lib);
     }
     t.elapsed()
@@ -152,19 +173,18 @@ fn main() {
     results.insert("baseline_greeter".into(), baseline(&v1.library, SAMPLES_ONE));
     results.insert("baseline_bench_many".into(), baseline(&many[0].library, SAMPLES_ONE));
     scenarios(&mut results, "", &v1, &v2, &many);
+    results.insert("hot_lib_reloader_e2e".into(), hot_lib_reloader_e2e());
 
-    // The same with the debug info stripped (`strip --strip-debug`, what the release profile's
-    // `strip = "debuginfo"` does), to show how much of the cost is the file's size.
-    let scratch = tempfile::tempdir().unwrap();
-    match (strip(&v1, scratch.path()), strip(&v2, scratch.path())) {
-        (Some(s1), Some(s2)) => {
-            let many: Vec<BuiltPlugin> = many.iter().map(|p| strip(p, scratch.path()).unwrap()).collect();
-            eprintln!("stripped: greeter {} KiB; bench_many {} KiB", size_kib(&s1), size_kib(&many[0]));
-            results.insert("baseline_greeter_stripped".into(), baseline(&s1.library, SAMPLES_ONE));
-            scenarios(&mut results, "_stripped", &s1, &s2, &many);
-        }
-        _ => eprintln!("no `strip` tool (binutils): skipping the stripped scenarios"),
-    }
+    // The same with the debug info kept in the library (`cargo xtask build` with
+    // HOTSWAP_KEEP_DEBUGINFO=1, as every build was before it split the debug info out), to
+    // show what the split buys. The nine other plugins of `ten_one_changed` are not read
+    // (unchanged), so they stay as built; `ten_fresh` is not run again.
+    let keep = [("HOTSWAP_KEEP_DEBUGINFO", "1")];
+    let k1 = build_plugin_release_with_env("tests/plugins/greeter_v1", "keep", &keep);
+    let k2 = build_plugin_release_with_env("tests/plugins/greeter_v2", "keep", &keep);
+    eprintln!("greeter with its debug info kept in: {} KiB", size_kib(&k1));
+    results.insert("baseline_greeter_kept".into(), baseline(&k1.library, SAMPLES_ONE));
+    scenarios(&mut results, "_kept", &k1, &k2, &many);
     // Once more at the end: the page cache and the machine have changed since the first.
     results.insert("baseline_greeter_end".into(), baseline(&v1.library, SAMPLES_ONE));
 
@@ -175,22 +195,14 @@ fn main() {
     common::write_results("reload", &results);
 }
 
-/// A copy of `plugin` with its debug info stripped, and a manifest with the new sha256.
-fn strip(plugin: &BuiltPlugin, scratch: &Path) -> Option<BuiltPlugin> {
-    let library = scratch.join(plugin.library.file_name().unwrap());
-    let status = std::process::Command::new("strip").arg("--strip-debug").arg("-o").arg(&library).arg(&plugin.library).status().ok()?;
-    if !status.success() {
-        return None;
-    }
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&plugin.manifest).unwrap()).unwrap();
-    manifest["sha256"] = json!(hotswap_runtime::inspect::sha256_hex(&std::fs::read(&library).unwrap()));
-    let manifest_path = scratch.join(plugin.manifest.file_name().unwrap());
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-    Some(BuiltPlugin { library, manifest: manifest_path })
-}
-
-/// The four scenarios, on these builds; results named `<scenario><suffix>`.
-fn scenarios(results: &mut serde_json::Map<String, serde_json::Value>, suffix: &str, v1: &BuiltPlugin, v2: &BuiltPlugin, many: &[BuiltPlugin]) {
+/// The scenarios, on these builds; results named `<scenario><suffix>`.
+fn scenarios(
+    results: &mut serde_json::Map<String, serde_json::Value>,
+    suffix: &str,
+    v1: &BuiltPlugin,
+    v2: &BuiltPlugin,
+    many: &[BuiltPlugin],
+) {
     // one_changed. Each alternating scenario takes mtimes from a fresh base in the future, so
     // that the file chosen is newer than any file just installed.
     let base = SystemTime::now() + Duration::from_secs(3600);
@@ -218,18 +230,25 @@ fn scenarios(results: &mut serde_json::Map<String, serde_json::Value>, suffix: &
     results.insert(format!("one_fresh{suffix}"), s.summary(1, 1));
     drop(m);
 
-    // ten_fresh
-    let dir = tempfile::tempdir().unwrap();
-    for p in many {
-        p.install(dir.path());
+    // ten_fresh (as built only)
+    if suffix.is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        for p in many {
+            p.install(dir.path());
+        }
+        let m = manager(dir.path(), false);
+        let mut s = measure(
+            &m,
+            SAMPLES_TEN,
+            |_| {},
+            |_, r| {
+                assert_eq!(r.plugins.len(), 10);
+                assert!(r.plugins.iter().all(|p| p.note == "loaded"));
+            },
+        );
+        results.insert(format!("ten_fresh{suffix}"), s.summary(10, 10));
+        drop(m);
     }
-    let m = manager(dir.path(), false);
-    let mut s = measure(&m, SAMPLES_TEN, |_| {}, |_, r| {
-        assert_eq!(r.plugins.len(), 10);
-        assert!(r.plugins.iter().all(|p| p.note == "loaded"));
-    });
-    results.insert(format!("ten_fresh{suffix}"), s.summary(10, 10));
-    drop(m);
 
     // ten_one_changed
     let base = SystemTime::now() + Duration::from_secs(3600);
@@ -251,6 +270,85 @@ fn scenarios(results: &mut serde_json::Map<String, serde_json::Value>, suffix: &
     );
     results.insert(format!("ten_one_changed{suffix}"), s.summary(10, 1));
     drop(m);
+
+    results.insert(format!("trigger_e2e{suffix}"), trigger_e2e(v1, v2));
+}
+
+/// Spins on `call` until it answers `expected`; the time from `start` to that answer.
+fn first_call_seeing<T: PartialEq + std::fmt::Debug>(start: Instant, expected: &T, mut call: impl FnMut() -> T) -> f64 {
+    loop {
+        let answer = call();
+        if answer == *expected {
+            return ms(start.elapsed());
+        }
+        assert!(start.elapsed() < E2E_PATIENCE, "the new build ({expected:?}) was never served; still {answer:?}");
+        std::thread::yield_now();
+    }
+}
+
+fn e2e_summary(samples: &mut [f64]) -> serde_json::Value {
+    json!({
+        "samples": samples.len(),
+        "median_ms": median(samples),
+        "p90_ms": percentile(samples, 90.0),
+        "min_ms": percentile(samples, 0.0),
+    })
+}
+
+/// Rename of a new `greeter` build into the folder → first call that sees it, through the
+/// built-in trigger. The next build is copied in under a hidden name (and made the newest)
+/// before the timing starts, as `cargo xtask build` does.
+fn trigger_e2e(v1: &BuiltPlugin, v2: &BuiltPlugin) -> serde_json::Value {
+    let base = SystemTime::now() + Duration::from_secs(3600);
+    let dir = tempfile::tempdir().unwrap();
+    let builds = [v1, v2];
+    let files = [v1.install(dir.path()), v2.install(dir.path())];
+    make_newest(&files[0], base, 0);
+    let m = PluginManager::builder(dir.path()).reload_on_new_builds(Duration::ZERO).build().unwrap();
+    m.load_plugins().expect("first load");
+    let answers = ["v1".to_string(), "v2".to_string()];
+    let mut samples = Vec::new();
+    for i in 0..WARM_UP + SAMPLES_E2E {
+        let next = (i + 1) % 2;
+        let staged = dir.path().join(".next.so");
+        std::fs::copy(&builds[next].library, &staged).unwrap();
+        make_newest(&staged, base, i as u64 + 1);
+        std::thread::sleep(Duration::from_millis(20)); // let the previous round settle
+        let start = Instant::now();
+        std::fs::rename(&staged, &files[next]).unwrap();
+        let t = first_call_seeing(start, &answers[next], || m.invoke::<String>("greeter", "answer", args![]).unwrap());
+        if i >= WARM_UP {
+            samples.push(t);
+        }
+    }
+    assert_eq!(m.reload_count() as usize, WARM_UP + SAMPLES_E2E, "one reload per rename");
+    e2e_summary(&mut samples)
+}
+
+/// The same for hot-lib-reloader: its two builds differ by the bias they add.
+fn hot_lib_reloader_e2e() -> serde_json::Value {
+    let builds = [common::build_hlr_peer(0), common::build_hlr_peer(1000)];
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("libhlr_peer.so");
+    std::fs::copy(&builds[0], &watched).unwrap();
+    common::HLR_DIR.set(dir.path().to_path_buf()).unwrap();
+    assert_eq!(common::hlr::hlr_add(1, 2), 3, "the peer serves its first build");
+    let mut samples = Vec::new();
+    for i in 0..WARM_UP + SAMPLES_E2E {
+        let next = (i + 1) % 2;
+        let staged = dir.path().join(".next.so");
+        std::fs::copy(&builds[next], &staged).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        std::fs::rename(&staged, &watched).unwrap();
+        let t = first_call_seeing(start, &(3 + 1000 * next as i64), || common::hlr::hlr_add(1, 2));
+        if i >= WARM_UP {
+            samples.push(t);
+        }
+    }
+    let mut summary = e2e_summary(&mut samples);
+    summary["size_kib"] = json!(std::fs::metadata(&builds[0]).unwrap().len() / 1024);
+    summary
 }
 
 /// The least a loader does (copy to a fresh path + dlopen), and each part of the runtime's
@@ -274,7 +372,8 @@ fn baseline(library: &Path, samples: usize) -> serde_json::Value {
         // SAFETY: a release build of one of our fixtures, built by this toolchain (the
         // fingerprint was just read); its initialisers are Rust std's. Like the runtime, we
         // never close it.
-        let lib = unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
+        let lib =
+            unsafe { libloading::os::unix::Library::open(Some(&copy), libc::RTLD_NOW | libc::RTLD_LOCAL) }.unwrap();
         let t5 = Instant::now();
         std::mem::forget(lib);
         std::hint::black_box((sha, facts));
@@ -301,8 +400,10 @@ fn print_table(r: &serde_json::Value) {
     println!("| --- | --- | --- | --- |");
     for name in r.as_object().unwrap().keys().filter(|k| !k.starts_with("baseline") && !k.starts_with("loadavg")) {
         let s = &r[name];
-        let stages: Vec<String> =
-            s["stage_median_ms"].as_object().unwrap().iter().map(|(k, v)| format!("{k} {:.3}", v.as_f64().unwrap())).collect();
+        let stages: Vec<String> = s["stage_median_ms"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {:.3}", v.as_f64().unwrap())).collect())
+            .unwrap_or_default();
         println!(
             "| {name} | {:.3} | {:.3} | {} |",
             s["median_ms"].as_f64().unwrap(),

@@ -49,6 +49,7 @@ pub struct PluginManagerBuilder {
     reload_deadline: Duration,
     max_library_size: u64,
     require_manifest: bool,
+    reload_on_new_builds: Option<Duration>,
 }
 
 impl std::fmt::Debug for PluginManagerBuilder {
@@ -67,6 +68,7 @@ impl std::fmt::Debug for PluginManagerBuilder {
             .field("reload_deadline", &self.reload_deadline)
             .field("max_library_size", &self.max_library_size)
             .field("require_manifest", &self.require_manifest)
+            .field("reload_on_new_builds", &self.reload_on_new_builds)
             .finish()
     }
 }
@@ -87,6 +89,7 @@ impl PluginManagerBuilder {
             reload_deadline: DEFAULT_RELOAD_DEADLINE,
             max_library_size: DEFAULT_MAX_LIBRARY_SIZE,
             require_manifest: false,
+            reload_on_new_builds: None,
         }
     }
 
@@ -173,6 +176,19 @@ impl PluginManagerBuilder {
         self
     }
 
+    /// Reloads by itself whenever a new plugin library lands in the plugin folder: a `*.so`
+    /// renamed into it (as `cargo xtask build` and `mv` install one) or written in it (`cp`),
+    /// once the folder has been quiet for `debounce` (so a build installing several
+    /// libraries is one reload). Watched with inotify from [`build`](Self::build) on (an
+    /// error there if the folder cannot be watched) until the manager is dropped; the watch
+    /// never keeps the manager alive. The reload is a [`PluginManager::try_reload`]: it
+    /// never waits behind a running reload, and is tried again shortly after if one was
+    /// running. Its outcome is logged (`tracing`) like any reload's.
+    pub fn reload_on_new_builds(mut self, debounce: Duration) -> Self {
+        self.reload_on_new_builds = Some(debounce);
+        self
+    }
+
     /// A constructor for the host's extension object; each generation gets a fresh one in its
     /// [`Vault`](crate::Vault). A plugin carried over into a new generation (`unchanged` or
     /// `not reloadable` in the report) runs no hook again and keeps the vault, and so the
@@ -232,7 +248,7 @@ impl PluginManagerBuilder {
         // The pid in the name lets a later manager remove the folder if this process dies
         // without dropping the manager (killed): in a memory-backed folder it would hold RAM.
         let work = tempfile::Builder::new().prefix(&format!("hotswap-{}-", std::process::id())).tempdir_in(&root)?;
-        Ok(PluginManager {
+        let manager = PluginManager {
             inner: Arc::new(Inner {
                 dir: RwLock::new(self.dir),
                 free_delay: self.free_delay,
@@ -257,8 +273,15 @@ impl PluginManagerBuilder {
                 active: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),
                 hot_contracts: Mutex::new(Vec::new()),
+                trigger: std::sync::OnceLock::new(),
                 work,
             }),
-        })
+        };
+        if let Some(debounce) = self.reload_on_new_builds {
+            let dir = manager.plugin_dir();
+            let trigger = super::trigger::Trigger::start(Arc::downgrade(&manager.inner), &dir, debounce)?;
+            let _ = manager.inner.trigger.set(trigger);
+        }
+        Ok(manager)
     }
 }

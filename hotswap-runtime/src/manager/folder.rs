@@ -267,10 +267,24 @@ pub(super) fn check_modes(path: &Path, plugin: Option<&str>) -> Result<(), LoadE
     Ok(())
 }
 
-/// Reads a library file of at most `max_bytes`, refusing a larger one before reading it.
-pub(super) fn read_library(name: &str, file: &Path, max_bytes: u64) -> Result<Vec<u8>, LoadError> {
+/// How much of a library is read, hashed and written at a time: small enough to stay in the
+/// CPU's cache between the three.
+const CHUNK: usize = 256 << 10;
+
+/// Reads a library file of at most `max_bytes` (refusing a larger one before reading it) in
+/// one pass: each chunk read is hashed and written to `copy_to` while it is in the cache.
+/// Returns the bytes (for the checks before `dlopen`) and their sha256. On error nothing is
+/// left at `copy_to`; on success the caller owns (and deletes, unless it keeps) that file.
+pub(crate) fn copy_library(
+    name: &str,
+    file: &Path,
+    max_bytes: u64,
+    copy_to: &Path,
+) -> Result<(Vec<u8>, String), LoadError> {
+    use sha2::Digest;
+    use std::io::Write;
     let fail = |reason: String| LoadError::new(Some(name.to_string()), file, Stage::Copy, reason);
-    let handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mut handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
     let meta = handle.metadata().map_err(|e| fail(format!("cannot read: {e}")))?;
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
@@ -283,12 +297,40 @@ pub(super) fn read_library(name: &str, file: &Path, max_bytes: u64) -> Result<Ve
     if meta.len() > max_bytes {
         return Err(too_big(meta.len()));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    handle.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| fail(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(too_big(bytes.len() as u64));
+    let mut out = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(copy_to)
+        .map_err(|e| fail(format!("cannot copy to {}: {e}", copy_to.display())))?;
+    let remove = |error: LoadError| {
+        let _ = std::fs::remove_file(copy_to);
+        error
+    };
+    let mut hasher = sha2::Sha256::new();
+    // One byte more than the size read above, to notice a file that grew since.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    loop {
+        let filled = bytes.len();
+        if filled as u64 > max_bytes {
+            return Err(remove(too_big(filled as u64)));
+        }
+        let want = CHUNK.min((max_bytes + 1 - filled as u64).try_into().unwrap_or(CHUNK));
+        // `read_to_end` reads into the spare capacity without zeroing it first.
+        let n = match (&mut handle).take(want as u64).read_to_end(&mut bytes) {
+            Ok(n) => n,
+            Err(e) => return Err(remove(fail(format!("cannot read: {e}")))),
+        };
+        if n == 0 {
+            break;
+        }
+        let chunk = &bytes[filled..];
+        hasher.update(chunk);
+        if let Err(e) = out.write_all(chunk) {
+            return Err(remove(fail(format!("cannot copy to {}: {e}", copy_to.display()))));
+        }
     }
-    Ok(bytes)
+    let sha256 = crate::inspect::hex(&hasher.finalize());
+    Ok((bytes, sha256))
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@ use crate::loader::LoadedPlugin;
 use crate::value::{Args, Value};
 use crate::vault::Vault;
 
+/// Up to this many plugins, a lookup by name scans them instead of hashing the name.
+const LINEAR_LOOKUP_MAX: usize = 16;
+
 /// One loaded set of plugins, with its vault. Kept alive by the manager while current, and
 /// by every [`Plugin`] handle taken from it.
 pub struct Generation {
@@ -50,12 +53,24 @@ impl Generation {
 
     /// A handle on plugin `name`.
     pub fn find_plugin(self: &Arc<Self>, name: &str) -> Option<Plugin> {
-        let index = *self.index.get(name)?;
+        let index = self.position(name)?;
         Some(Plugin { generation: Arc::clone(self), index })
     }
 
     pub(super) fn loaded(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
-        self.index.get(name).map(|&i| &self.plugins[i])
+        self.position(name).map(|i| &self.plugins[i])
+    }
+
+    /// Where plugin `name` is. On the by-name call path: comparing the names of a few plugins
+    /// costs less than hashing the name (SipHash, about 200 instructions for a short name),
+    /// so the index serves only larger generations.
+    #[inline]
+    fn position(&self, name: &str) -> Option<usize> {
+        if self.plugins.len() <= LINEAR_LOOKUP_MAX {
+            self.plugins.iter().position(|p| p.name == name)
+        } else {
+            self.index.get(name).copied()
+        }
     }
 
     /// Calls `func` on every plugin, dependencies first; one plugin's failure does not stop

@@ -18,9 +18,8 @@ use super::report::{IgnoredFile, PluginOrigin, PluginReport, ReloadReport};
 use super::{Inner, ReloadCallback};
 use crate::LoadContext;
 use crate::error::{LoadError, Stage};
-use crate::inspect::sha256_hex;
 use crate::live::{RegisteredFunc, RegisteredType};
-use crate::loader::LoadedPlugin;
+use crate::loader::{LoadedPlugin, Staged};
 use crate::vault::Vault;
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -147,7 +146,7 @@ impl Build<'_> {
         timings.lap(Stage::Scan);
 
         let mut found: BTreeMap<String, Option<Serving>> = BTreeMap::new();
-        let mut contents: HashMap<String, (Vec<u8>, String)> = HashMap::new();
+        let mut contents: HashMap<String, Staged> = HashMap::new();
         let mut identities: HashMap<String, Option<FileIdentity>> = HashMap::new();
         for (name, file) in &scanned.files {
             self.progress.at(Stage::Copy, Some(name));
@@ -162,8 +161,10 @@ impl Build<'_> {
                     Some(Serving { reloadable: true, same_file: true, imports })
                 }
                 Some((true, _, sha256, imports)) => {
-                    let read = self.read(name, file)?;
-                    let same_file = read.1 == sha256;
+                    // Read, hashed and copied in one pass: a file whose identity changed
+                    // usually holds new code, which is then loaded from this copy.
+                    let read = self.stage(name, file)?;
+                    let same_file = read.sha256 == sha256;
                     contents.insert(name.clone(), read);
                     Some(Serving { reloadable: true, same_file, imports })
                 }
@@ -188,19 +189,14 @@ impl Build<'_> {
                     "no build manifest beside the library, and the manager requires one (PluginManagerBuilder::require_manifest)",
                 ));
             }
-            let (bytes, sha256) = match contents.remove(&name) {
+            let t = Instant::now();
+            let staged = match contents.remove(&name) {
                 Some(read) => read,
-                None => self.read(&name, file)?,
+                None => self.stage(&name, file)?,
             };
             self.progress.at(Stage::Open, Some(&name));
-            let copy = self.inner.work.path().join(format!(
-                "g{}-{}-{name}.{}",
-                self.number,
-                self.inner.copies.fetch_add(1, Ordering::Relaxed) + 1,
-                std::env::consts::DLL_EXTENSION
-            ));
-            let t = Instant::now();
-            let mut plugin = LoadedPlugin::open(file, &name, bytes, sha256, &copy, self.number, &self.inner.graveyard)?;
+            let copy = staged.path().with_extension(std::env::consts::DLL_EXTENSION);
+            let mut plugin = LoadedPlugin::open(file, &name, staged, &copy, self.number, &self.inner.graveyard)?;
             plugin.identity = identities.remove(&name).flatten();
             timings.plugin(&name, Stage::Open, t);
             plugins.insert(name, (Arc::new(plugin), PluginOrigin::Loaded));
@@ -208,10 +204,14 @@ impl Build<'_> {
         Ok(Planned { plugins, ignored: scanned.ignored })
     }
 
-    fn read(&self, name: &str, file: &Path) -> Result<(Vec<u8>, String), LoadError> {
-        let bytes = folder::read_library(name, file, self.inner.max_library_size)?;
-        let sha256 = sha256_hex(&bytes);
-        Ok((bytes, sha256))
+    /// Reads, hashes and copies `file` in one pass, to a fresh name in the work folder.
+    fn stage(&self, name: &str, file: &Path) -> Result<Staged, LoadError> {
+        let partial = self.inner.work.path().join(format!(
+            "g{}-{}-{name}.partial",
+            self.number,
+            self.inner.copies.fetch_add(1, Ordering::Relaxed) + 1,
+        ));
+        Staged::copy(name, file, self.inner.max_library_size, partial)
     }
 
     /// The `reloadable`, `export` and `import` hooks of every fresh plugin.

@@ -8,7 +8,8 @@
 //! - `progress`: where a running reload is;
 //! - `reaper`: freeing replaced generations after the free delay;
 //! - `generation`: a generation and handles on its plugins;
-//! - `report`: what a reload reports.
+//! - `report`: what a reload reports;
+//! - `trigger`: reloading when a new library lands in the plugin folder (inotify).
 //!
 //! This file holds the manager itself: reloads (each on a thread of its own, bounded by a
 //! deadline), publishing, and the lock-free reads.
@@ -36,10 +37,11 @@ mod plan;
 mod progress;
 mod reaper;
 mod report;
+mod trigger;
 mod workdir;
 
 pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManagerBuilder};
-pub(crate) use folder::FileIdentity;
+pub(crate) use folder::{FileIdentity, copy_library};
 pub use generation::{Generation, Plugin};
 pub use hot::HotFn;
 pub use progress::ReloadProgress;
@@ -90,6 +92,8 @@ pub(crate) struct Inner {
     threads: Mutex<Vec<Arc<Progress>>>,
     /// What every [`HotFn`] alive needs of a new generation.
     hot_contracts: hot::Contracts,
+    /// The watch of [`PluginManagerBuilder::reload_on_new_builds`], if asked for.
+    trigger: std::sync::OnceLock<trigger::Trigger>,
     work: tempfile::TempDir,
 }
 
@@ -188,9 +192,15 @@ impl PluginManager {
 
     /// Switches to another plugin folder (for blue/green folders). Does not wait: a reload in
     /// progress goes on with the folder it started with; the next reload reads the new
-    /// folder. Nothing is reloaded now.
+    /// folder. Nothing is reloaded now. With
+    /// [`reload_on_new_builds`](PluginManagerBuilder::reload_on_new_builds), the new folder is
+    /// watched from now on instead of the old one.
     pub fn set_plugin_dir(&self, dir: impl Into<PathBuf>) {
-        *self.inner.dir.write().unwrap_or_else(|e| e.into_inner()) = dir.into();
+        let dir = dir.into();
+        if let Some(trigger) = self.inner.trigger.get() {
+            trigger.rewatch(&dir);
+        }
+        *self.inner.dir.write().unwrap_or_else(|e| e.into_inner()) = dir;
     }
 
     /// Where the running reload is, if one runs.

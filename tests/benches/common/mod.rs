@@ -57,3 +57,39 @@ pub fn loadavg() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
+
+/// Builds the peer's fixture, `tests/plugins/hlr_peer` (release, with plain cargo: it is not
+/// a hotswap plugin), with `$HLR_PEER_BIAS=bias` into a target folder of its own, and returns
+/// the library: `lib<name>.so`, as hot-lib-reloader looks for it.
+pub fn build_hlr_peer(bias: u32) -> PathBuf {
+    let root = hotswap_tests::workspace_root();
+    let target = root.join("target").join(format!("hlr-peer-{bias}"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "hlr_peer", "--target-dir"])
+        .arg(&target)
+        .env("HLR_PEER_BIAS", bias.to_string())
+        .current_dir(&root)
+        .status()
+        .expect("running cargo for hlr_peer");
+    assert!(status.success(), "building hlr_peer failed");
+    target.join("release").join("libhlr_peer.so")
+}
+
+/// The folder hot-lib-reloader watches, set before the first call of [`hlr`]'s functions.
+pub static HLR_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+pub fn hlr_dir() -> &'static std::path::Path {
+    HLR_DIR.get().expect("the peer's folder is set before its first call")
+}
+
+/// The peer, hot-lib-reloader 0.8, as its documentation shows it: functions forwarding to the
+/// newest build of `libhlr_peer.so` in [`hlr_dir`] (its debounce at its least, 1 ms).
+#[allow(static_mut_refs)]
+#[hot_lib_reloader::hot_module(dylib = "hlr_peer", lib_dir = crate::common::hlr_dir(), file_watch_debounce = 1)]
+pub mod hlr {
+    #[hot_functions]
+    extern "Rust" {
+        pub fn hlr_add(a: i64, b: i64) -> i64;
+    }
+}
