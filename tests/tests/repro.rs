@@ -124,6 +124,18 @@ fn checkout(name: &str) -> PathBuf {
     let bar = dir.join("demo/hello/plugin/bar/Cargo.toml");
     let with_feature = std::fs::read_to_string(&bar).unwrap() + "\n[features]\nloud = []\n";
     std::fs::write(bar, with_feature).unwrap();
+    // The copied Cargo.lock is the whole repository's; cargo trims it to this smaller workspace
+    // at its first command (dropping, say, features' dependencies that only other members
+    // enable). Let it do so now, so every stamp below sees the lock a build sees, as in a
+    // real workspace whose lock is settled.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let settled = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(settled.success(), "cargo metadata in {}", dir.display());
     dir
 }
 
