@@ -517,8 +517,8 @@ fn an_orphan_manifest_is_reported_and_a_dead_builds_temporary_is_removed() {
     host.still_serving("v1", 2);
 }
 
-/// In a child process (the limit is process-wide): files may grow to at most 1 MiB, so the
-/// private copy of a multi-megabyte library fails as on a full tmpfs (EFBIG instead of
+/// In a child process (the limit is process-wide): files may grow to at most half the
+/// library's size, so its private copy fails half-way as on a full tmpfs (EFBIG instead of
 /// ENOSPC, the same error path).
 #[test]
 fn a_copy_that_runs_out_of_space_is_refused_and_leaves_no_partial_file() {
@@ -537,11 +537,12 @@ fn a_copy_that_runs_out_of_space_is_refused_and_leaves_no_partial_file() {
     // Build and install everything first: the limit would stop cargo's own writes too.
     let host = serving(|b| b);
     let file = host.install_newest(V2);
+    let half = std::fs::metadata(&file).unwrap().len() / 2;
     // SAFETY: ignoring SIGXFSZ (so an oversized write fails with EFBIG instead of killing the
     // process) and lowering a resource limit have no memory-safety preconditions.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit { rlim_cur: 1 << 20, rlim_max: libc::RLIM_INFINITY };
+        let limit = libc::rlimit { rlim_cur: half, rlim_max: libc::RLIM_INFINITY };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
     let error = host.manager.reload().unwrap_err();
