@@ -51,6 +51,15 @@ pub struct BuildArgs {
     /// `HOTSWAP_KEEP_DEBUGINFO=1` in the environment.
     #[arg(long)]
     pub keep_debuginfo: bool,
+    /// Remap absolute paths (workspace, cargo home, an outside target folder) in what rustc
+    /// embeds, so that the same commit built in two checkouts or on two machines gives the
+    /// same bytes. Off by default: the remapping goes through cargo's rustflags, which changes
+    /// cargo's hash of every crate and so the `TypeId` of each type from a crate the plugin
+    /// shares with the host (an extension type, say); a host built with plain `cargo build`
+    /// would refuse those types. Use it when host and plugins are built with the same flags,
+    /// or share only std types.
+    #[arg(long)]
+    pub reproducible: bool,
     /// Build a host with its plugins linked in, for debuggers and platforms without dlopen:
     /// the first folder is then the HOST crate, built with its `hotswap-static` feature,
     /// which lists the plugin crates to link (optional dependencies); the host binary and a
@@ -141,6 +150,7 @@ fn plugin_stamp(args: &BuildArgs, quiet: bool) -> Result<(Stamp, Package, Metada
         exclude: &args.exclude,
         live_prefix: args.live_prefix.as_deref(),
         linked_statically: false,
+        reproducible: args.reproducible,
         skip: output.as_deref(),
     };
     let stamp = crate::stamp::stamp(&metadata, &package, &settings, args.verbose, quiet)?;
@@ -197,7 +207,9 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         command.arg("--release");
     }
     let remap = Remap::new(workspace, target_dir);
-    remap.apply(&mut command);
+    if args.reproducible {
+        remap.apply(&mut command);
+    }
     command.args(&args.cargo_args);
     command
         .env(hotswap_abi::env::VERSION, &stamp.version)
@@ -277,7 +289,7 @@ pub fn build(args: &BuildArgs, quiet: bool) -> Result<Built> {
         built_at: stamp.built_at.clone(),
         library: file_name.clone(),
     };
-    let mut notes = crate::repro::embedded_paths(&bytes, &remap);
+    let mut notes = if args.reproducible { crate::repro::embedded_paths(&bytes, &remap) } else { Vec::new() };
     let generated: Vec<PathBuf> =
         [Some(target_dir.to_path_buf()), crate::stamp::cargo_home(), crate::repro::sysroot(&plugin_dir)]
             .into_iter()

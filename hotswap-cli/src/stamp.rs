@@ -7,8 +7,8 @@
 //!   build dependencies, transitively), by path relative to the crate and content; hidden
 //!   entries, cargo target folders, nested crates and the output folder are left out;
 //! - files those crates include from outside their folder with a literal path
-//!   (an `include_str!` of a path such as `../../templates/x`), by path relative to the
-//!   workspace and content;
+//!   (an `include_str!` of a path that leaves the crate, such as the shared templates), by
+//!   path relative to the workspace and content;
 //! - the `Cargo.lock` entries (name, version, source, checksum, dependencies) reachable from the
 //!   plugin, so a resolved dependency version counts but an unrelated lock change does not;
 //! - the workspace's root `Cargo.toml` (profiles, patches) and the cargo configuration files
@@ -66,6 +66,8 @@ pub struct Settings<'a> {
     pub live_prefix: Option<&'a str>,
     /// Compiled to be linked into a host.
     pub linked_statically: bool,
+    /// Absolute paths remapped (`build --reproducible`).
+    pub reproducible: bool,
     /// A folder never to hash (the output folder, when it lies inside a crate).
     pub skip: Option<&'a Path>,
 }
@@ -107,6 +109,7 @@ pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbos
     }
     h.put("live prefix", settings.live_prefix.unwrap_or("").as_bytes());
     h.put("static", &[u8::from(settings.linked_statically)]);
+    h.put("reproducible", &[u8::from(settings.reproducible)]);
     h.put("toolchain", toolchain(crate_dir)?.as_bytes());
     for (key, value) in std::env::vars_os() {
         let key = key.to_string_lossy();

@@ -218,6 +218,7 @@ fn run_cycle(
             debug: args.debug,
             verbose: false,
             keep_debuginfo: false,
+            reproducible: false,
             static_linking: false,
             print_stamp: false,
             cargo_args: args.cargo_args.clone(),
