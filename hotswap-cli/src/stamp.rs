@@ -446,7 +446,7 @@ impl FolderHash<'_, '_> {
         Ok(())
     }
 
-    /// Notes `include_str!("…")`, `include_bytes!("…")` and `include!("…")` targets that lie
+    /// Notes the targets of `include_str!`, `include_bytes!` and `include!` with a literal path that lie
     /// outside the crate folder (those inside are hashed already).
     fn find_includes(&mut self, file: &Path, content: &[u8]) {
         static PATTERN: OnceLock<regex::bytes::Regex> = OnceLock::new();

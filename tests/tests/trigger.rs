@@ -169,6 +169,8 @@ fn dropping_the_manager_ends_the_watch_and_frees_the_manager() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
+    // The tests run one at a time; an earlier test's trigger thread may still be ending.
+    wait_until("earlier tests' trigger threads end", || trigger_threads() == 0);
     let before = trigger_threads();
     let manager = manager(dir.path());
     manager.load_plugins().unwrap();
