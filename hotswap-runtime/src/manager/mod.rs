@@ -297,6 +297,11 @@ impl PluginManager {
             let build = load::Build { inner: &inner, dir: thread_dir, number, old, extra, progress: &thread_progress };
             let result = build.run();
             lock(&inner.threads).retain(|p| !Arc::ptr_eq(p, &thread_progress));
+            // Let go of the manager before answering: a caller that drops the manager right
+            // after the reload must be the one whose drop frees it (and runs `on_free`), not
+            // this thread as it ends, perhaps after the process has exited.
+            let reaper = Arc::clone(&inner.reaper);
+            drop(inner);
             if let Err(std::sync::mpsc::SendError(result)) = sender.send(result) {
                 // Given up at the deadline: what it built is discarded, never published.
                 if let Ok((generation, _)) = result {
@@ -304,7 +309,7 @@ impl PluginManager {
                         generation = generation.number(),
                         "an abandoned reload finished late; its generation is discarded"
                     );
-                    inner.reaper.retire(generation, Duration::ZERO);
+                    reaper.retire(generation, Duration::ZERO);
                 }
             }
         };
