@@ -5,21 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use hotswap_runtime::{args, PluginManager};
-use hotswap_tests::build_plugin;
+use hotswap_tests::{build_plugin, mapped_under};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
-
-/// The distinct files under `dir` mapped into this process, from `/proc/self/maps`.
-fn mapped_under(dir: &Path) -> Vec<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let dir = dir.to_string_lossy().into_owned();
-    let mut files: Vec<String> =
-        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).map(str::to_string).collect();
-    files.sort();
-    files.dedup();
-    files
-}
 
 fn manager(dir: &Path, retain: usize) -> PluginManager {
     PluginManager::builder(dir)
