@@ -47,7 +47,8 @@ pub(crate) fn mismatch_reason(plugin: &str, host: &str) -> String {
 
 /// The `key value` fields of a fingerprint, for the keys this runtime knows.
 fn fields(fingerprint: &str) -> Vec<(&'static str, String)> {
-    const KEYS: [&str; 7] = ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout", "panic", "debug_assertions"];
+    const KEYS: [&str; 7] =
+        ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout", "panic", "debug_assertions"];
     fingerprint
         .split("; ")
         .filter_map(|part| {

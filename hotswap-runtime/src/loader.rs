@@ -54,7 +54,12 @@ impl Drop for Mapping {
         if let Some(mut library) = self.library.take() {
             // SAFETY: `library` was just taken out of the option: it is dropped exactly once.
             let library = unsafe { ManuallyDrop::take(&mut library) };
-            self.graveyard.bury(std::mem::take(&mut self.plugin), std::mem::take(&mut self.path), library, self.unloadable);
+            self.graveyard.bury(
+                std::mem::take(&mut self.plugin),
+                std::mem::take(&mut self.path),
+                library,
+                self.unloadable,
+            );
         }
     }
 }

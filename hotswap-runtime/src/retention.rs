@@ -51,9 +51,10 @@ pub(crate) struct Graveyard {
 fn is_mapped(path: &Path) -> bool {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return false };
     let path = path.to_string_lossy();
-    maps.lines().filter_map(|line| line.splitn(6, ' ').nth(5)).map(str::trim_start).any(|mapped| {
-        mapped == path || mapped.strip_suffix(" (deleted)") == Some(&*path)
-    })
+    maps.lines()
+        .filter_map(|line| line.splitn(6, ' ').nth(5))
+        .map(str::trim_start)
+        .any(|mapped| mapped == path || mapped.strip_suffix(" (deleted)") == Some(&*path))
 }
 
 impl Graveyard {

@@ -188,21 +188,13 @@ pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<S
 /// the host may not write is left as it is.
 fn remove_if_stale_partial(entry: &std::fs::DirEntry) {
     use std::os::unix::fs::MetadataExt;
-    let name = entry.file_name();
-    let Some(pid) = name
-        .to_str()
-        .and_then(|n| n.strip_prefix(".hotswap-"))
-        .and_then(|rest| rest.split_once('-'))
-        .and_then(|(pid, _)| pid.parse::<u32>().ok())
-    else {
+    if !super::workdir::left_by_dead_process(&entry.file_name(), ".hotswap-") {
         return;
-    };
+    }
     let Ok(meta) = entry.metadata() else { return };
     let ours = meta.uid() == rustix::process::geteuid().as_raw();
-    if meta.is_file() && ours && !Path::new("/proc").join(pid.to_string()).exists() {
-        if std::fs::remove_file(entry.path()).is_ok() {
-            tracing::info!(file = %crate::error::escape_path(&entry.path()), "removed the temporary file of a build that died");
-        }
+    if meta.is_file() && ours && std::fs::remove_file(entry.path()).is_ok() {
+        tracing::info!(file = %crate::error::escape_path(&entry.path()), "removed the temporary file of a build that died");
     }
 }
 

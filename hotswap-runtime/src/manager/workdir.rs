@@ -3,6 +3,25 @@
 
 use std::path::{Path, PathBuf};
 
+/// Whether `name` is `<prefix><pid>-…` and no process `pid` exists any more: the name of
+/// something a process left behind (a work folder, a build's temporary file).
+pub(super) fn left_by_dead_process(name: &std::ffi::OsStr, prefix: &str) -> bool {
+    let Some(pid) = name
+        .to_str()
+        .and_then(|n| n.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    // Signal 0 only checks that the process exists; EPERM means it exists as another user.
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => false,
+        Err(e) => e != rustix::io::Errno::PERM,
+    }
+}
+
 /// Removes `hotswap-<pid>-*` work folders in `root` that belong to us and to a process that
 /// no longer exists. Best effort: anything unexpected is left alone.
 pub(super) fn remove_stale_work_dirs(root: &Path) {
@@ -10,26 +29,11 @@ pub(super) fn remove_stale_work_dirs(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };
     let uid = rustix::process::getuid().as_raw();
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("hotswap-"))
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else { continue };
-        if !meta.is_dir() || meta.uid() != uid {
+        if !left_by_dead_process(&entry.file_name(), "hotswap-") {
             continue;
         }
-        let Some(pid) = rustix::process::Pid::from_raw(pid) else { continue };
-        // Signal 0 only checks that the process exists; EPERM means it exists as another user.
-        let alive = match rustix::process::test_kill_process(pid) {
-            Ok(()) => true,
-            Err(e) => e == rustix::io::Errno::PERM,
-        };
-        if !alive {
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else { continue };
+        if meta.is_dir() && meta.uid() == uid {
             tracing::info!(folder = ?entry.path(), "removing the work folder of a host that is gone");
             let _ = std::fs::remove_dir_all(entry.path());
         }
