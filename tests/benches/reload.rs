@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{median, ms, percentile};
+use common::{make_newest, median, ms, percentile};
 use hotswap_runtime::{PluginManager, ReloadReport, args};
 use hotswap_tests::{BuiltPlugin, build_plugin_release, build_plugin_release_with_env};
 use serde_json::json;
@@ -101,12 +101,6 @@ impl Samples {
             "plugin_stage_median_ms": stages(&mut self.plugin_stages),
         })
     }
-}
-
-/// Makes `file` the newest library of its plugin: mtime `base + step` seconds.
-fn make_newest(file: &Path, base: SystemTime, step: u64) {
-    let f = std::fs::File::options().write(true).open(file).unwrap();
-    f.set_modified(base + Duration::from_secs(step)).unwrap();
 }
 
 /// Runs `reload` `WARM_UP + samples` times; `before(i)` prepares reload `i` outside the timing.
@@ -299,55 +293,41 @@ fn e2e_summary(samples: &mut [f64]) -> serde_json::Value {
 /// built-in trigger. The next build is copied in under a hidden name (and made the newest)
 /// before the timing starts, as `cargo xtask build` does.
 fn trigger_e2e(v1: &BuiltPlugin, v2: &BuiltPlugin) -> serde_json::Value {
-    let base = SystemTime::now() + Duration::from_secs(3600);
-    let dir = tempfile::tempdir().unwrap();
-    let builds = [v1, v2];
-    let files = [v1.install(dir.path()), v2.install(dir.path())];
-    make_newest(&files[0], base, 0);
-    let m = PluginManager::builder(dir.path()).reload_on_new_builds(Duration::ZERO).build().unwrap();
-    m.load_plugins().expect("first load");
+    let folder = common::Alternating::new(v1, v2, |b| b);
     let answers = ["v1".to_string(), "v2".to_string()];
     let mut samples = Vec::new();
     for i in 0..WARM_UP + SAMPLES_E2E {
-        let next = (i + 1) % 2;
-        let staged = dir.path().join(".next.so");
-        std::fs::copy(&builds[next].library, &staged).unwrap();
-        make_newest(&staged, base, i as u64 + 1);
+        let (staged, target) = folder.stage(i);
         std::thread::sleep(Duration::from_millis(20)); // let the previous round settle
         let start = Instant::now();
-        std::fs::rename(&staged, &files[next]).unwrap();
-        let t = first_call_seeing(start, &answers[next], || m.invoke::<String>("greeter", "answer", args![]).unwrap());
+        std::fs::rename(&staged, &target).unwrap();
+        let t = first_call_seeing(start, &answers[(i + 1) % 2], || {
+            folder.manager.invoke::<String>("greeter", "answer", args![]).unwrap()
+        });
         if i >= WARM_UP {
             samples.push(t);
         }
     }
-    assert_eq!(m.reload_count() as usize, WARM_UP + SAMPLES_E2E, "one reload per rename");
+    assert_eq!(folder.manager.reload_count() as usize, WARM_UP + SAMPLES_E2E, "one reload per rename");
     e2e_summary(&mut samples)
 }
 
 /// The same for hot-lib-reloader: its two builds differ by the bias they add.
 fn hot_lib_reloader_e2e() -> serde_json::Value {
-    let builds = [common::build_hlr_peer(0), common::build_hlr_peer(1000)];
-    let dir = tempfile::tempdir().unwrap();
-    let watched = dir.path().join("libhlr_peer.so");
-    std::fs::copy(&builds[0], &watched).unwrap();
-    common::HLR_DIR.set(dir.path().to_path_buf()).unwrap();
-    assert_eq!(common::hlr::hlr_add(1, 2), 3, "the peer serves its first build");
+    let peer = common::HlrPeer::start();
     let mut samples = Vec::new();
     for i in 0..WARM_UP + SAMPLES_E2E {
-        let next = (i + 1) % 2;
-        let staged = dir.path().join(".next.so");
-        std::fs::copy(&builds[next], &staged).unwrap();
+        let (staged, target) = peer.stage(i);
         std::thread::sleep(Duration::from_millis(20));
         let start = Instant::now();
-        std::fs::rename(&staged, &watched).unwrap();
-        let t = first_call_seeing(start, &(3 + 1000 * next as i64), || common::hlr::hlr_add(1, 2));
+        std::fs::rename(&staged, &target).unwrap();
+        let t = first_call_seeing(start, &common::HlrPeer::ANSWERS[(i + 1) % 2], || common::hlr::hlr_add(1, 2));
         if i >= WARM_UP {
             samples.push(t);
         }
     }
     let mut summary = e2e_summary(&mut samples);
-    summary["size_kib"] = json!(std::fs::metadata(&builds[0]).unwrap().len() / 1024);
+    summary["size_kib"] = json!(peer.size_kib());
     summary
 }
 

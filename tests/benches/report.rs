@@ -1,4 +1,4 @@
-//! Reads what `per_call`, `reload` and `build_time` left in `target/bench-results/` and
+//! Reads what `per_call`, `reload`, `stall` and `build_time` left in `target/bench-results/` and
 //! rewrites the part of BENCHMARKS.md between `<!-- bench:start -->` and `<!-- bench:end -->`
 //! (or of the file named by `$BENCHMARKS_MD`). Run by tests/benches/update-benchmarks.sh.
 
@@ -70,6 +70,18 @@ fn ratio(x: f64) -> String {
 
 fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed**" }
+}
+
+/// The line under each part: its load averages (1, 5, 15 min) at its start and end.
+fn load_average(w: &mut String, part: &Value) {
+    let at = |key: &str| part[key].as_str().unwrap_or("?").to_string();
+    writeln!(
+        w,
+        "Load average (1, 5, 15 min) at the start and end of this part: {} / {}.\n",
+        at("loadavg_start"),
+        at("loadavg_end")
+    )
+    .unwrap();
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
@@ -198,9 +210,148 @@ fn end_to_end(w: &mut String, r: &Value, targets: &mut Vec<(String, String, Stri
     }
 }
 
+/// The calls of the stall benchmark, hotswap's first; the last is the peer.
+const STALL_CALLS: [(&str, &str); 5] = [
+    ("hot_fn", "`HotFn` `add.call((a, b))`"),
+    ("invoke_by_name", "by name: `manager.invoke::<i64>(\"greeter\", \"add\", args![a, b])`"),
+    ("hot_fn_free_now", "`HotFn`, manager with `free_delay(ZERO)`"),
+    ("invoke_by_name_free_now", "by name, manager with `free_delay(ZERO)`"),
+    ("hot_lib_reloader", "hot-lib-reloader 0.8 `hot_module` function"),
+];
+
+/// Callers calling without pause while the library is replaced: the worst call per reload
+/// window against equally long windows without a reload.
+fn caller_stall(w: &mut String, s: &Value, targets: &mut Vec<(String, String, String)>) {
+    // "median / max" of the worst call per window, µs.
+    let pair = |x: &Value| match (f(&x["median"]), f(&x["max"])) {
+        (Some(m), Some(x)) => format!("{} / {}", num(m), num(x)),
+        _ => "–".into(),
+    };
+    let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => ratio(a / b),
+        _ => "–".into(),
+    };
+    let reloads = s.as_object().unwrap().values().find_map(|v| v["reloads"].as_u64()).unwrap_or(0);
+    writeln!(
+        w,
+        "#### Caller stall during reloads (worst call per window, µs, median / max of {reloads} reloads; wall clock)\n"
+    )
+    .unwrap();
+    writeln!(
+        w,
+        "| call | callers | reload window (median ms) | worst call per reload | … less waiting for a CPU | worst call per window without reload | … less waiting for a CPU | ÷ hot-lib-reloader: worst per reload (median), less waiting; as timed |"
+    )
+    .unwrap();
+    writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |").unwrap();
+    let mut percentiles = String::new();
+    for callers in ["1", "2"] {
+        let peer = &s[format!("hot_lib_reloader/{callers}")]["reload"];
+        for (key, label) in STALL_CALLS {
+            let row = &s[format!("{key}/{callers}")];
+            if row.is_null() {
+                continue;
+            }
+            let (r, st) = (&row["reload"], &row["steady"]);
+            let vs_peer = |what: &str| div(f(&r[what]["median"]), f(&peer[what]["median"]));
+            writeln!(
+                w,
+                "| {label} | {callers} | {} | {} | {} | {} | {} | {}; {} |",
+                f(&r["window_median_ms"]).map(num).unwrap_or_else(|| "–".into()),
+                pair(&r["worst_us"]),
+                pair(&r["worst_on_cpu_us"]),
+                pair(&st["worst_us"]),
+                pair(&st["worst_on_cpu_us"]),
+                vs_peer("worst_on_cpu_us"),
+                vs_peer("worst_us")
+            )
+            .unwrap();
+            let p = |c: &Value| format!("{} / {} / {}", c["p50_ns"], c["p99_ns"], c["p999_ns"]);
+            writeln!(
+                percentiles,
+                "| {label} | {callers} | {} | {} | {} | {} |",
+                p(&r["calls"]),
+                p(&st["calls"]),
+                r["calls"]["calls"],
+                st["calls"]["calls"]
+            )
+            .unwrap();
+        }
+    }
+    writeln!(w).unwrap();
+    let ms_of = |key: &str| s[key].as_f64().map(num).unwrap_or_else(|| "?".into());
+    writeln!(
+        w,
+        "Callers call without pause while each reload renames the next of two release builds into place \
+         (greeter v1 ↔ v2 for the call by name, `jobs` live_v1 ↔ live_v2 for `HotFn`, hlr_peer with two biases \
+         for hot-lib-reloader) and the library's own watcher reloads it (hotswap: \
+         `reload_on_new_builds(Duration::ZERO)` and the manager's defaults otherwise, or `free_delay(ZERO)` where \
+         marked, which frees the replaced generation within the reload; hot-lib-reloader: debounce 1 ms). A reload window runs from the rename to {} ms after the \
+         last caller's first answer from the new build; a call's time runs from the end of the previous call \
+         (one `Instant::now()` included). Each reload window has a twin of the same length, {} ms later, with \
+         no reload: its worst call is the machine's own noise (a caller preempted on 2 CPUs shared with other \
+         work, interrupts), so a reload stalls callers only by what its column exceeds the twin's. \
+         \"Less waiting for a CPU\": a call longer than 5 µs minus the time its thread spent runnable but not \
+         running meanwhile (`run_delay` in /proc/thread-self/schedstat), which leaves time blocked (a lock, a \
+         page fault) or running; it is the column that tells a loader's stall from the machine's.\n",
+        ms_of("tail_ms"),
+        ms_of("settle_ms")
+    )
+    .unwrap();
+    writeln!(w, "Every call in the windows (ns, as timed): p50 / p99 / p99.9\n").unwrap();
+    writeln!(w, "| call | callers | during reloads | without reload | calls during reloads | calls without |").unwrap();
+    writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: |").unwrap();
+    writeln!(w, "{percentiles}").unwrap();
+    load_average(w, s);
+
+    let median = |key: &str, kind: &str, what: &str| f(&s[format!("{key}/1")][kind][what]["median"]);
+    let (Some(hot), Some(by_name), Some(peer)) = (
+        median("hot_fn", "reload", "worst_on_cpu_us"),
+        median("invoke_by_name", "reload", "worst_on_cpu_us"),
+        median("hot_lib_reloader", "reload", "worst_on_cpu_us"),
+    ) else {
+        return;
+    };
+    let cell = |key: &str| {
+        let or_dash = |x: Option<f64>| x.map(num).unwrap_or_else(|| "–".into());
+        format!(
+            "{} µs (as timed {}, without reload {})",
+            or_dash(median(key, "reload", "worst_on_cpu_us")),
+            or_dash(median(key, "reload", "worst_us")),
+            or_dash(median(key, "steady", "worst_us"))
+        )
+    };
+    let free_now = match (
+        median("hot_fn_free_now", "reload", "worst_on_cpu_us"),
+        median("invoke_by_name_free_now", "reload", "worst_on_cpu_us"),
+    ) {
+        (Some(h), Some(b)) => format!(
+            "; with `free_delay(ZERO)` {} and {} µs ({} and {})",
+            num(h),
+            num(b),
+            ratio(h / peer),
+            ratio(b / peer)
+        ),
+        _ => String::new(),
+    };
+    targets.push((
+        "callers are not stalled by a reload: worst call per reload ≤ hot-lib-reloader's (issue: 20–25 µs against 480–495 µs)"
+            .into(),
+        format!(
+            "median of {reloads} reloads, 1 caller, less waiting for a CPU: `HotFn` {}, by name {}, hot-lib-reloader {}: {} and {} hot-lib-reloader{free_now}",
+            cell("hot_fn"),
+            cell("invoke_by_name"),
+            cell("hot_lib_reloader"),
+            ratio(hot / peer),
+            ratio(by_name / peer)
+        ),
+        verdict(hot <= peer && by_name <= peer).into(),
+    ));
+}
+
 fn main() {
     let per_call = load("per_call");
     let reload = load("reload");
+    let stall = load("stall");
     let build = load("build_time");
     let mut out = String::new();
     let mut targets: Vec<(String, String, String)> = Vec::new();
@@ -248,13 +399,7 @@ fn main() {
                 }
                 writeln!(w).unwrap();
             }
-            writeln!(
-                w,
-                "Load average (1, 5, 15 min) at the start and end of this part: {} / {}.\n",
-                pc["loadavg_start"].as_str().unwrap_or("?"),
-                pc["loadavg_end"].as_str().unwrap_or("?")
-            )
-            .unwrap();
+            load_average(w, pc);
             let cpu = &pc["groups"]["per_call_cpu"];
             let wall = &pc["groups"]["per_call"];
             calls_against_floor_and_peer(w, cpu, &mut targets);
@@ -361,13 +506,7 @@ fn main() {
             writeln!(w, "| library | read | sha256 | inspect | write the copy | `dlopen` |").unwrap();
             writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: |").unwrap();
             writeln!(w, "{parts}").unwrap();
-            writeln!(
-                w,
-                "Load average at the start and end of this part: {} / {}.\n",
-                r["loadavg_start"].as_str().unwrap_or("?"),
-                r["loadavg_end"].as_str().unwrap_or("?")
-            )
-            .unwrap();
+            load_average(w, r);
             for (key, limit, label) in [
                 ("one_changed", 2.0, "one changed plugin reloads in ≤ 2 ms, as built"),
                 ("ten_one_changed", 5.0, "10 plugins, 1 changed, reload in ≤ 5 ms, as built"),
@@ -385,6 +524,12 @@ fn main() {
             end_to_end(w, r, &mut targets);
         }
         None => writeln!(w, "Reload benchmarks: not run.\n").unwrap(),
+    }
+
+    // Caller stall.
+    match &stall {
+        Some(s) => caller_stall(w, s, &mut targets),
+        None => writeln!(w, "Caller-stall benchmarks: not run.\n").unwrap(),
     }
 
     // Build.
@@ -414,13 +559,7 @@ fn main() {
                 }
             }
             writeln!(w).unwrap();
-            writeln!(
-                w,
-                "Load average at the start and end of this part: {} / {}.\n",
-                b["loadavg_start"].as_str().unwrap_or("?"),
-                b["loadavg_end"].as_str().unwrap_or("?")
-            )
-            .unwrap();
+            load_average(w, b);
             let xtask = f(&b["xtask_median_ms"]).unwrap();
             let overhead = xtask / plain - 1.0;
             targets.push((

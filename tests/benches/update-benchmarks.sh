@@ -2,10 +2,10 @@
 # Runs the benchmarks and rewrites the table in BENCHMARKS.md (between
 # `<!-- bench:start -->` and `<!-- bench:end -->`). Works from any folder.
 #
-#   tests/benches/update-benchmarks.sh                 # all of them, about 8 minutes
+#   tests/benches/update-benchmarks.sh                 # all of them, about 9 minutes
 #   tests/benches/update-benchmarks.sh reload report   # only some; the others' last results are reused
 #
-# Parts: per_call (criterion), reload, build_time, then report (writes BENCHMARKS.md).
+# Parts: per_call (criterion), reload, stall, build_time, then report (writes BENCHMARKS.md).
 # build_time edits demo/hello/plugin/foo/src/lib.rs while it runs and restores it; this
 # script restores it too if the run is interrupted.
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$root"
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then
-    parts=(per_call reload build_time report)
+    parts=(per_call reload stall build_time report)
 fi
 
 demo_source=demo/hello/plugin/foo/src/lib.rs
@@ -36,7 +36,7 @@ for part in "${parts[@]}"; do
     echo "== $part"
     case "$part" in
         per_call) bench per_call -- --noplot ;;
-        reload | build_time | report) bench "$part" ;;
-        *) echo "unknown part \`$part\` (per_call, reload, build_time, report)" >&2; exit 2 ;;
+        reload | stall | build_time | report) bench "$part" ;;
+        *) echo "unknown part \`$part\` (per_call, reload, stall, build_time, report)" >&2; exit 2 ;;
     esac
 done
