@@ -72,21 +72,33 @@ impl<P> Drop for MakerDrop<P> {
         // SAFETY: `drop` runs once, and nothing reads the pointer after it.
         let pointer = unsafe { ManuallyDrop::take(&mut self.pointer) };
         if let Err(message) = (self.drop_in_maker)(pointer) {
-            match self.on_panic {
-                OnPanic::Raise if !std::thread::panicking() => panic!("{message}"),
-                _ => tracing::error!("{message}"),
-            }
+            report_drop_panic(message, self.on_panic);
         }
     }
 }
 
 /// Drops `pointer` inside this copy's `catch_unwind`; a panic comes back as text.
 fn drop_caught<P, T: ?Sized>(pointer: P) -> Result<(), String> {
-    catch_unwind(AssertUnwindSafe(move || drop(pointer))).map_err(|payload| {
+    run_drop_caught::<T>(move || drop(pointer))
+}
+
+/// Runs `drop`, which drops a `T`, inside this copy's `catch_unwind`; a panic comes back as
+/// the text every maker-side drop reports. Must run in the copy that made the value.
+pub(crate) fn run_drop_caught<T: ?Sized>(drop: impl FnOnce()) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(drop)).map_err(|payload| {
         format!(
             "a `{}` panicked when dropped: {}",
             std::any::type_name::<T>(),
             crate::private::take_panic_message(payload)
         )
     })
+}
+
+/// What the dropping side does with the text of a maker-side drop's panic, under
+/// [`OnPanic`]'s rule.
+pub(crate) fn report_drop_panic(message: String, on_panic: OnPanic) {
+    match on_panic {
+        OnPanic::Raise if !std::thread::panicking() => panic!("{message}"),
+        _ => tracing::error!("{message}"),
+    }
 }

@@ -12,6 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// Everything that runs the plugin's code happens inside a `catch_unwind` of the plugin's own
 /// std: the hook, the error's `Display`, the error's drop and the panic payload's drop. A panic
 /// escaping to the host would be a foreign exception there, which aborts the process.
+#[inline]
 pub fn guard<T, E: std::fmt::Display>(hook: impl FnOnce() -> Result<T, E>) -> HookOutcome<T> {
     match catch_unwind(AssertUnwindSafe(|| hook().map_err(describe_error))) {
         Ok(Ok(value)) => Ok(value),

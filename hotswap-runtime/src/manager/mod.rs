@@ -481,9 +481,10 @@ impl PluginManager {
     /// let sum: i64 = manager.invoke("greeter", "add", args![6_i64, 7_i64])?;
     /// # Ok(()) }
     /// ```
+    #[inline]
     pub fn invoke<T: std::any::Any>(&self, plugin: &str, func: &str, args: Args) -> Result<T, InvokeError> {
         let guard = self.inner.current.load();
-        let generation = guard.as_ref().ok_or(InvokeError::NotLoaded)?;
+        let generation = guard.as_ref().ok_or_else(|| InvokeError::NotLoaded)?;
         let plugin = generation.loaded(plugin).ok_or_else(|| InvokeError::NoSuchPlugin(plugin.to_string()))?;
         generation::invoke_typed(plugin, func, args)
     }
