@@ -38,7 +38,7 @@
 //! builder's), `HOTSWAP_LIVE_PREFIX`, `HOTSWAP_STATIC` (`1`: compile for linking into a host,
 //! without exported symbols), `HOTSWAP_VERSION_<CRATE>` (a per-crate stamp, for static hosts).
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 mod host;
 mod scan;
@@ -478,7 +478,6 @@ fn unfilled_placeholder(text: &str) -> Option<&str> {
     }
     None
 }
-
 
 /// `b"..."` for `s`, escaped.
 fn byte_literal(s: &str) -> String {

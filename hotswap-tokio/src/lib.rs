@@ -47,6 +47,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 mod entered;
 #[cfg(feature = "host")]
 mod host;

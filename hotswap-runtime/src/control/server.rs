@@ -130,6 +130,16 @@ impl ControlServer {
     }
 }
 
+impl std::fmt::Debug for ControlServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlServer")
+            .field("path", &self.path)
+            .field("config", &self.shared.config)
+            .field("active_connections", &self.shared.active.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);

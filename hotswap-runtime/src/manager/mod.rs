@@ -302,15 +302,13 @@ impl PluginManager {
             // this thread as it ends, perhaps after the process has exited.
             let reaper = Arc::clone(&inner.reaper);
             drop(inner);
-            if let Err(std::sync::mpsc::SendError(result)) = sender.send(result) {
-                // Given up at the deadline: what it built is discarded, never published.
-                if let Ok((generation, _)) = result {
-                    tracing::warn!(
-                        generation = generation.number(),
-                        "an abandoned reload finished late; its generation is discarded"
-                    );
-                    reaper.retire(generation, Duration::ZERO);
-                }
+            // Given up at the deadline: what it built is discarded, never published.
+            if let Err(std::sync::mpsc::SendError(Ok((generation, _)))) = sender.send(result) {
+                tracing::warn!(
+                    generation = generation.number(),
+                    "an abandoned reload finished late; its generation is discarded"
+                );
+                reaper.retire(generation, Duration::ZERO);
             }
         };
         let spawned = std::thread::Builder::new().name("hotswap-reload".into()).spawn(work);
