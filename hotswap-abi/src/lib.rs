@@ -7,7 +7,7 @@
 //! * [`LAYOUT_VERSION`] and the exported symbol names derived from it ([`DESCRIPTOR_SYMBOL`],
 //!   [`FINGERPRINT_SYMBOL`], [`NAME_SYMBOL`], [`VERSION_SYMBOL`]);
 //! * the hooks a plugin defines ([`Hook`]);
-//! * the environment variables between the CLI, the build scripts and hosts ([`env`]).
+//! * the environment variables between the CLI, the build scripts and hosts ([`env`](mod@env)).
 //!
 //! This crate has no dependencies and no build script. Its sources are part of the ABI
 //! fingerprint: `hotswap-runtime`'s build script adds [`SOURCE_HASH`] to it.
