@@ -37,6 +37,7 @@ impl HookSite {
 
 /// What kind of live item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LiveKind {
     /// A free function.
     Function,

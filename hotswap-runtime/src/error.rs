@@ -8,6 +8,7 @@ use crate::value::TypeMismatch;
 /// The step of loading a generation at which a plugin was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Stage {
     /// Listing the plugin folder and choosing files.
     Scan,
@@ -136,6 +137,7 @@ pub(crate) fn escape_text(text: &str) -> String {
 
 /// A call into a plugin failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvokeError {
     /// No plugin of that name in the current generation.
     #[error("no plugin named `{0}` is loaded")]

@@ -56,6 +56,7 @@ pub type Extension = Box<dyn Any + Send + Sync>;
 
 /// A typed access to the vault failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VaultError {
     /// The host gave no extension constructor.
     #[error("the host set no extension (PluginManagerBuilder::extension_newer)")]
