@@ -421,7 +421,7 @@ impl PluginManager {
     }
 
     /// The manager's own work folder (inside the builder's
-    /// [`work_dir`](PluginManagerBuilder::work_dir) root), holding the private copies of
+    /// [`work_root`](PluginManagerBuilder::work_root)), holding the private copies of
     /// loaded libraries: each mapped plugin library is a file here (useful to count them in
     /// `/proc/self/maps`). Removed when the manager is dropped.
     pub fn work_dir(&self) -> &Path {
