@@ -7,12 +7,12 @@
 //! * [`LAYOUT_VERSION`] and the exported symbol names derived from it ([`DESCRIPTOR_SYMBOL`],
 //!   [`FINGERPRINT_SYMBOL`], [`NAME_SYMBOL`], [`VERSION_SYMBOL`]);
 //! * the hooks a plugin defines ([`Hook`]);
-//! * the environment variables between the CLI, the build scripts and hosts ([`env`]).
+//! * the environment variables between the CLI, the build scripts and hosts ([`env`](mod@env)).
 //!
 //! This crate has no dependencies and no build script. Its sources are part of the ABI
 //! fingerprint: `hotswap-runtime`'s build script adds [`SOURCE_HASH`] to it.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod env;
 mod hook;

@@ -69,13 +69,15 @@ pub fn static_host() -> Result<StaticHost, Error> {
 
 /// The crate names of the dependencies the `hotswap-static` feature enables.
 fn static_plugin_crates(manifest: &Path) -> Result<Vec<String>, Error> {
-    let text = std::fs::read_to_string(manifest).map_err(|source| Error::Io { path: manifest.to_path_buf(), source })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Invalid(format!("{}: {e}", manifest.display())))?;
-    let feature = table
-        .get("features")
-        .and_then(|f| f.get("hotswap-static"))
-        .and_then(|f| f.as_array())
-        .ok_or_else(|| Error::Invalid(format!("{}: no `hotswap-static` feature listing the plugin crates", manifest.display())))?;
+    let text =
+        std::fs::read_to_string(manifest).map_err(|source| Error::Io { path: manifest.to_path_buf(), source })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| Error::Manifest { path: manifest.to_path_buf(), source: Box::new(e) })?;
+    let feature =
+        table.get("features").and_then(|f| f.get("hotswap-static")).and_then(|f| f.as_array()).ok_or_else(|| {
+            Error::Invalid(format!("{}: no `hotswap-static` feature listing the plugin crates", manifest.display()))
+        })?;
     let mut crates = Vec::new();
     for entry in feature {
         let name = entry.as_str().unwrap_or_default();

@@ -37,6 +37,7 @@ impl HookSite {
 
 /// What kind of live item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LiveKind {
     /// A free function.
     Function,
@@ -109,7 +110,7 @@ impl FileFilter {
         let compile = |flag: &'static str, patterns: &[String]| {
             patterns
                 .iter()
-                .map(|p| Regex::new(p).map_err(|e| Error::Regex { flag, pattern: p.clone(), message: e.to_string() }))
+                .map(|p| Regex::new(p).map_err(|source| Error::Regex { flag, pattern: p.clone(), source }))
                 .collect::<Result<Vec<_>, _>>()
         };
         Ok(FileFilter { includes: compile("--include", includes)?, excludes: compile("--exclude", excludes)? })
@@ -254,7 +255,7 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
         let ast = syn::parse_file(&text).map_err(|e| Error::Parse {
             file: relative.clone(),
             line: e.span().start().line,
-            message: e.to_string(),
+            source: e,
         })?;
         parsed.push(Parsed { relative, module, ast });
     }
@@ -331,8 +332,8 @@ pub(crate) fn scan(crate_dir: &Path, filter: &FileFilter, live_prefix: &str) -> 
         if pair[0].name == pair[1].name {
             return Err(Error::DuplicateLive {
                 name: pair[0].name.clone(),
-                first: (pair[0].file.clone(), pair[0].line, pair[0].rust_path()),
-                second: (pair[1].file.clone(), pair[1].line, pair[1].rust_path()),
+                first: Box::new(pair[0].clone()),
+                second: Box::new(pair[1].clone()),
             });
         }
     }

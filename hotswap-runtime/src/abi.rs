@@ -93,7 +93,7 @@ pub const FINGERPRINT_BYTES: [u8; FINGERPRINT_LEN] = {
 /// A `&'static str` with a C layout, so the header can be read from a library whose Rust
 /// layout is not yet trusted.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct FfiStr {
     ptr: *const u8,
     len: usize,
@@ -135,6 +135,7 @@ impl FfiStr {
 
 /// The part of the descriptor whose layout never changes between versions.
 #[repr(C)]
+#[derive(Debug)]
 pub struct DescriptorHeader {
     /// Always [`MAGIC`].
     pub magic: [u8; 16],
@@ -158,6 +159,7 @@ pub type HookOutcome<T> = Result<T, HookFailure>;
 
 /// The entry points of one plugin, each wrapping a user hook in `catch_unwind`.
 #[repr(C)]
+#[derive(Debug)]
 pub struct PluginHooks {
     /// `reloadable()`.
     pub reloadable: fn() -> HookOutcome<bool>,
@@ -179,6 +181,7 @@ pub struct PluginHooks {
 
 /// What a plugin exports under [`DESCRIPTOR_SYMBOL`].
 #[repr(C)]
+#[derive(Debug)]
 pub struct PluginDescriptor {
     /// Checked before anything else is read.
     pub header: DescriptorHeader,

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::value::TypeMismatch;
 
 /// The step of loading a generation at which a plugin was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Stage {
     /// Listing the plugin folder and choosing files.
     Scan,
@@ -77,8 +79,13 @@ pub enum LoadErrorKind {
 }
 
 /// A load or reload failed; nothing was published.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}{} at stage `{stage}` ({}): {}", plugin.as_ref().map(|p| format!("plugin `{}` ", escape_text(p))).unwrap_or_default(), kind.verb(), escape_path(file), escape_text(reason))]
+///
+/// When the refusal comes from an error of the host's side (reading or copying the file,
+/// `dlopen`, reading the ELF file), that error is its [`source`](std::error::Error::source);
+/// `reason` already includes its text. Errors made by plugin code (a hook's error, a panic)
+/// and by reload callbacks are kept as text only: an error object from a plugin's library
+/// must not outlive that library.
+#[derive(Debug, Clone)]
 pub struct LoadError {
     /// The plugin, when known.
     pub plugin: Option<String>,
@@ -90,6 +97,28 @@ pub struct LoadError {
     pub reason: String,
     /// What kind of failure this is.
     pub kind: LoadErrorKind,
+    /// The underlying error, when there is one (see above). Shared, so that the error stays
+    /// `Clone`.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(plugin) = &self.plugin {
+            write!(f, "plugin `{}` ", escape_text(plugin))?;
+        }
+        let (verb, stage, file, reason) =
+            (self.kind.verb(), self.stage, escape_path(&self.file), escape_text(&self.reason));
+        write!(f, "{verb} at stage `{stage}` ({file}): {reason}")
+    }
+}
+
+// Written out rather than derived: thiserror would hand out the `Arc` as the source, and a
+// caller's `downcast_ref::<io::Error>()` must find the error inside it.
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl LoadErrorKind {
@@ -106,7 +135,21 @@ impl LoadErrorKind {
 impl LoadError {
     /// A refusal of `plugin` (when known) and `file` at `stage`.
     pub fn new(plugin: Option<String>, file: impl Into<PathBuf>, stage: Stage, reason: impl Into<String>) -> Self {
-        LoadError { plugin, file: file.into(), stage, reason: reason.into(), kind: LoadErrorKind::Refused }
+        LoadError {
+            plugin,
+            file: file.into(),
+            stage,
+            reason: reason.into(),
+            kind: LoadErrorKind::Refused,
+            source: None,
+        }
+    }
+
+    /// The same error with `source` as its [`source`](std::error::Error::source); `reason`
+    /// should already say what it says.
+    pub(crate) fn caused_by(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.source = Some(Arc::from(source.into()));
+        self
     }
 
     /// The same error with another kind.
@@ -136,6 +179,7 @@ pub(crate) fn escape_text(text: &str) -> String {
 
 /// A call into a plugin failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvokeError {
     /// No plugin of that name in the current generation.
     #[error("no plugin named `{0}` is loaded")]

@@ -22,6 +22,7 @@ pub struct FileFacts {
 
 /// Why a file is not a plugin we can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InspectError {
     /// Not a shared library at all (or a truncated one).
     #[error("not a valid shared library ({0})")]

@@ -52,7 +52,7 @@
 //! `default-features = false`. The feature adds and removes whole modules only, so a plugin
 //! built without it and a host built with it agree on every type that crosses the boundary.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod abi;
 pub mod live;
@@ -85,7 +85,9 @@ pub mod private;
 #[doc(hidden)]
 pub use private as __private;
 
-pub use live::{LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo};
+pub use live::{
+    LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo, SignatureMismatch,
+};
 pub use value::{ArgError, Args, TypeMismatch, Value};
 pub use vault::{Export, Extension, Vault, VaultError};
 

@@ -38,6 +38,10 @@ pub use handle::{LiveCall, LiveFn, LiveHandle};
 // (`LiveFuncInfo`, `LiveTypeInfo`) or borrowed from a handle that holds the library
 // (`LiveFn::name`).
 
+/// Decodes live data bytes into a value of a live type (made by generated code, when the type
+/// implements serde's `Serialize` and `Deserialize`); the error is serde's message.
+pub type LiveDecodeFn = fn(&[u8]) -> Result<Value, String>;
+
 /// A live function as registered by generated code.
 pub struct LiveFuncEntry {
     /// Function name, e.g. `live_add`.
@@ -49,6 +53,19 @@ pub struct LiveFuncEntry {
     func: Box<dyn Any + Send + Sync>,
     type_id: TypeId,
     type_name: &'static str,
+}
+
+impl std::fmt::Debug for LiveFuncEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The strings live in the plugin's library; an entry is only reachable (and so
+        // printable) while its library is mapped.
+        f.debug_struct("LiveFuncEntry")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("signature", &self.signature)
+            .field("type_name", &self.type_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LiveFuncEntry {
@@ -71,6 +88,7 @@ impl LiveFuncEntry {
 }
 
 /// A live type as registered by generated code.
+#[derive(Debug)]
 pub struct LiveTypeEntry {
     /// Type name, e.g. `LiveJob`.
     pub(crate) name: &'static str,
@@ -81,7 +99,7 @@ pub struct LiveTypeEntry {
     /// Makes a default value, when the type implements `Default`.
     pub(crate) make_default: Option<fn() -> Value>,
     /// Decodes live data bytes, when the type implements serde's `Serialize` and `Deserialize`.
-    pub(crate) decode: Option<fn(&[u8]) -> Result<Value, String>>,
+    pub(crate) decode: Option<LiveDecodeFn>,
 }
 
 impl LiveTypeEntry {
@@ -91,14 +109,14 @@ impl LiveTypeEntry {
         path: &'static str,
         description: &'static str,
         make_default: Option<fn() -> Value>,
-        decode: Option<fn(&[u8]) -> Result<Value, String>>,
+        decode: Option<LiveDecodeFn>,
     ) -> Self {
         LiveTypeEntry { name, path, description, make_default, decode }
     }
 }
 
 /// Everything live that one plugin registered.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct LiveRegistry {
     /// Live functions.
     pub funcs: Vec<LiveFuncEntry>,
@@ -117,7 +135,12 @@ pub trait LiveType: Any {
 }
 
 /// Errors of live functions, types and data.
+///
+/// Serde's errors are kept as text (`message`), not as a [`source`](std::error::Error::source):
+/// they may be made by a plugin's code, and an error object whose vtable lives in a plugin's
+/// library must not outlive that library in the host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LiveError {
     /// No live function of that name in this generation.
     #[error("no live function `{name}` in this generation (known: {})", list(known))]
@@ -128,23 +151,8 @@ pub enum LiveError {
         known: Vec<String>,
     },
     /// The live function has another signature.
-    #[error(
-        "live function `{name}` ({path} in plugin `{plugin}`) has signature `{found}` (`{found_type}`), not the `{expected}` asked for"
-    )]
-    Signature {
-        /// The name.
-        name: String,
-        /// Its path.
-        path: String,
-        /// Its plugin.
-        plugin: String,
-        /// The type asked for.
-        expected: String,
-        /// The signature as written in the plugin.
-        found: String,
-        /// The signature's Rust type.
-        found_type: String,
-    },
+    #[error("{0}")]
+    Signature(Box<SignatureMismatch>),
     /// No live type of that name.
     #[error("no live type `{name}` in this generation (known: {})", list(known))]
     UnknownType {
@@ -191,6 +199,28 @@ pub enum LiveError {
         /// The type held.
         found: String,
     },
+}
+
+/// What [`LiveError::Signature`] reports: a live function asked for with another type than
+/// the one generated for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "live function `{name}` ({path} in plugin `{plugin}`) has signature `{found}` (`{found_type}`), not the `{expected}` asked for"
+)]
+#[non_exhaustive]
+pub struct SignatureMismatch {
+    /// The name.
+    pub name: String,
+    /// Its path.
+    pub path: String,
+    /// Its plugin.
+    pub plugin: String,
+    /// The type asked for.
+    pub expected: String,
+    /// The signature as written in the plugin.
+    pub found: String,
+    /// The signature's Rust type.
+    pub found_type: String,
 }
 
 fn list(names: &[String]) -> String {
@@ -253,14 +283,14 @@ impl RegisteredFunc {
     }
 
     fn mismatch<F>(&self) -> LiveError {
-        LiveError::Signature {
+        LiveError::Signature(Box::new(SignatureMismatch {
             name: self.entry.name.to_string(),
             path: self.entry.path.to_string(),
             plugin: self.plugin.clone(),
             expected: std::any::type_name::<F>().to_string(),
             found: self.entry.signature.to_string(),
             found_type: self.entry.type_name.to_string(),
-        }
+        }))
     }
 
     pub fn info(&self) -> LiveFuncInfo {
@@ -299,6 +329,12 @@ impl<T> LiveProbe<T> {
     }
 }
 
+impl<T> std::fmt::Debug for LiveProbe<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveProbe<{}>", std::any::type_name::<T>())
+    }
+}
+
 impl<T> Default for LiveProbe<T> {
     fn default() -> Self {
         LiveProbe::new()
@@ -327,17 +363,17 @@ impl<T> ProbeNoDefault for &LiveProbe<T> {}
 /// Chosen when `T` is serde-serialisable.
 pub trait ProbeSerde {
     /// A decoder of live data bytes.
-    fn probe_decode(&self) -> Option<fn(&[u8]) -> Result<Value, String>>;
+    fn probe_decode(&self) -> Option<LiveDecodeFn>;
 }
 impl<T: serde::de::DeserializeOwned + serde::Serialize + Any + Send> ProbeSerde for LiveProbe<T> {
-    fn probe_decode(&self) -> Option<fn(&[u8]) -> Result<Value, String>> {
+    fn probe_decode(&self) -> Option<LiveDecodeFn> {
         Some(|bytes| serde_json::from_slice::<T>(bytes).map(Value::new).map_err(|e| e.to_string()))
     }
 }
 /// Fallback when `T` is not serialisable.
 pub trait ProbeNoSerde {
     /// None.
-    fn probe_decode(&self) -> Option<fn(&[u8]) -> Result<Value, String>> {
+    fn probe_decode(&self) -> Option<LiveDecodeFn> {
         None
     }
 }

@@ -119,7 +119,7 @@ impl LoadedPlugin {
         let Staged { bytes, sha256, partial } = staged;
         let fail = |stage: Stage, reason: String| LoadError::new(Some(expected_name.to_string()), file, stage, reason);
         let manifest = Manifest::read_beside(file).map_err(|reason| fail(Stage::Copy, reason))?;
-        let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()))?;
+        let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()).caused_by(e))?;
         if facts.name != expected_name {
             return Err(fail(
                 Stage::Inspect,
@@ -147,7 +147,7 @@ impl LoadedPlugin {
         // while it was read and renamed now, so the loader never sees half a file.
         let partial_path = partial.0.as_deref().expect("a staged copy has its file");
         if let Err(e) = std::fs::rename(partial_path, copy_to) {
-            return Err(fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())));
+            return Err(fail(Stage::Copy, format!("cannot copy to {}: {e}", copy_to.display())).caused_by(e));
         }
         partial.keep();
         link_debug_info(file, &bytes, copy_to);
@@ -161,7 +161,7 @@ impl LoadedPlugin {
         // and runtime; its initialisers are those of Rust's std. RTLD_NOW makes a missing symbol
         // fail here, before any hook runs, instead of at the first call.
         let library = unsafe { libloading::os::unix::Library::open(Some(copy_to), libc::RTLD_NOW | libc::RTLD_LOCAL) }
-            .map_err(|e| fail(Stage::Open, format!("dlopen failed: {e}")))?;
+            .map_err(|e| fail(Stage::Open, format!("dlopen failed: {e}")).caused_by(e))?;
         let library: libloading::Library = library.into();
 
         // SAFETY: the symbol is declared by generated code as a `PluginDescriptor` static; the
@@ -173,7 +173,7 @@ impl LoadedPlugin {
         let descriptor: &'static PluginDescriptor = unsafe {
             let symbol = library
                 .get::<*const PluginDescriptor>(format!("{}\0", abi::DESCRIPTOR_SYMBOL).as_bytes())
-                .map_err(|e| fail(Stage::Open, format!("descriptor symbol: {e}")))?;
+                .map_err(|e| fail(Stage::Open, format!("descriptor symbol: {e}")).caused_by(e))?;
             let ptr: *const PluginDescriptor = *symbol;
             &*ptr
         };

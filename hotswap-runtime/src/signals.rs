@@ -33,6 +33,12 @@ pub struct SignalReloader {
     handle: Handle,
 }
 
+impl std::fmt::Debug for SignalReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalReloader").field("signals", &["SIGHUP", "SIGUSR1"]).finish_non_exhaustive()
+    }
+}
+
 impl SignalReloader {
     pub(crate) fn start(manager: PluginManager) -> std::io::Result<Self> {
         let mut signals = Signals::new([SIGHUP, SIGUSR1])?;

@@ -56,6 +56,7 @@ pub type Extension = Box<dyn Any + Send + Sync>;
 
 /// A typed access to the vault failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VaultError {
     /// The host gave no extension constructor.
     #[error("the host set no extension (PluginManagerBuilder::extension_newer)")]
@@ -125,6 +126,26 @@ impl Vault {
     /// A typed handle on live function `name`. `F` is a function pointer type such as
     /// `fn(i64) -> i64`; it must be the exact signature the plugin defines (checked by
     /// `TypeId`), else the error names both signatures.
+    ///
+    /// The handle keeps the function's library mapped. To follow reloads instead of staying
+    /// on this generation's code, use [`PluginManager::hot_fn`](crate::PluginManager::hot_fn).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(manager: &hotswap_runtime::PluginManager) -> Result<(), Box<dyn std::error::Error>> {
+    /// use hotswap_runtime::LiveError;
+    ///
+    /// let generation = manager.current().ok_or("nothing is loaded")?;
+    /// // In the plugin: `pub fn live_add(a: i64, b: i64) -> i64`.
+    /// let add = generation.vault().live_func::<fn(i64, i64) -> i64>("live_add")?;
+    /// assert_eq!(add.call((2, 3)), 5);
+    ///
+    /// // Another signature is an error naming both, never a call through the wrong type.
+    /// let wrong = generation.vault().live_func::<fn(i64) -> i64>("live_add");
+    /// assert!(matches!(wrong, Err(LiveError::Signature(_))));
+    /// # Ok(()) }
+    /// ```
     pub fn live_func<F: Any + Copy>(&self, name: &str) -> Result<LiveFn<F>, LiveError> {
         self.live_funcs
             .get(name)

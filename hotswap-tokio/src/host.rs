@@ -68,6 +68,16 @@ pub struct PluginCall<T> {
     func: String,
 }
 
+impl<T> std::fmt::Debug for PluginCall<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginCall")
+            .field("plugin", &self.plugin)
+            .field("func", &self.func)
+            .field("done", &self.future.is_none())
+            .finish()
+    }
+}
+
 impl<T> PluginCall<T> {
     /// The plugin (and so the generation) this call runs on.
     pub fn plugin(&self) -> &Plugin {

@@ -12,9 +12,10 @@
 //!   (and around its drop), and catches a panic inside the plugin (a panic unwinding out of the
 //!   plugin's copy of std would be a foreign exception to the host, which aborts);
 //! * in the host, [`call`] passes the current runtime handle to the plugin, takes the future
-//!   out, and returns a [`PluginCall`]: a future that holds the [`Plugin`] handle, and so its
-//!   generation and library, until it completes or is dropped. A request in flight during a
-//!   reload finishes on the old code; the next call finds the new code.
+//!   out, and returns a [`PluginCall`]: a future that holds the
+//!   [`Plugin`](hotswap_runtime::Plugin) handle, and so its generation and library, until it
+//!   completes or is dropped. A request in flight during a reload finishes on the old code;
+//!   the next call finds the new code.
 //!
 //! Plugin code must not `tokio::spawn` (or `spawn_blocking`): a spawned task is polled by the
 //! host's runtime without this wrapper, so it finds no runtime in the plugin's copy of tokio,
@@ -46,6 +47,8 @@
 //!     format!("Hello, {who}!")
 //! }
 //! ```
+
+#![warn(missing_docs, missing_debug_implementations)]
 
 mod entered;
 #[cfg(feature = "host")]

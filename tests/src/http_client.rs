@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// One keep-alive connection.
+#[derive(Debug)]
 pub struct Client {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     /// Set by the connection task when the connection ends with an error (e.g. a reset).

@@ -2,6 +2,8 @@
 //! `tests/plugins/` with the real `cargo xtask build`, once per test binary, and installs the
 //! results into per-test plugin folders.
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 pub mod http_client;
 
 use std::collections::HashMap;

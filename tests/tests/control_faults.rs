@@ -451,21 +451,21 @@ fn only_a_socket_no_process_answers_on_is_replaced() {
     // A regular file given by mistake is left alone.
     let notes = run.join("notes.txt");
     std::fs::write(&notes, b"my notes").unwrap();
-    let error = ControlServer::start(host.manager.clone(), &notes).err().expect("refused");
+    let error = ControlServer::start(host.manager.clone(), &notes).expect_err("refused");
     assert!(matches!(error, ControlError::NotASocket { what: "a regular file", .. }), "{error}");
     assert!(error.to_string().contains("refusing to replace it"), "{error}");
     assert_eq!(std::fs::read(&notes).unwrap(), b"my notes");
     // So are a folder and a symbolic link (even one to a dead socket).
     std::fs::create_dir(run.join("folder")).unwrap();
-    let error = ControlServer::start(host.manager.clone(), run.join("folder")).err().expect("refused");
+    let error = ControlServer::start(host.manager.clone(), run.join("folder")).expect_err("refused");
     assert!(error.to_string().contains("is a folder, not a socket"), "{error}");
     let dead = run.join("dead.sock");
     drop(UnixListener::bind(&dead).unwrap());
     std::os::unix::fs::symlink(&dead, run.join("link.sock")).unwrap();
-    let error = ControlServer::start(host.manager.clone(), run.join("link.sock")).err().expect("refused");
+    let error = ControlServer::start(host.manager.clone(), run.join("link.sock")).expect_err("refused");
     assert!(error.to_string().contains("is a symbolic link, not a socket"), "{error}");
     // A live socket is in use.
-    let error = ControlServer::start(host.manager.clone(), &host.socket).err().expect("in use");
+    let error = ControlServer::start(host.manager.clone(), &host.socket).expect_err("in use");
     assert!(matches!(error, ControlError::InUse(_)), "{error}");
     // A dead socket (its host gone, the file left) is replaced.
     let server = ControlServer::start(host.manager.clone(), &dead).expect("a dead socket is replaced");
@@ -485,7 +485,7 @@ fn a_symlinked_socket_folder_is_refused() {
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
     let link = host.tmp.path().join("hotswap-link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let error = ControlServer::start(host.manager.clone(), link.join("control.sock")).err().expect("refused");
+    let error = ControlServer::start(host.manager.clone(), link.join("control.sock")).expect_err("refused");
     assert!(matches!(error, ControlError::UnsafeFolder { .. }), "{error}");
     assert!(error.to_string().contains("it is a symbolic link"), "{error}");
     assert!(std::fs::read_dir(&real).unwrap().next().is_none(), "nothing was created through the link");

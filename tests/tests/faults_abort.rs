@@ -113,7 +113,7 @@ fn serving(fixtures: &[&BuiltPlugin]) -> Host {
         fixture.install(&dir);
     }
     let manager = PluginManager::builder(&dir)
-        .work_dir(&work)
+        .work_root(&work)
         .free_delay(Duration::ZERO)
         .retain_released_libraries(0)
         .build()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hotswap_runtime::{args, LiveData, LiveError, PluginManager, Value};
+use hotswap_runtime::{LiveData, LiveError, PluginManager, Value, args};
 use hotswap_tests::build_plugin;
 
 const V1: &str = "tests/plugins/live_v1";
@@ -71,15 +71,15 @@ fn a_panic_in_a_live_function_is_the_hosts_to_catch_and_the_function_stays_usabl
 fn a_wrong_signature_or_unknown_name_is_an_error_naming_both_sides() {
     let (_dir, manager) = load(V1);
     let vault = manager.current().unwrap().vault().clone();
-    let error = vault.live_func::<fn(i64) -> i64>("live_add").err().expect("signature mismatch");
+    let error = vault.live_func::<fn(i64) -> i64>("live_add").expect_err("signature mismatch");
     let text = error.to_string();
-    assert!(matches!(error, LiveError::Signature { .. }));
+    assert!(matches!(error, LiveError::Signature(_)));
     assert!(text.contains("`fn(i64, i64) -> i64`") && text.contains("`fn(i64) -> i64` asked for"), "{text}");
     assert!(text.contains("crate::math::live_add") && text.contains("plugin `jobs`"), "{text}");
-    let error = vault.live_func::<fn(i64, i64) -> u64>("live_add").err().expect("return type mismatch");
+    let error = vault.live_func::<fn(i64, i64) -> u64>("live_add").expect_err("return type mismatch");
     assert!(error.to_string().contains("-> u64"), "{error}");
 
-    let error = vault.live_func::<fn()>("live_nope").err().expect("unknown");
+    let error = vault.live_func::<fn()>("live_nope").expect_err("unknown");
     assert_eq!(
         error.to_string(),
         "no live function `live_nope` in this generation (known: LIVE_twice, live_add, live_checked, live_describe, live_first_word)"
@@ -136,7 +136,8 @@ fn an_incompatible_change_is_an_error_for_that_job_and_its_data_is_kept() {
     let kept = data.clone();
 
     reload_to(dir.path(), &manager, V3);
-    let error = manager.find_plugin("jobs").unwrap().invoke::<String>("run", args![data.clone()]).unwrap_err().to_string();
+    let error =
+        manager.find_plugin("jobs").unwrap().invoke::<String>("run", args![data.clone()]).unwrap_err().to_string();
     assert!(error.contains("live data of type `LiveJob` written by version"), "{error}");
     assert!(error.contains("cannot be read by version"), "{error}");
     assert!(error.contains("invalid type"), "serde says why: {error}");

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hotswap_runtime::{args, PluginManager, PluginManagerBuilder, Stage};
+use hotswap_runtime::{PluginManager, PluginManagerBuilder, Stage, args};
 use hotswap_tests::build_plugin;
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -31,7 +31,9 @@ fn install_newest(crate_dir: &str, dir: &std::path::Path) {
 fn callbacks_see_the_new_and_old_generation_before_it_is_published() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
-    let seen: Arc<Mutex<Vec<(u64, Option<u64>, String)>>> = Arc::default();
+    // (new generation, old generation, the new one's answer), per callback.
+    type Seen = Vec<(u64, Option<u64>, String)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let manager = {
         let seen = seen.clone();
         builder(dir.path())
@@ -69,7 +71,9 @@ fn a_callback_that_fails_or_panics_fails_the_reload_and_the_old_generation_serve
     let manager = {
         let fail = fail.clone();
         builder(dir.path())
-            .reload_callback(move |_, _| if fail.load(Ordering::SeqCst) { Err("health check failed".into()) } else { Ok(()) })
+            .reload_callback(
+                move |_, _| if fail.load(Ordering::SeqCst) { Err("health check failed".into()) } else { Ok(()) },
+            )
             .build()
             .unwrap()
     };
@@ -163,7 +167,11 @@ fn the_reload_counter_and_current_generation() {
     assert_eq!((manager.reload_count(), manager.current().unwrap().number()), (0, 1));
     std::fs::write(dir.path().join("broken.so"), b"junk").unwrap();
     manager.reload().unwrap_err();
-    assert_eq!((manager.reload_count(), manager.current().unwrap().number()), (0, 1), "a refused reload counts nothing");
+    assert_eq!(
+        (manager.reload_count(), manager.current().unwrap().number()),
+        (0, 1),
+        "a refused reload counts nothing"
+    );
     std::fs::remove_file(dir.path().join("broken.so")).unwrap();
     manager.reload().unwrap();
     assert_eq!((manager.reload_count(), manager.current().unwrap().number()), (1, 2));

@@ -108,7 +108,7 @@ fn the_work_folder_of_a_killed_host_is_removed_by_the_next_manager() {
     let unrelated = root.path().join("hotswap-notapid");
     std::fs::create_dir(&unrelated).unwrap();
 
-    let manager = PluginManager::builder(plugins.path()).work_dir(root.path()).build().unwrap();
+    let manager = PluginManager::builder(plugins.path()).work_root(root.path()).build().unwrap();
     manager.load_plugins().unwrap();
     assert!(!stale.exists(), "the dead host's copies are removed");
     assert!(alive.exists(), "a live process's folder is kept");

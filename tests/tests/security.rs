@@ -75,7 +75,7 @@ fn the_control_socket_refuses_other_users() {
     let open = dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
     chmod(&open, 0o777);
-    let error = ControlServer::start(manager.clone(), open.join("c.sock")).err().expect("unsafe folder");
+    let error = ControlServer::start(manager.clone(), open.join("c.sock")).expect_err("unsafe folder");
     assert!(error.to_string().contains("writable by group or others"), "{error}");
 
     // Loosen the socket on purpose, then talk to it as another user: the peer check refuses.

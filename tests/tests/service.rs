@@ -67,7 +67,7 @@ async fn start_service(plugins: &Path, work: &Path, free_delay: Duration) -> Ser
     // mapped until that thread exits (tokio's thread-local context in the plugin registers a
     // destructor; see the guide's "Async plugins"), and debug builds are large.
     let manager = PluginManager::builder(plugins)
-        .work_dir(work)
+        .work_root(work)
         .free_delay(free_delay)
         .extension_newer(move || ServiceExt { backend: Arc::clone(&backend) })
         .build()

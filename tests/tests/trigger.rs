@@ -51,12 +51,14 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn add(manager: &PluginManager) -> HotFn<fn(i64, i64) -> i64> {
-    manager.hot_fn::<fn(i64, i64) -> i64>("live_add").unwrap()
+type Add = fn(i64, i64) -> i64;
+
+fn add(manager: &PluginManager) -> HotFn<Add> {
+    manager.hot_fn::<Add>("live_add").unwrap()
 }
 
 /// A folder serving v1 through a manager with the trigger, and a handle on `live_add`.
-fn serving_v1() -> (tempfile::TempDir, PluginManager, HotFn<fn(i64, i64) -> i64>) {
+fn serving_v1() -> (tempfile::TempDir, PluginManager, HotFn<Add>) {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
     let manager = manager(dir.path());

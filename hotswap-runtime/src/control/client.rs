@@ -36,7 +36,8 @@ pub fn send_request(path: &Path, request: &ControlRequest, timeout: Duration) ->
         return Err(ControlError::Untrusted { path: path.to_path_buf(), peer_uid: cred.uid.as_raw(), uid: own_uid() });
     }
     let timed_out = || ControlError::Timeout { path: path.to_path_buf(), waited: timeout };
-    let mut line = serde_json::to_string(request).map_err(|e| ControlError::Protocol(e.to_string()))?;
+    let mut line = serde_json::to_string(request)
+        .map_err(|e| ControlError::Protocol { message: e.to_string(), source: Some(e) })?;
     line.push('\n');
     match write_all_by(&stream, line.as_bytes(), deadline) {
         Ok(()) => {}
@@ -52,7 +53,9 @@ pub fn send_request(path: &Path, request: &ControlRequest, timeout: Duration) ->
         Err(e) => return Err(io(format!("reading the answer from {}", path.display()))(e)),
     };
     if answer.trim().is_empty() {
-        return Err(ControlError::Protocol("the host closed the connection without answering".into()));
+        let message = "the host closed the connection without answering".into();
+        return Err(ControlError::Protocol { message, source: None });
     }
-    serde_json::from_str(&answer).map_err(|e| ControlError::Protocol(format!("{e}: {answer}")))
+    serde_json::from_str(&answer)
+        .map_err(|e| ControlError::Protocol { message: format!("{e}: {answer}"), source: Some(e) })
 }

@@ -105,9 +105,14 @@ pub enum ControlError {
         /// The error.
         source: std::io::Error,
     },
-    /// The answer could not be parsed.
-    #[error("invalid answer from the host: {0}")]
-    Protocol(String),
+    /// The answer could not be parsed (or the request not encoded).
+    #[error("invalid answer from the host: {message}")]
+    Protocol {
+        /// What was wrong; for an answer that does not parse, the JSON error and the answer.
+        message: String,
+        /// The JSON error, when there is one.
+        source: Option<serde_json::Error>,
+    },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ControlError {

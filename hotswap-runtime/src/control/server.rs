@@ -66,6 +66,22 @@ impl ControlConfig {
 /// A running control listener. Dropping it stops the listener and removes the socket file
 /// (only if it is still the one it bound); it returns at once, even while a reload it started
 /// is stuck in a plugin's hook: that connection's thread is left to finish on its own.
+///
+/// # Examples
+///
+/// A host that reloads when `cargo hotswap reload` (or [`send_request`](crate::send_request))
+/// asks it to:
+///
+/// ```no_run
+/// use hotswap_runtime::{ControlServer, PluginManager, default_socket_path};
+///
+/// let manager = PluginManager::builder("plugins").build()?;
+/// manager.load_plugins()?;
+/// // Keep the server alive as long as the host should answer; dropping it stops listening.
+/// let control = ControlServer::start(manager.clone(), default_socket_path())?;
+/// println!("control socket: {}", control.path().display());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ControlServer {
     path: PathBuf,
     identity: Option<FileIdentity>,
@@ -86,6 +102,26 @@ struct Shared {
 impl ControlServer {
     /// Listens on `path` with the default [`ControlConfig`] and serves requests with
     /// `manager` on background threads.
+    ///
+    /// The socket's folder is created (mode `0700`) if missing and refused if it is unsafe
+    /// ([`ControlError::UnsafeFolder`]); the socket is made `0600`, and only clients running as
+    /// the host's user (or root) are served.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use hotswap_runtime::{ControlConfig, ControlServer, PluginManager};
+    ///
+    /// let manager = PluginManager::builder("plugins").build()?;
+    /// manager.load_plugins()?;
+    /// let control = ControlServer::start(manager.clone(), "/run/user/1000/myhost/control.sock")?;
+    /// # drop(control);
+    /// // Or with other limits:
+    /// let config = ControlConfig::default().max_connections(4).request_deadline(Duration::from_secs(2));
+    /// let control = ControlServer::start_with(manager, "/run/user/1000/myhost/control.sock", config)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(manager: PluginManager, path: impl AsRef<Path>) -> Result<ControlServer, ControlError> {
         Self::start_with(manager, path, ControlConfig::default())
     }
@@ -127,6 +163,16 @@ impl ControlServer {
     /// The socket path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl std::fmt::Debug for ControlServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlServer")
+            .field("path", &self.path)
+            .field("config", &self.shared.config)
+            .field("active_connections", &self.shared.active.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
     }
 }
 

@@ -65,6 +65,7 @@ pub(crate) mod sealed {
 
     /// Proof that the caller is this crate: [`super::LiveHandle::with_fn`] needs one, so code
     /// outside the crate cannot call it and keep the pointer it is given.
+    #[derive(Debug)]
     pub struct Token(pub(crate) ());
 }
 

@@ -39,7 +39,7 @@ pub struct PluginManagerBuilder {
     pub(super) dir: PathBuf,
     free_delay: Duration,
     extension_newer: Option<ExtensionNewer>,
-    work_dir: Option<PathBuf>,
+    work_root: Option<PathBuf>,
     whitelist: Option<BTreeSet<String>>,
     callbacks: Vec<ReloadCallback>,
     reuse_unchanged: bool,
@@ -58,7 +58,7 @@ impl std::fmt::Debug for PluginManagerBuilder {
             .field("dir", &self.dir)
             .field("free_delay", &self.free_delay)
             .field("extension_newer", &self.extension_newer.is_some())
-            .field("work_dir", &self.work_dir)
+            .field("work_root", &self.work_root)
             .field("whitelist", &self.whitelist)
             .field("callbacks", &self.callbacks.len())
             .field("reuse_unchanged", &self.reuse_unchanged)
@@ -79,7 +79,7 @@ impl PluginManagerBuilder {
             dir,
             free_delay: Duration::from_secs(5),
             extension_newer: None,
-            work_dir: None,
+            work_root: None,
             whitelist: None,
             callbacks: Vec::new(),
             reuse_unchanged: true,
@@ -224,20 +224,21 @@ impl PluginManagerBuilder {
         self
     }
 
-    /// The folder in which the manager makes its work folder (a new `hotswap-<pid>-*` folder,
-    /// removed when the manager is dropped, which [`PluginManager::work_dir`] returns) for the
-    /// private copies of loaded libraries. The default is a memory-backed folder that allows
-    /// executable mappings (`$XDG_RUNTIME_DIR`, else `/dev/shm`, if mounted without
-    /// `noexec`), else the temporary folder: every load writes a copy of the library, which
-    /// need not touch a disk.
-    pub fn work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.work_dir = Some(dir.into());
+    /// The root folder in which the manager makes its work folder: a new `hotswap-<pid>-*`
+    /// folder inside `root`, for the private copies of loaded libraries, removed when the
+    /// manager is dropped ([`PluginManager::work_dir`] returns it). The root is created if
+    /// missing, and work folders that dead processes left in it are removed. The default is a
+    /// memory-backed folder that allows executable mappings (`$XDG_RUNTIME_DIR`, else
+    /// `/dev/shm`, if mounted without `noexec`), else the temporary folder: every load writes
+    /// a copy of the library, which need not touch a disk.
+    pub fn work_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.work_root = Some(root.into());
         self
     }
 
     /// Creates the manager. Nothing is loaded until [`PluginManager::load_plugins`].
     pub fn build(self) -> std::io::Result<PluginManager> {
-        let root = match &self.work_dir {
+        let root = match &self.work_root {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
                 dir.clone()

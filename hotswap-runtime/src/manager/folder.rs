@@ -95,13 +95,14 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
 /// that are not UTF-8 are listed in the result's `ignored` with the reason.
 pub(super) fn scan(dir: &Path, whitelist: Option<&BTreeSet<String>>) -> Result<ScanResult, LoadError> {
     let fail = |reason: String| LoadError::new(None, dir, Stage::Scan, reason);
-    let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the plugin folder: {e}")).caused_by(e))?;
     let extension = std::env::consts::DLL_EXTENSION;
     let mut newest: BTreeMap<String, (SystemTime, String, PathBuf)> = BTreeMap::new();
     let mut ignored = Vec::new();
     let mut manifests = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| fail(format!("cannot read the plugin folder: {e}")))?;
+        let entry = entry.map_err(|e| fail(format!("cannot read the plugin folder: {e}")).caused_by(e))?;
         let path = entry.path();
         let ext = path.extension().map(|e| e.as_encoded_bytes());
         if ext == Some(b"json".as_slice()) {
@@ -214,17 +215,19 @@ pub(super) fn check_modes(path: &Path, plugin: Option<&str>) -> Result<(), LoadE
         )
     };
     let uid = rustix::process::geteuid().as_raw();
-    let absolute = std::path::absolute(path).map_err(|e| fail(format!("cannot resolve the {what}'s path: {e}")))?;
+    let absolute =
+        std::path::absolute(path).map_err(|e| fail(format!("cannot resolve the {what}'s path: {e}")).caused_by(e))?;
     let mut checked: Option<&Path> = Some(&absolute);
     let mut first = true;
     while let Some(current) = checked {
-        let meta = std::fs::symlink_metadata(current)
-            .map_err(|e| fail(format!("cannot read the permissions of {}: {e}", crate::error::escape_path(current))))?;
+        let meta = std::fs::symlink_metadata(current).map_err(|e| {
+            fail(format!("cannot read the permissions of {}: {e}", crate::error::escape_path(current))).caused_by(e)
+        })?;
         // The plugin file and folder themselves are checked where they point; the folders
         // above are checked as they are (a symbolic link's own mode means nothing).
         let meta = if meta.file_type().is_symlink() {
             std::fs::metadata(current).map_err(|e| {
-                fail(format!("cannot read the permissions of {}: {e}", crate::error::escape_path(current)))
+                fail(format!("cannot read the permissions of {}: {e}", crate::error::escape_path(current))).caused_by(e)
             })?
         } else {
             meta
@@ -276,8 +279,8 @@ pub(crate) fn copy_library(
     use sha2::Digest;
     use std::io::Write;
     let fail = |reason: String| LoadError::new(Some(name.to_string()), file, Stage::Copy, reason);
-    let mut handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let meta = handle.metadata().map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mut handle = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")).caused_by(e))?;
+    let meta = handle.metadata().map_err(|e| fail(format!("cannot read: {e}")).caused_by(e))?;
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
     }
@@ -293,7 +296,7 @@ pub(crate) fn copy_library(
         .write(true)
         .create_new(true)
         .open(copy_to)
-        .map_err(|e| fail(format!("cannot copy to {}: {e}", copy_to.display())))?;
+        .map_err(|e| fail(format!("cannot copy to {}: {e}", copy_to.display())).caused_by(e))?;
     let remove = |error: LoadError| {
         let _ = std::fs::remove_file(copy_to);
         error
@@ -310,7 +313,7 @@ pub(crate) fn copy_library(
         // `read_to_end` reads into the spare capacity without zeroing it first.
         let n = match (&mut handle).take(want as u64).read_to_end(&mut bytes) {
             Ok(n) => n,
-            Err(e) => return Err(remove(fail(format!("cannot read: {e}")))),
+            Err(e) => return Err(remove(fail(format!("cannot read: {e}")).caused_by(e))),
         };
         if n == 0 {
             break;
@@ -318,7 +321,7 @@ pub(crate) fn copy_library(
         let chunk = &bytes[filled..];
         hasher.update(chunk);
         if let Err(e) = out.write_all(chunk) {
-            return Err(remove(fail(format!("cannot copy to {}: {e}", copy_to.display()))));
+            return Err(remove(fail(format!("cannot copy to {}: {e}", copy_to.display())).caused_by(e)));
         }
     }
     let sha256 = crate::inspect::hex(&hasher.finalize());
@@ -342,5 +345,19 @@ mod tests {
     fn plugin_names_come_from_file_names() {
         assert_eq!(plugin_name_and_version("rtp@1.9"), ("rtp".to_string(), "1.9"));
         assert_eq!(plugin_name_and_version("libfoo"), ("foo".to_string(), ""));
+    }
+
+    #[test]
+    fn io_errors_stay_reachable_as_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let Err(error) = scan(&missing, None) else { panic!("a missing folder scans") };
+        assert!(error.reason.starts_with("cannot read the plugin folder: "), "{error}");
+        let source = std::error::Error::source(&error).expect("the io error");
+        let io = source.downcast_ref::<std::io::Error>().expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+
+        let Err(error) = copy_library("p", &missing, 1 << 20, &dir.path().join("copy")) else { panic!("copied") };
+        assert!(std::error::Error::source(&error).is_some_and(|s| s.is::<std::io::Error>()), "{error}");
     }
 }

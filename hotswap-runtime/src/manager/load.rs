@@ -378,12 +378,12 @@ impl Build<'_> {
     }
 }
 
+/// A generation's live functions and types, by name.
+type LiveTables = (HashMap<String, RegisteredFunc>, HashMap<String, RegisteredType>);
+
 /// Gathers every plugin's live functions and types; a name registered by two plugins is an
 /// error naming both.
-fn collect_live(
-    plugins: &[Arc<LoadedPlugin>],
-    progress: &Progress,
-) -> Result<(HashMap<String, RegisteredFunc>, HashMap<String, RegisteredType>), LoadError> {
+fn collect_live(plugins: &[Arc<LoadedPlugin>], progress: &Progress) -> Result<LiveTables, LoadError> {
     let mut funcs: HashMap<String, RegisteredFunc> = HashMap::new();
     let mut types: HashMap<String, RegisteredType> = HashMap::new();
     for plugin in plugins {

@@ -170,6 +170,26 @@ impl PluginManager {
     /// [`LoadErrorKind::TimedOut`]. If another reload is running, this waits for it first;
     /// [`PluginManager::try_reload`] answers at once instead. Called from inside a hook or
     /// reload callback of a running reload, it returns [`LoadErrorKind::Reentrant`] at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use hotswap_runtime::PluginManager;
+    ///
+    /// let manager = PluginManager::builder("plugins").build()?;
+    /// manager.load_plugins()?;
+    /// // ... a new build of a plugin lands in `plugins/` ...
+    /// match manager.reload() {
+    ///     Ok(report) => {
+    ///         for plugin in &report.plugins {
+    ///             println!("generation {}: {} {} ({})", report.generation, plugin.name, plugin.version, plugin.note);
+    ///         }
+    ///     }
+    ///     // Nothing was published: the previous generation goes on serving.
+    ///     Err(error) => eprintln!("reload refused at stage `{}`: {error}", error.stage),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reload(&self) -> Result<ReloadReport, LoadError> {
         self.reload_inner(None, true)
     }
@@ -302,15 +322,13 @@ impl PluginManager {
             // this thread as it ends, perhaps after the process has exited.
             let reaper = Arc::clone(&inner.reaper);
             drop(inner);
-            if let Err(std::sync::mpsc::SendError(result)) = sender.send(result) {
-                // Given up at the deadline: what it built is discarded, never published.
-                if let Ok((generation, _)) = result {
-                    tracing::warn!(
-                        generation = generation.number(),
-                        "an abandoned reload finished late; its generation is discarded"
-                    );
-                    reaper.retire(generation, Duration::ZERO);
-                }
+            // Given up at the deadline: what it built is discarded, never published.
+            if let Err(std::sync::mpsc::SendError(Ok((generation, _)))) = sender.send(result) {
+                tracing::warn!(
+                    generation = generation.number(),
+                    "an abandoned reload finished late; its generation is discarded"
+                );
+                reaper.retire(generation, Duration::ZERO);
             }
         };
         let spawned = std::thread::Builder::new().name("hotswap-reload".into()).spawn(work);
@@ -423,7 +441,7 @@ impl PluginManager {
     }
 
     /// The manager's own work folder (inside the builder's
-    /// [`work_dir`](PluginManagerBuilder::work_dir) root), holding the private copies of
+    /// [`work_root`](PluginManagerBuilder::work_root)), holding the private copies of
     /// loaded libraries: each mapped plugin library is a file here (useful to count them in
     /// `/proc/self/maps`). Removed when the manager is dropped.
     pub fn work_dir(&self) -> &Path {
@@ -464,6 +482,20 @@ impl PluginManager {
 
     /// A handle on plugin `name` of the current generation. The handle keeps that generation
     /// alive: it goes on calling the same code after a reload, until dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use hotswap_runtime::{PluginManager, args};
+    ///
+    /// let manager = PluginManager::builder("plugins").build()?;
+    /// manager.load_plugins()?;
+    /// let greeter = manager.find_plugin("greeter").ok_or("no plugin `greeter` is loaded")?;
+    /// // Calls `invoke_func("greet", args)` in the plugin; the result is checked to be a `String`.
+    /// let text: String = greeter.invoke("greet", args!["world".to_string()])?;
+    /// println!("{text} (version {})", greeter.version());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn find_plugin(&self, name: &str) -> Option<Plugin> {
         let guard = self.inner.current.load();
         let generation = guard.as_ref()?;

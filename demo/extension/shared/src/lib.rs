@@ -13,6 +13,8 @@
 //! fails with a clear `VaultError::ExtensionType` error and the reload is refused; it never
 //! reinterprets memory.
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,8 @@
 //! profile and features. A mismatch is refused, never misread: the plugins check the
 //! extension in `on_init`, and `hotswap_tokio` checks each call's argument and result.
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -63,6 +65,7 @@ pub struct Greeting {
 }
 
 /// The host's extension, made fresh for every generation: the backend it owns.
+#[derive(Debug)]
 pub struct ServiceExt {
     /// The host's price backend; the same one for every generation.
     pub backend: std::sync::Arc<Backend>,
@@ -72,6 +75,7 @@ pub struct ServiceExt {
 /// (`PRICE <item>\n` answered by `<cents>\n` or `NONE\n`), over a pool of kept-open
 /// connections owned by the host. Plugin code calls it, so it runs on the host's runtime
 /// only inside a future made by `hotswap_tokio::serve`.
+#[derive(Debug)]
 pub struct Backend {
     addr: SocketAddr,
     idle: Mutex<Vec<TcpStream>>,

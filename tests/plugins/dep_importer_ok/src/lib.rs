@@ -7,7 +7,10 @@ use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, V
 
 hotswap_runtime::plugin!();
 
-static IMPORTED: Mutex<Option<fn(u32) -> u32>> = Mutex::new(None);
+/// The exporter's function.
+type Imported = fn(u32) -> u32;
+
+static IMPORTED: Mutex<Option<Imported>> = Mutex::new(None);
 
 pub fn reloadable() -> bool {
     true
@@ -26,7 +29,7 @@ pub fn on_load(_ctx: &LoadContext) -> HookResult {
 }
 
 pub fn on_init(vault: &Arc<Vault>) -> HookResult {
-    let scramble = *vault.import::<fn(u32) -> u32>("dep_exporter")?;
+    let scramble = *vault.import::<Imported>("dep_exporter")?;
     *IMPORTED.lock().unwrap() = Some(scramble);
     Ok(())
 }
