@@ -147,6 +147,7 @@ pub struct DescriptorHeader {
 
 /// Why a hook did not return a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HookFailure {
     /// The hook returned an error; the text is its `Display`.
     Error(String),

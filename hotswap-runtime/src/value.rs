@@ -340,6 +340,7 @@ impl fmt::Debug for Value {
 
 /// An argument was missing or of the wrong type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ArgError {
     /// Fewer arguments than the function needs.
     #[error("argument {index} is missing ({len} given)")]
@@ -452,7 +453,7 @@ impl Args {
     #[inline]
     pub fn get<T: Any>(&self, index: usize) -> Result<&T, ArgError> {
         let len = self.len;
-        let value = self.slot(index).and_then(Option::as_ref).ok_or_else(|| ArgError::Missing { index, len })?;
+        let Some(value) = self.slot(index).and_then(Option::as_ref) else { return Err(ArgError::Missing { index, len }) };
         value.downcast_ref::<T>().map_err(|mismatch| ArgError::WrongType { index, mismatch })
     }
 

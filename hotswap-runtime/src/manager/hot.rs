@@ -148,13 +148,12 @@ impl<F: Copy + Any> LiveHandle for HotFn<F> {
     fn with_fn<R>(&self, _: Token, body: impl FnOnce(F) -> R) -> R {
         let shared = &*self.shared;
         let cached = shared.cache.load();
-        if let Some(resolved) = cached.as_ref() {
-            if resolved.generation == shared.inner.published.load(Ordering::Acquire) {
+        if let Some(resolved) = cached.as_ref()
+            && resolved.generation == shared.inner.published.load(Ordering::Acquire) {
                 // `cached` holds the entry, whose `LiveFn` keeps the library mapped, until
                 // the call returns.
                 return body(resolved.func.func());
             }
-        }
         drop(cached);
         let resolved = self.resolve();
         body(resolved.func.func())

@@ -516,7 +516,7 @@ impl PluginManager {
     #[inline]
     pub fn invoke<T: std::any::Any>(&self, plugin: &str, func: &str, args: Args) -> Result<T, InvokeError> {
         let guard = self.inner.current.load();
-        let generation = guard.as_ref().ok_or_else(|| InvokeError::NotLoaded)?;
+        let Some(generation) = guard.as_ref() else { return Err(InvokeError::NotLoaded) };
         let plugin = generation.loaded(plugin).ok_or_else(|| InvokeError::NoSuchPlugin(plugin.to_string()))?;
         generation::invoke_typed(plugin, func, args)
     }
