@@ -96,8 +96,9 @@ struct Artifacts {
 
 /// Builds the plugin crate in `plugin_dir` and installs its library and manifest in
 /// `output_dir` (created if needed) atomically, unless an identical library is there already.
-/// Prints nothing but cargo's own output ([`BuildOptions::cargo_output`]) and, with
-/// [`BuildOptions::verbose`], the commands run: notes and tidying come back in [`Built`].
+/// Prints only cargo's own output ([`BuildOptions::cargo_output`]), with
+/// [`BuildOptions::verbose`] the commands run, and a note if `objcopy` cannot be run (see
+/// [`crate::split_debug`]): notes and tidying come back in [`Built`].
 pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Result<Built> {
     let started = Instant::now();
     crate::output_dir::create(output_dir)?;
