@@ -30,49 +30,45 @@
 //! * `new plugin|host <path>`: a crate from the repository's `templates/`, added to the
 //!   workspace; never overwrites anything.
 //!
-//! The pieces are public too, for tools of your own: [`plugin_build::build`] returns what it
-//! built, [`scaffold::scaffold`] what it created.
+//! The pieces are public too, for tools of your own, with plain options instead of the
+//! command line's flags: [`plugin_build::build`] (with [`BuildOptions`]) returns what it built,
+//! [`static_build::build`] the static host, [`reload::ask`] a host's answer,
+//! [`watch::run`] (with [`watch::WatchOptions`]) watches, [`scaffold::scaffold`] (with
+//! [`scaffold::NewOptions`]) returns what it created.
 //!
-//! Errors are [`anyhow`] reports: this crate is the command line's body, and every error ends
-//! as a message for a person.
+//! Modules, each one job: [`commands`] is the command line (clap) and what each command
+//! prints, and the only module that dispatches; the library modules below it never import it
+//! nor each other in a cycle (a tidy test, `tests/tidy.rs`, keeps it so).
+//!
+//! Errors are [`anyhow`] reports with their causes kept as sources (running cargo fails with a
+//! typed [`cargo::CargoError`] inside): this crate is the command line's body, and every error
+//! ends as a message for a person.
 
+#![warn(missing_docs)]
+
+pub mod answer;
+pub mod atomic;
+pub mod cargo;
+pub mod commands;
+pub mod options;
 pub mod output_dir;
+pub mod package;
+pub mod paths;
 pub mod plugin_build;
 pub mod reload;
 pub mod repro;
 pub mod scaffold;
-pub mod stamp;
 pub mod split_debug;
+pub mod stamp;
 pub mod static_build;
 pub mod watch;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches};
 
-/// The command line.
-#[derive(Parser, Debug)]
-#[command(version, about = "Build hotswap plugins, reload running hosts, watch sources, scaffold crates")]
-pub struct Cli {
-    /// The command to run.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// One command.
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Build a plugin crate and write its library and manifest into an output folder.
-    Build(plugin_build::BuildArgs),
-    /// Ask a running host to reload its plugins.
-    Reload(reload::ReloadArgs),
-    /// Show the generation a running host is serving.
-    Status(reload::StatusArgs),
-    /// Rebuild plugins when their sources change and ask the host to reload.
-    Watch(watch::WatchArgs),
-    /// Create a plugin or host crate from the templates and add it to the workspace.
-    New(scaffold::NewArgs),
-}
+pub use commands::{Cli, Command, run};
+pub use options::BuildOptions;
 
 /// Parses the process's arguments and runs the command, printing errors; `tool` is the name
 /// shown in help and in printed next steps (`"cargo xtask"`, `"cargo hotswap"`). When run by
@@ -92,22 +88,11 @@ pub fn main(tool: &str) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    match run(cli, tool) {
+    match commands::run(cli, tool) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Runs one parsed command.
-pub fn run(cli: Cli, tool: &str) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Build(args) => plugin_build::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Reload(args) => reload::reload(args),
-        Command::Status(args) => reload::status(args),
-        Command::Watch(args) => watch::run(args).map(|()| ExitCode::SUCCESS),
-        Command::New(args) => scaffold::run(args, tool).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,21 +1,28 @@
-//! The build's output folder: atomic writes through hidden `.hotswap-<pid>-….partial` files,
-//! cleaning the temporaries of builds that died, reporting manifests without a library, and
-//! installing a library only when its bytes are new.
+//! The build's output folder: creating it with the modes a host accepts, cleaning the
+//! temporaries of builds that died (written by [`crate::atomic`]), reporting manifests
+//! without a library, and installing a library only when its bytes are new.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use hotswap_runtime::Manifest;
 
-/// Prefix of the hidden temporary files; the writer's process id follows.
-pub const PARTIAL_PREFIX: &str = ".hotswap-";
-/// Suffix of the hidden temporary files.
-pub const PARTIAL_SUFFIX: &str = ".partial";
+use crate::atomic::{PARTIAL_PREFIX, PARTIAL_SUFFIX, write_atomically};
 /// A temporary file without a process id in its name (written by an older hotswap) is
 /// removed once it is this old.
 pub const UNOWNED_PARTIAL_AGE: Duration = Duration::from_secs(3600);
+
+/// Creates `dir` (and its parents) if needed, mode 0755 whatever the umask allows beyond it:
+/// the runtime refuses a plugin folder that group or others can write (strict modes).
+pub fn create(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("cannot create the output folder {}", dir.display()))
+}
 
 /// What [`tidy`] found in an output folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,22 +79,6 @@ fn partial_is_stale(middle: &str, entry: &std::fs::DirEntry) -> bool {
             .and_then(|m| m.modified())
             .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() > UNOWNED_PARTIAL_AGE),
     }
-}
-
-/// Writes `path` by writing a hidden temporary file `.hotswap-<pid>-<random>.partial` in the
-/// same folder and renaming it, so a reader (or a host mapping the old file) never sees a
-/// partial file, and the next build can tell a dead writer's temporary from a live one's.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{PARTIAL_PREFIX}{}-", std::process::id()))
-        .suffix(PARTIAL_SUFFIX)
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
 }
 
 /// What [`install`] did.

@@ -1,17 +1,14 @@
 //! `reload` and `status`: requests to a running host's control socket.
 //!
-//! Every request ends as one [`Outcome`]: printed for a person, or as one JSON object with
-//! `--json`, and turned into the process's exit code ([`exit`]).
+//! Every request ends as one [`Outcome`] ([`ask`]): printed for a person, or as one JSON object
+//! with `--json` (`answer`), and turned into the process's exit code ([`exit`]).
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
-use clap::Args;
 use hotswap_runtime::{
     ControlError, ControlRequest, ControlResponse, IgnoredAnswer, PluginAnswer, ReloadInProgress, Stage, StageTime,
-    default_socket_path, send_request,
+    send_request,
 };
 
 /// Exit codes of `reload` and `status` (and the `exit_code` field of their JSON).
@@ -34,32 +31,6 @@ pub mod exit {
     pub const UNTRUSTED: u8 = 6;
     /// Any other error (an invalid answer, an I/O error).
     pub const ERROR: u8 = 7;
-}
-
-#[derive(Args, Debug)]
-pub struct ReloadArgs {
-    /// Control socket of the host [default: $HOTSWAP_SOCKET, else $XDG_RUNTIME_DIR/hotswap/control.sock, else /tmp/hotswap-<uid>/control.sock]
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Seconds to wait for the host's answer.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
-    /// Print one JSON object instead of text (schema in the guide, section 6).
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args, Debug)]
-pub struct StatusArgs {
-    /// Control socket of the host (same default as `reload`).
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Seconds to wait for the host's answer.
-    #[arg(long, default_value_t = 10)]
-    timeout: u64,
-    /// Print one JSON object instead of text (schema in the guide, section 6).
-    #[arg(long)]
-    json: bool,
 }
 
 /// What a request came to: the one definition of the `--json` output.
@@ -239,45 +210,4 @@ fn failed(command: &'static str, socket: &Path, error: ControlError) -> Outcome 
         }
     }
     outcome
-}
-
-/// Prints `outcome` (text or JSON) and returns its exit code.
-fn finish(outcome: &Outcome, json: bool) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string(outcome)?);
-        return Ok(ExitCode::from(outcome.exit_code));
-    }
-    if outcome.is_error() {
-        eprintln!("error: {}", outcome.message);
-        return Ok(ExitCode::from(outcome.exit_code));
-    }
-    println!("{}", outcome.message);
-    for p in &outcome.plugins {
-        println!("  {} {} ({}) sha256 {}", p.name, p.version, p.origin, p.sha256);
-    }
-    for i in &outcome.ignored {
-        println!("  ignored {}: {}", i.file, i.note);
-    }
-    match outcome.result {
-        OutcomeKind::Refused if outcome.command == "reload" => println!("the previous generation keeps serving"),
-        OutcomeKind::Serving => {
-            if let Some(running) = &outcome.reload_in_progress {
-                println!("{running}");
-            }
-        }
-        _ => {}
-    }
-    Ok(ExitCode::from(outcome.exit_code))
-}
-
-/// `reload`: exit codes in [`exit`].
-pub fn reload(args: ReloadArgs) -> Result<ExitCode> {
-    let socket = args.socket.unwrap_or_else(default_socket_path);
-    finish(&ask(&socket, &ControlRequest::Reload, Duration::from_secs(args.timeout)), args.json)
-}
-
-/// `status`: exit codes in [`exit`].
-pub fn status(args: StatusArgs) -> Result<ExitCode> {
-    let socket = args.socket.unwrap_or_else(default_socket_path);
-    finish(&ask(&socket, &ControlRequest::Status, Duration::from_secs(args.timeout)), args.json)
 }

@@ -5,7 +5,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::stamp::{cargo_home, normalize};
+use crate::paths::normalize;
+use crate::stamp::{Stamp, cargo_home};
 
 /// The folders whose absolute paths must not reach the library, and what they become.
 #[derive(Debug, Clone)]
@@ -62,8 +63,8 @@ impl Remap {
     }
 }
 
-/// Something that keeps a library from being byte-identical across checkouts or machines, or
-/// an input the version stamp does not see.
+/// Something that keeps a library from being byte-identical across checkouts or machines, an
+/// input the version stamp does not see, or a stamp without a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReproNote {
@@ -79,6 +80,19 @@ pub enum ReproNote {
         /// The files.
         files: Vec<PathBuf>,
     },
+    /// The crate has no git history, so its version stamp names no commit.
+    NoGitHistory {
+        /// The crate's folder.
+        crate_dir: PathBuf,
+    },
+}
+
+impl ReproNote {
+    /// The note a stamp of the crate in `crate_dir` calls for: [`ReproNote::NoGitHistory`]
+    /// when it names no commit.
+    pub fn for_stamp(stamp: &Stamp, crate_dir: &Path) -> Option<ReproNote> {
+        stamp.git_revision.is_none().then(|| ReproNote::NoGitHistory { crate_dir: crate_dir.to_path_buf() })
+    }
 }
 
 impl std::fmt::Display for ReproNote {
@@ -94,6 +108,11 @@ impl std::fmt::Display for ReproNote {
                 "the compiler read {} file(s) the version stamp does not hash, so a change to them alone keeps the version (and the next build refuses to replace the library): {}",
                 files.len(),
                 files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            ReproNote::NoGitHistory { crate_dir } => write!(
+                f,
+                "{} has no git history (not a git checkout, no commit touching it, or no git); the version stamp has no commit",
+                crate_dir.display()
             ),
         }
     }

@@ -1,10 +1,13 @@
-//! `new plugin <path>` and `new host <path>`: crates from `templates/`, added to the workspace.
+//! Scaffolding (`new plugin <path>`, `new host <path>`): crates from `templates/`, added to the
+//! workspace.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::ValueEnum;
 use toml_edit::{DocumentMut, Item, Value};
+
+use crate::paths::normalize;
 
 const PLUGIN_FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../templates/new-plugin/Cargo.toml.tmpl")),
@@ -25,33 +28,30 @@ pub enum Kind {
     Host,
 }
 
-/// Arguments of `new`.
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  new host host\n  new plugin plugins/greeter\n\n\
-The crate is added to the members of the enclosing workspace; without one, a workspace\n\
-Cargo.toml is created in the current folder. hotswap-runtime and hotswap-build come from the\n\
-workspace's [workspace.dependencies] when it has them; otherwise they are added there: from the\n\
-registry with --hotswap-version, as path dependencies with --hotswap-path, and without either\n\
-option as path dependencies on the hotswap checkout this tool was built from, if it is still\n\
-there, else from the registry at this tool's version.")]
-pub struct NewArgs {
-    /// `plugin` or `host`.
+/// What to scaffold ([`scaffold`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewOptions {
+    /// A plugin or a host.
     pub kind: Kind,
     /// Folder of the new crate; it must not exist yet, or be empty.
     pub path: PathBuf,
-    /// Crate name [default: the folder's name].
-    #[arg(long)]
+    /// Crate name; `None` for the folder's name.
     pub name: Option<String>,
     /// The hotswap checkout to depend on (holding hotswap-runtime/ and hotswap-build/).
-    #[arg(long, value_name = "DIR", conflicts_with = "hotswap_version")]
     pub hotswap_path: Option<PathBuf>,
-    /// Depend on the hotswap crates from the registry (crates.io) at this version requirement,
-    /// e.g. `0.1`.
-    #[arg(long, value_name = "VERSION")]
+    /// Depend on the hotswap crates from the registry at this version requirement (wins over
+    /// `hotswap_path`).
     pub hotswap_version: Option<String>,
-    /// Where the scaffolded files and printed commands say built plugins go.
-    #[arg(long, value_name = "DIR", default_value = "bin")]
+    /// Where the scaffolded files and printed commands say built plugins go (default `bin`).
     pub output_dir: String,
+}
+
+impl NewOptions {
+    /// A `kind` crate in `path`, with the defaults above.
+    pub fn new(kind: Kind, path: PathBuf) -> NewOptions {
+        NewOptions { kind, path, name: None, hotswap_path: None, hotswap_version: None, output_dir: "bin".into() }
+    }
 }
 
 /// What `new` did.
@@ -69,37 +69,9 @@ pub struct Scaffolded {
     pub workspace_created: bool,
 }
 
-/// Runs `new` and prints what was made and the commands to run next.
-pub fn run(args: NewArgs, tool: &str) -> Result<()> {
-    let made = scaffold(&args, tool)?;
-    if made.workspace_created {
-        println!("created the workspace {}", made.workspace.display());
-    }
-    let shown = display_path(&made.dir);
-    for file in &made.files {
-        println!("created {}", Path::new(&shown).join(file).display());
-    }
-    println!("added `{}` to the members of {}", shown, made.workspace.display());
-    println!();
-    println!("next:");
-    match args.kind {
-        Kind::Plugin => {
-            println!("  {tool} build {shown} {out}        # build it into {out}/", out = args.output_dir);
-            println!("  {tool} watch {shown} {out}        # rebuild and reload on every save", out = args.output_dir);
-            println!("  {tool} reload                      # ask the running host to load the new build");
-        }
-        Kind::Host => {
-            println!("  {tool} new plugin plugins/greeter    # a plugin for it");
-            // A dev host loads only dev plugins (the ABI fingerprint includes the profile).
-            println!("  {tool} build plugins/greeter {} --debug", args.output_dir);
-            println!("  cargo run -p {} -- {}", made.name, args.output_dir);
-        }
-    }
-    Ok(())
-}
-
-/// Creates the crate and adds it to the workspace. Refuses to overwrite anything.
-pub fn scaffold(args: &NewArgs, tool: &str) -> Result<Scaffolded> {
+/// Creates the crate and adds it to the workspace; `tool` is the command the generated files
+/// name (`cargo hotswap`). Refuses to overwrite anything.
+pub fn scaffold(args: &NewOptions, tool: &str) -> Result<Scaffolded> {
     let cwd = std::env::current_dir().context("the current folder")?;
     let dir = normalize(&cwd.join(&args.path));
     let folder_name = dir.file_name().and_then(|n| n.to_str()).context("the new crate's path has no folder name")?;
@@ -179,7 +151,7 @@ pub fn scaffold(args: &NewArgs, tool: &str) -> Result<Scaffolded> {
         std::io::Write::write_all(&mut out, text.as_bytes())?;
         files.push(PathBuf::from(file));
     }
-    crate::plugin_build::write_atomically(&workspace, doc.to_string().as_bytes())?;
+    crate::atomic::write_atomically(&workspace, doc.to_string().as_bytes())?;
     Ok(Scaffolded { dir, name, files, workspace, workspace_created })
 }
 
@@ -210,7 +182,7 @@ enum Source {
 impl Source {
     /// `--hotswap-version`, else `--hotswap-path`, else the checkout this tool was built from,
     /// else the registry at this tool's own version.
-    fn of(args: &NewArgs) -> Result<Source> {
+    fn of(args: &NewOptions) -> Result<Source> {
         if let Some(version) = &args.hotswap_version {
             cargo_metadata::semver::VersionReq::parse(version)
                 .with_context(|| format!("--hotswap-version {version} is not a version requirement"))?;
@@ -252,7 +224,7 @@ impl Source {
 
 /// The dependency lines for the new crate: from `[workspace.dependencies]`, which gets the
 /// hotswap crates added (see [`Source`]) when it lacks them.
-fn dependency_lines(doc: &mut DocumentMut, args: &NewArgs) -> Result<(String, String)> {
+fn dependency_lines(doc: &mut DocumentMut, args: &NewOptions) -> Result<(String, String)> {
     let workspace = doc["workspace"].or_insert(toml_edit::table());
     let deps = workspace
         .as_table_mut()
@@ -348,23 +320,8 @@ fn check_crate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `a/./b/../c` → `a/c`, without touching the file system (the path may not exist yet).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// The path relative to the current folder when it is inside it, for printed commands.
-fn display_path(path: &Path) -> String {
+pub fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
     path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
 }

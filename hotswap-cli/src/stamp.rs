@@ -25,13 +25,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package};
 use sha2::{Digest, Sha256};
+
+use crate::options::BuildOptions;
+use crate::paths::normalize;
 
 /// How many hex digits of the input hash go into the version.
 pub const HASH_DIGITS: usize = 12;
@@ -41,7 +44,8 @@ pub const HASH_DIGITS: usize = 12;
 pub struct Stamp {
     /// `<crate version>+g<commit>[.dirty].h<inputs>`, or `<crate version>+h<inputs>` outside git.
     pub version: String,
-    /// Short commit of the crate folder, `-dirty` with uncommitted changes; `None` outside git.
+    /// Short commit of the crate folder, `-dirty` with uncommitted changes; `None` outside git
+    /// (see [`crate::repro::ReproNote::NoGitHistory`]).
     pub git_revision: Option<String>,
     /// The full input hash (hex); the version carries its first [`HASH_DIGITS`] digits.
     pub inputs: String,
@@ -72,6 +76,22 @@ pub struct Settings<'a> {
     pub skip: Option<&'a Path>,
 }
 
+impl<'a> Settings<'a> {
+    /// The settings `options` give a plugin build; set `skip` and `linked_statically` after.
+    pub fn of(options: &'a BuildOptions) -> Settings<'a> {
+        Settings {
+            profile: options.profile.cargo_name(),
+            cargo_args: &options.cargo_args,
+            include: &options.include,
+            exclude: &options.exclude,
+            live_prefix: options.live_prefix.as_deref(),
+            linked_statically: false,
+            reproducible: options.reproducible,
+            skip: None,
+        }
+    }
+}
+
 /// Cargo arguments that cannot change what is built, left out of the hash. Flags followed by
 /// a value are listed with `=`.
 const NEUTRAL_ARGS: &[&str] =
@@ -90,8 +110,9 @@ impl Hasher {
     }
 }
 
-/// Computes the stamp of the crate `package` of the workspace `metadata`.
-pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbose: bool, quiet: bool) -> Result<Stamp> {
+/// Computes the stamp of the crate `package` of the workspace `metadata`. With `verbose`,
+/// prints the stamp and the full input hash on standard error.
+pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbose: bool) -> Result<Stamp> {
     let crate_dir = package.manifest_path.parent().context("a manifest has a folder")?.as_std_path();
     let workspace = metadata.workspace_root.as_std_path();
     let mut h = Hasher(Sha256::new());
@@ -156,15 +177,7 @@ pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbos
             let version = format!("{crate_version}+g{commit}{}.h{short}", if dirty { ".dirty" } else { "" });
             (version, Some(if dirty { format!("{commit}-dirty") } else { commit }))
         }
-        None => {
-            if !quiet {
-                eprintln!(
-                    "note: {} has no git history (not a git checkout, no commit touching it, or no git); the version stamp has no commit",
-                    crate_dir.display()
-                );
-            }
-            (format!("{crate_version}+h{short}"), None)
-        }
+        None => (format!("{crate_version}+h{short}"), None),
     };
     if verbose {
         eprintln!("version stamp {version} (inputs {inputs})");
@@ -267,7 +280,7 @@ fn lock_closure(workspace: &Path, name: &str, version: &str) -> Result<Vec<Strin
     if !std::fs::read_to_string(&lock_path).is_ok_and(|t| listed(&t)) {
         // What `cargo build` would do first: a new lock file, or the new member added to it
         // (other entries kept as they are).
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo = crate::cargo::program();
         let mut command = Command::new(&cargo);
         if lock_path.exists() {
             command.args(["update", "--workspace", "--quiet"]);
@@ -464,21 +477,6 @@ impl FolderHash<'_, '_> {
     }
 }
 
-/// `path` with `.` and `..` resolved lexically.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,10 +488,5 @@ mod tests {
                 .map(String::from)
                 .to_vec();
         assert_eq!(significant_args(&args), vec!["--features", "loud"]);
-    }
-
-    #[test]
-    fn normalize_resolves_parent_folders() {
-        assert_eq!(normalize(Path::new("/a/b/src/../../templates/x")), PathBuf::from("/a/templates/x"));
     }
 }

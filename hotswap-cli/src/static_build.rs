@@ -1,24 +1,26 @@
-//! `cargo xtask build --static-linking <hostDir> <outputDir>`: a host with its plugins linked in.
+//! Building a host with its plugins linked in (`build --static-linking <hostDir> <outputDir>`).
 //!
 //! The host lists the plugin crates it can link in its `hotswap-static` feature (as optional
 //! dependencies), calls `hotswap_build::static_host()` from its build.rs, and hands
-//! `static_plugins()` to `PluginManagerBuilder::static_plugins`. This command builds the host
-//! with that feature and `HOTSWAP_STATIC=1` (so each plugin's registry is compiled without
-//! exported symbols, which would clash in one binary), stamps every plugin's version as
-//! `cargo xtask build` would (a hash of each crate's inputs), in a target folder of its own
+//! `static_plugins()` to `PluginManagerBuilder::static_plugins`. This builds the host with that
+//! feature and `HOTSWAP_STATIC=1` (so each plugin's registry is compiled without exported
+//! symbols, which would clash in one binary), stamps every plugin's version as a plugin build
+//! would (a hash of each crate's inputs), in a target folder of its own
 //! (`target/hotswap-static`) so the dynamic builds are left alone, and writes the binary and a
 //! manifest into the output folder.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use hotswap_runtime::inspect::sha256_hex;
 
-use crate::plugin_build::{BuildArgs, package_at, read_cargo_messages, write_atomically};
-use crate::repro::Remap;
+use crate::atomic::write_atomically;
+use crate::cargo::CargoBuild;
+use crate::options::{BuildOptions, Profile};
+use crate::package::{crate_dir, package_at};
+use crate::repro::{Remap, ReproNote};
 use crate::stamp::{Settings, stamp};
 
 /// The manifest written beside a statically linked host.
@@ -34,24 +36,68 @@ struct StaticManifest {
     binary: String,
 }
 
-#[derive(serde::Serialize)]
-struct LinkedPlugin {
-    package: String,
-    version: String,
+/// A plugin linked into a static host.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LinkedPlugin {
+    /// Its package name.
+    pub package: String,
+    /// The version stamp it was compiled with.
+    pub version: String,
 }
 
-pub fn run(args: BuildArgs) -> Result<()> {
+/// What [`build`] produced.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StaticBuilt {
+    /// The host's package name.
+    pub host: String,
+    /// Its version stamp.
+    pub version: String,
+    /// The plugins linked in.
+    pub plugins: Vec<LinkedPlugin>,
+    /// The binary in the output folder (its manifest is beside it, `<binary>.json`).
+    pub binary: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Crates whose stamp names no commit.
+    pub notes: Vec<ReproNote>,
+    /// The folder holding the intermediate files, with [`BuildOptions::leave_temps`].
+    pub temps: Option<PathBuf>,
+    /// Wall-clock time of the whole build.
+    pub elapsed: Duration,
+}
+
+impl StaticBuilt {
+    /// The line `build --static-linking` prints.
+    pub fn summary(&self) -> String {
+        format!(
+            "built static host {} {} with {} -> {} ({} KiB) in {:.1}s",
+            self.host,
+            self.version,
+            self.plugins.iter().map(|p| format!("{} {}", p.package, p.version)).collect::<Vec<_>>().join(", "),
+            self.binary.display(),
+            self.size / 1024,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// Builds the host crate in `host_dir` with its plugins linked in, and writes the binary and
+/// its manifest into `output_dir` (created if needed), each atomically. `include`, `exclude`
+/// and `live_prefix` are refused (they belong in each plugin's build.rs), `keep_debuginfo`
+/// does not apply, and paths are always remapped.
+pub fn build(host_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Result<StaticBuilt> {
     let started = Instant::now();
-    if !args.include.is_empty() || !args.exclude.is_empty() || args.live_prefix.is_some() {
+    if !options.include.is_empty() || !options.exclude.is_empty() || options.live_prefix.is_some() {
         // They would apply to every plugin alike; per-plugin choices belong in each plugin's
         // build.rs (hotswap_build::Config).
         bail!(
             "--include, --exclude and --live-prefix are for plugin builds; with --static-linking set them in each plugin's build.rs"
         );
     }
-    let (host, host_metadata) = package_at(&args.plugin_dir, "host")?;
+    let (host, host_metadata) = package_at(host_dir, "host")?;
     let target_dir = host_metadata.target_directory.as_std_path().to_path_buf();
-    let host_dir = host.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
+    let host_dir = crate_dir(&host);
     let Some(feature) = host.features.get("hotswap-static") else {
         bail!(
             "{} cannot be linked statically: its Cargo.toml has no `hotswap-static` feature listing the plugin crates (e.g. `hotswap-static = [\"dep:foo\"]`, with foo an optional dependency)",
@@ -63,30 +109,21 @@ pub fn run(args: BuildArgs) -> Result<()> {
     };
     let binary_name = binary.name.clone();
 
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(host.manifest_path.as_std_path())
-        .args(["--bin", &binary_name, "--features", "hotswap-static", "--message-format=json-render-diagnostics"])
+    let mut cargo =
+        CargoBuild::new(host.manifest_path.as_std_path(), options.profile, format!("the static host {}", host.name));
+    cargo
+        .command()
+        .args(["--bin", &binary_name, "--features", "hotswap-static"])
         .arg("--target-dir")
         .arg(target_dir.join("hotswap-static"))
-        .env(hotswap_abi::env::STATIC, "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if !args.debug {
-        command.arg("--release");
-    }
-    Remap::new(host_metadata.workspace_root.as_std_path(), &target_dir).apply(&mut command);
-    command.args(&args.cargo_args);
-    let settings = |linked_statically| Settings {
-        profile: if args.debug { "dev" } else { "release" },
-        cargo_args: &args.cargo_args,
-        linked_statically,
-        ..Settings::default()
-    };
+        .env(hotswap_abi::env::STATIC, "1");
+    Remap::new(host_metadata.workspace_root.as_std_path(), &target_dir).apply(cargo.command());
+    cargo.command().args(&options.cargo_args);
+    // As the stamps of static hosts always were: remapped, but not hashed as `reproducible`.
+    let settings = |linked_statically| Settings { linked_statically, reproducible: false, ..Settings::of(options) };
 
     let mut plugins = Vec::new();
+    let mut notes = Vec::new();
     for entry in feature {
         let name = entry.strip_prefix("dep:").unwrap_or(entry);
         let dependency =
@@ -97,20 +134,16 @@ pub fn run(args: BuildArgs) -> Result<()> {
             bail!("plugin `{name}` of the hotswap-static feature must be a path dependency");
         };
         let (package, metadata) = package_at(path.as_std_path(), "plugin")?;
-        let plugin = stamp(&metadata, &package, &settings(true), args.verbose, false)?;
-        let key = hotswap_abi::env::version_for(&package.name);
-        command.env(&key, &plugin.version);
+        let plugin = stamp(&metadata, &package, &settings(true), options.verbose)?;
+        notes.extend(ReproNote::for_stamp(&plugin, crate_dir(&package)));
+        cargo.command().env(hotswap_abi::env::version_for(&package.name), &plugin.version);
         plugins.push(LinkedPlugin { package: package.name.to_string(), version: plugin.version });
     }
-    let host_stamp = stamp(&host_metadata, &host, &settings(false), args.verbose, false)?;
-    if args.verbose {
-        eprintln!("running: {command:?}");
-    }
-    let mut child = command.spawn().context("cannot run cargo")?;
-    let stdout = child.stdout.take().expect("stdout is piped");
+    let host_stamp = stamp(&host_metadata, &host, &settings(false), options.verbose)?;
+    notes.extend(ReproNote::for_stamp(&host_stamp, host_dir));
     let mut executable: Option<PathBuf> = None;
     let mut out_dir: Option<PathBuf> = None;
-    let log = read_cargo_messages(stdout, args.leave_temps, |message| match message {
+    let log = cargo.run(options.cargo_output, options.leave_temps, options.verbose, |message| match message {
         Message::CompilerArtifact(a) if a.package_id == host.id => {
             if let Some(path) = a.executable {
                 executable = Some(path.into_std_path_buf());
@@ -119,34 +152,23 @@ pub fn run(args: BuildArgs) -> Result<()> {
         Message::BuildScriptExecuted(b) if b.package_id == host.id => out_dir = Some(b.out_dir.into_std_path_buf()),
         _ => {}
     })?;
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("cargo build of the static host {} failed ({status}); the output folder was not touched", host.name);
-    }
     let executable = executable.context("cargo built no executable for the host")?;
     let bytes = std::fs::read(&executable).with_context(|| format!("reading {}", executable.display()))?;
 
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&args.output_dir)
-            .with_context(|| format!("cannot create the output folder {}", args.output_dir.display()))?;
-    }
-    let target = args.output_dir.join(&binary_name);
+    crate::output_dir::create(output_dir)?;
+    let target = output_dir.join(&binary_name);
     let manifest = StaticManifest {
         host: host.name.to_string(),
         version: host_stamp.version.clone(),
         git_revision: host_stamp.git_revision.clone(),
         plugins,
         sha256: sha256_hex(&bytes),
-        profile: if args.debug { "debug" } else { "release" },
+        profile: if options.profile == Profile::Dev { "debug" } else { "release" },
         built_at: host_stamp.built_at.clone(),
         binary: binary_name.clone(),
     };
     write_atomically(
-        &args.output_dir.join(format!("{binary_name}.json")),
+        &output_dir.join(format!("{binary_name}.json")),
         serde_json::to_string_pretty(&manifest)?.as_bytes(),
     )?;
     write_atomically(&target, &bytes)?;
@@ -154,22 +176,24 @@ pub fn run(args: BuildArgs) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
     }
-    if args.leave_temps {
+    let temps = if options.leave_temps {
         let temps = tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep();
         std::fs::write(temps.join("cargo-messages.jsonl"), &log)?;
         if let Some(registry) = out_dir.map(|d| d.join("hotswap_static_plugins.rs")).filter(|p| p.exists()) {
             std::fs::copy(&registry, temps.join("hotswap_static_plugins.rs"))?;
         }
-        eprintln!("intermediate files left in {}", temps.display());
-    }
-    println!(
-        "built static host {} {} with {} -> {} ({} KiB) in {:.1}s",
-        host.name,
-        host_stamp.version,
-        manifest.plugins.iter().map(|p| format!("{} {}", p.package, p.version)).collect::<Vec<_>>().join(", "),
-        target.display(),
-        bytes.len() / 1024,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+        Some(temps)
+    } else {
+        None
+    };
+    Ok(StaticBuilt {
+        host: manifest.host,
+        version: manifest.version,
+        plugins: manifest.plugins,
+        binary: target,
+        size: bytes.len() as u64,
+        notes,
+        temps,
+        elapsed: started.elapsed(),
+    })
 }

@@ -8,47 +8,50 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use hotswap_runtime::{ControlRequest, default_socket_path};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::plugin_build::{BuildArgs, Installed, build, plugin_package};
-use crate::reload::OutcomeKind;
+use crate::options::{BuildOptions, CargoOutput};
+use crate::output_dir::Installed;
+use crate::package::{crate_dir, plugin_package};
 
-/// Arguments of `watch`.
-#[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  watch demo/hello/plugin/foo demo/hello/plugin/bar demo/hello/bin\n  watch plugins/greeter bin --debug\n\n\
-Each cycle prints one line: what changed, the build time and the reload result (accepted with\n\
-the versions serving, or refused with the reason). A failed build or a refused reload leaves\n\
-the host on the code it was running; the watch goes on. Ctrl-C stops it."
-)]
-pub struct WatchArgs {
-    /// The plugin crate folders to watch (PLUGIN_DIR…), then the output folder the host loads
-    /// from (OUTPUT_DIR, last).
-    #[arg(required = true, num_args = 2.., value_name = "DIR")]
-    pub paths: Vec<PathBuf>,
-    /// Control socket of the host (same default as `reload`).
-    #[arg(long, value_name = "PATH")]
+/// What to watch and how to build and reload ([`run`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WatchOptions {
+    /// The plugin crate folders to watch and rebuild.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The output folder the host loads from.
+    pub output_dir: PathBuf,
+    /// The host's control socket; `None` for the default (`reload --help`).
     pub socket: Option<PathBuf>,
-    /// Only build; do not ask a host to reload.
-    #[arg(long)]
-    pub no_reload: bool,
-    /// Quiet time after the last change before a build starts, in milliseconds.
-    #[arg(long, default_value_t = 300, value_name = "MS")]
-    pub debounce_ms: u64,
-    /// Do not build and reload everything once at start.
-    #[arg(long)]
-    pub no_initial_build: bool,
-    /// Build with the dev profile instead of release.
-    #[arg(long)]
-    pub debug: bool,
+    /// Ask the host to reload after each build (default); `false` only builds.
+    pub reload: bool,
+    /// Quiet time after the last change before a build starts (default 300 ms).
+    pub debounce: Duration,
+    /// Build and reload everything once at start (default).
+    pub initial_build: bool,
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
-    #[arg(long = "also-watch", value_name = "PATH")]
     pub also_watch: Vec<PathBuf>,
-    /// Extra arguments for `cargo build`, after `--`.
-    #[arg(last = true)]
-    pub cargo_args: Vec<String>,
+    /// How each plugin is built; cargo's output is captured (shown with a failed build only)
+    /// by default, so that each cycle is one line.
+    pub build: BuildOptions,
+}
+
+impl WatchOptions {
+    /// Watch `plugin_dirs`, building into `output_dir`, with the defaults above.
+    pub fn new(plugin_dirs: Vec<PathBuf>, output_dir: PathBuf) -> WatchOptions {
+        WatchOptions {
+            plugin_dirs,
+            output_dir,
+            socket: None,
+            reload: true,
+            debounce: Duration::from_millis(300),
+            initial_build: true,
+            also_watch: Vec::new(),
+            build: BuildOptions { cargo_output: CargoOutput::Capture, ..BuildOptions::default() },
+        }
+    }
 }
 
 struct Watched {
@@ -56,22 +59,25 @@ struct Watched {
     name: String,
 }
 
-/// Runs the watch until Ctrl-C.
-pub fn run(args: WatchArgs) -> Result<()> {
-    let (output_dir, plugin_dirs) = args.paths.split_last().expect("clap requires two paths");
-    let mut plugins = Vec::new();
-    for dir in plugin_dirs {
-        let (package, _) = plugin_package(dir)?;
-        let dir = package.manifest_path.parent().expect("a manifest has a folder").as_std_path().to_path_buf();
-        plugins.push(Watched { dir, name: package.name.to_string() });
-    }
-    let output_abs = std::path::absolute(output_dir)?;
-    let also: Vec<PathBuf> = args.also_watch.iter().map(std::path::absolute).collect::<Result<_, _>>()?;
-
+/// Runs the watch until Ctrl-C (SIGINT) or SIGTERM, printing one line per cycle.
+pub fn run(options: &WatchOptions) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing the Ctrl-C handler")?;
     }
+    run_until(options, &stop)
+}
+
+/// Runs the watch until `stop` is set, printing one line per cycle.
+pub fn run_until(options: &WatchOptions, stop: &AtomicBool) -> Result<()> {
+    let output_dir = options.output_dir.as_path();
+    let mut plugins = Vec::new();
+    for dir in &options.plugin_dirs {
+        let (package, _) = plugin_package(dir)?;
+        plugins.push(Watched { dir: crate_dir(&package).to_path_buf(), name: package.name.to_string() });
+    }
+    let output_abs = std::path::absolute(output_dir)?;
+    let also: Vec<PathBuf> = options.also_watch.iter().map(std::path::absolute).collect::<Result<_, _>>()?;
 
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(tx).context("starting the file watcher")?;
@@ -86,7 +92,7 @@ pub fn run(args: WatchArgs) -> Result<()> {
         "watching {} → {} (Ctrl-C stops){}",
         names.join(", "),
         output_dir.display(),
-        if args.no_reload { ", building only" } else { "" }
+        if options.reload { "" } else { ", building only" }
     );
 
     let cycle = |changed: &BTreeMap<usize, BTreeSet<String>>| {
@@ -101,15 +107,15 @@ pub fn run(args: WatchArgs) -> Result<()> {
                 format!("{}: {}{tail}", plugins[*i].name, files.join(", "))
             })
             .collect();
-        run_cycle(&args, &plugins, &indices, output_dir, &what.join("; "), &stop);
+        run_cycle(options, &plugins, &indices, &what.join("; "), stop);
     };
 
-    if !args.no_initial_build {
+    if options.initial_build {
         let all: BTreeMap<usize, BTreeSet<String>> =
             (0..plugins.len()).map(|i| (i, BTreeSet::from(["initial build".to_string()]))).collect();
         cycle(&all);
     }
-    let debounce = Duration::from_millis(args.debounce_ms);
+    let debounce = options.debounce;
     while !stop.load(Ordering::SeqCst) {
         // Wait for a first change, then until the files have been quiet for `debounce`:
         // an editor's save, or a `git checkout`, is many events.
@@ -195,35 +201,14 @@ fn is_noise(path: &Path) -> bool {
         || path.components().any(|c| c.as_os_str() == "target" || c.as_os_str() == ".git")
 }
 
-fn run_cycle(
-    args: &WatchArgs,
-    plugins: &[Watched],
-    indices: &[usize],
-    output_dir: &Path,
-    what: &str,
-    stop: &AtomicBool,
-) {
+/// Builds the plugins at `indices` and asks for a reload; prints the cycle's line.
+fn run_cycle(options: &WatchOptions, plugins: &[Watched], indices: &[usize], what: &str, stop: &AtomicBool) {
     let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = time.get(11..19).unwrap_or(&time).to_string();
     let mut built = Vec::new();
     let mut build_secs = 0.0;
     for &i in indices {
-        let build_args = BuildArgs {
-            plugin_dir: plugins[i].dir.clone(),
-            output_dir: output_dir.to_path_buf(),
-            leave_temps: false,
-            include: Vec::new(),
-            exclude: Vec::new(),
-            live_prefix: None,
-            debug: args.debug,
-            verbose: false,
-            keep_debuginfo: false,
-            reproducible: false,
-            static_linking: false,
-            print_stamp: false,
-            cargo_args: args.cargo_args.clone(),
-        };
-        match build(&build_args, true) {
+        match crate::plugin_build::build(&plugins[i].dir, &options.output_dir, &options.build) {
             Ok(b) => {
                 build_secs += b.elapsed.as_secs_f64();
                 let unchanged = if matches!(b.installed, Installed::Unchanged { .. }) { " (unchanged)" } else { "" };
@@ -240,32 +225,11 @@ fn run_cycle(
         }
     }
     let built_line = format!("built {} in {build_secs:.1}s", built.join(", "));
-    if args.no_reload {
+    if !options.reload {
         println!("[{clock}] {what} · {built_line}");
         return;
     }
-    let socket = args.socket.clone().unwrap_or_else(default_socket_path);
+    let socket = options.socket.clone().unwrap_or_else(default_socket_path);
     let outcome = crate::reload::ask(&socket, &ControlRequest::Reload, Duration::from_secs(60));
-    let result = match outcome.result {
-        OutcomeKind::Accepted => {
-            let serving: Vec<String> =
-                outcome.plugins.iter().map(|p| format!("{} {} ({})", p.name, p.version, p.origin)).collect();
-            format!(
-                "reload accepted: generation {} in {:.1} ms, serving {}",
-                outcome.generation.unwrap_or_default(),
-                outcome.total_ms.unwrap_or_default(),
-                serving.join(", ")
-            )
-        }
-        OutcomeKind::Refused => {
-            let reason = outcome.refusal.map(|r| r.reason).unwrap_or(outcome.message);
-            format!("reload REFUSED: {reason}; the previous generation keeps serving")
-        }
-        OutcomeKind::Busy => format!("reload not done, the host is {}", outcome.message),
-        OutcomeKind::NoHost => {
-            format!("no host is listening on {} (start it; it will load {})", outcome.socket, output_dir.display())
-        }
-        _ => format!("reload request failed: {}", outcome.message),
-    };
-    println!("[{clock}] {what} · {built_line} · {result}");
+    println!("[{clock}] {what} · {built_line} · {}", crate::answer::one_line(&outcome, &options.output_dir));
 }

@@ -1,0 +1,60 @@
+//! `watch`: its flags, turned into [`WatchOptions`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::options::Profile;
+use crate::watch::WatchOptions;
+
+/// Arguments of `watch`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  watch demo/hello/plugin/foo demo/hello/plugin/bar demo/hello/bin\n  watch plugins/greeter bin --debug\n\n\
+Each cycle prints one line: what changed, the build time and the reload result (accepted with\n\
+the versions serving, or refused with the reason). A failed build or a refused reload leaves\n\
+the host on the code it was running; the watch goes on. Ctrl-C stops it."
+)]
+pub struct WatchArgs {
+    /// The plugin crate folders to watch (PLUGIN_DIR…), then the output folder the host loads
+    /// from (OUTPUT_DIR, last).
+    #[arg(required = true, num_args = 2.., value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Control socket of the host (same default as `reload`).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Only build; do not ask a host to reload.
+    #[arg(long)]
+    pub no_reload: bool,
+    /// Quiet time after the last change before a build starts, in milliseconds.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    pub debounce_ms: u64,
+    /// Do not build and reload everything once at start.
+    #[arg(long)]
+    pub no_initial_build: bool,
+    /// Build with the dev profile instead of release.
+    #[arg(long)]
+    pub debug: bool,
+    /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
+    #[arg(long = "also-watch", value_name = "PATH")]
+    pub also_watch: Vec<PathBuf>,
+    /// Extra arguments for `cargo build`, after `--`.
+    #[arg(last = true)]
+    pub cargo_args: Vec<String>,
+}
+
+impl From<WatchArgs> for WatchOptions {
+    fn from(mut args: WatchArgs) -> WatchOptions {
+        let output_dir = args.paths.pop().expect("clap requires two paths");
+        let mut options = WatchOptions::new(args.paths, output_dir);
+        options.socket = args.socket;
+        options.reload = !args.no_reload;
+        options.debounce = Duration::from_millis(args.debounce_ms);
+        options.initial_build = !args.no_initial_build;
+        options.also_watch = args.also_watch;
+        options.build.profile = if args.debug { Profile::Dev } else { Profile::Release };
+        options.build.cargo_args = args.cargo_args;
+        options
+    }
+}
