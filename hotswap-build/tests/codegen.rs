@@ -89,7 +89,10 @@ fn a_wrong_parameter_count_names_file_line_and_signature() {
     let message = error(dir.path());
     assert!(message.contains("src/lib.rs:7:"), "{message}");
     assert!(message.contains("hook `on_load` takes 0 parameter(s), but must take 1"), "{message}");
-    assert!(message.contains("pub fn on_load(ctx: &hotswap_runtime::LoadContext) -> hotswap_runtime::HookResult"), "{message}");
+    assert!(
+        message.contains("pub fn on_load(ctx: &hotswap_runtime::LoadContext) -> hotswap_runtime::HookResult"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -101,10 +104,8 @@ fn a_wrong_return_type_is_reported() {
     let dir = plugin(&[("lib.rs", &HOOKS.replace("pub fn on_free() {}", "pub fn on_free() -> bool { true }"))]);
     assert!(error(dir.path()).contains("hook `on_free` must return nothing"));
 
-    let dir = plugin(&[(
-        "lib.rs",
-        &HOOKS.replace("-> Result<Value, HookError> { Err(name.into()) }", "{ let _ = name; }"),
-    )]);
+    let dir =
+        plugin(&[("lib.rs", &HOOKS.replace("-> Result<Value, HookError> { Err(name.into()) }", "{ let _ = name; }"))]);
     assert!(error(dir.path()).contains("hook `invoke_func` returns nothing"));
 }
 
@@ -146,7 +147,8 @@ fn hooks_inside_cfg_test_modules_do_not_count() {
 
 #[test]
 fn include_and_exclude_choose_the_scanned_files() {
-    let dir = plugin(&[("lib.rs", "mod hooks;\nmod extra;\n"), ("hooks.rs", HOOKS), ("extra.rs", "pub fn on_free() {}\n")]);
+    let dir =
+        plugin(&[("lib.rs", "mod hooks;\nmod extra;\n"), ("hooks.rs", HOOKS), ("extra.rs", "pub fn on_free() {}\n")]);
     // extra.rs would duplicate on_free; excluding it makes the crate generate.
     assert!(error(dir.path()).contains("defined twice"));
     let generated = Config::new()
@@ -236,8 +238,16 @@ fn live_items_are_registered_by_full_path_with_signature_and_description() {
     assert_eq!(
         live,
         [
-            ("LiveJob".to_string(), "crate::jobs::LiveJob".to_string(), "struct LiveJob { id: u64, tags: Vec<String> }".to_string()),
-            ("LiveState".into(), "crate::jobs::LiveState".into(), "enum LiveState { Idle, Running(u64), Done { code: i32 } }".into()),
+            (
+                "LiveJob".to_string(),
+                "crate::jobs::LiveJob".to_string(),
+                "struct LiveJob { id: u64, tags: Vec<String> }".to_string()
+            ),
+            (
+                "LiveState".into(),
+                "crate::jobs::LiveState".into(),
+                "enum LiveState { Idle, Running(u64), Done { code: i32 } }".into()
+            ),
             ("live_add".into(), "crate::jobs::live_add".into(), "fn(i64, i64) -> i64".into()),
             ("live_len".into(), "crate::jobs::live_len".into(), "fn(&str) -> usize".into()),
         ]
@@ -255,7 +265,11 @@ fn live_items_are_registered_by_full_path_with_signature_and_description() {
 #[test]
 fn a_custom_prefix_and_exclusions_choose_the_live_items() {
     let source = "pub fn hot_add(a: i64) -> i64 { a }\npub struct HotJob;\npub fn live_add() {}\n";
-    let dir = plugin(&[("lib.rs", &format!("{HOOKS}\nmod a;\nmod skipped;\n")), ("a.rs", source), ("skipped.rs", "pub fn hot_other() {}\n")]);
+    let dir = plugin(&[
+        ("lib.rs", &format!("{HOOKS}\nmod a;\nmod skipped;\n")),
+        ("a.rs", source),
+        ("skipped.rs", "pub fn hot_other() {}\n"),
+    ]);
     let generated = Config::new()
         .crate_dir(dir.path())
         .out_dir(dir.path().join("out"))
@@ -279,7 +293,10 @@ fn two_live_items_with_one_name_are_an_error_naming_both_places() {
     ]);
     let message = error(dir.path());
     assert!(message.contains("two live items are named `live_go`"), "{message}");
-    assert!(message.contains("crate::a::live_go (src/a.rs:1)") && message.contains("crate::b::live_go (src/b.rs:2)"), "{message}");
+    assert!(
+        message.contains("crate::a::live_go (src/a.rs:1)") && message.contains("crate::b::live_go (src/b.rs:2)"),
+        "{message}"
+    );
 }
 
 #[test]

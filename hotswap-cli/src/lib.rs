@@ -77,9 +77,10 @@ pub use options::BuildOptions;
 pub fn main(tool: &str) -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(sub) = tool.strip_prefix("cargo ")
-        && args.get(1).is_some_and(|a| a == sub) {
-            args.remove(1);
-        }
+        && args.get(1).is_some_and(|a| a == sub)
+    {
+        args.remove(1);
+    }
     // clap keeps a command's name as a `&'static str`; this runs once per process.
     let name: &'static str = Box::leak(tool.to_owned().into_boxed_str());
     let command = Cli::command().name(name).bin_name(name);

@@ -147,10 +147,11 @@ pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbos
     }
     let root_manifest = workspace.join("Cargo.toml");
     if root_manifest != package.manifest_path.as_std_path()
-        && let Ok(text) = std::fs::read(&root_manifest) {
-            h.put("workspace manifest", &text);
-            covered.push(root_manifest);
-        }
+        && let Ok(text) = std::fs::read(&root_manifest)
+    {
+        h.put("workspace manifest", &text);
+        covered.push(root_manifest);
+    }
     for line in lock_closure(workspace, &package.name, &package.version.to_string())? {
         h.put("lock", line.as_bytes());
     }

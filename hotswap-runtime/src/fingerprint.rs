@@ -12,25 +12,27 @@ pub(crate) fn mismatch_reason(plugin: &str, host: &str) -> String {
         |fields: &[(&'static str, String)], key: &str| fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone());
     let mut causes = Vec::new();
     if let (Some(p), Some(h)) = (field(&plugin_fields, "panic"), field(&host_fields, "panic"))
-        && p != h {
-            causes.push(if p == "abort" {
-                "the plugin was built with `panic = \"abort\"` (its first panic would kill the host); build it with \
+        && p != h
+    {
+        causes.push(if p == "abort" {
+            "the plugin was built with `panic = \"abort\"` (its first panic would kill the host); build it with \
                  `panic = \"unwind\"`, the default (look for `panic` in the Cargo profile and in RUSTFLAGS)"
-                    .to_string()
-            } else {
-                format!("the plugin was built with panic strategy `{p}`, the host with `{h}`; build both with `unwind`")
-            });
-        }
+                .to_string()
+        } else {
+            format!("the plugin was built with panic strategy `{p}`, the host with `{h}`; build both with `unwind`")
+        });
+    }
     if let (Some(p), Some(h)) = (field(&plugin_fields, "debug_assertions"), field(&host_fields, "debug_assertions"))
-        && p != h {
-            let profile = |assertions: &str| if assertions == "on" { "a dev (debug)" } else { "a release" };
-            causes.push(format!(
-                "the plugin is {} build and the host {} build (debug assertions {p}, the host's {h}); build both with \
+        && p != h
+    {
+        let profile = |assertions: &str| if assertions == "on" { "a dev (debug)" } else { "a release" };
+        causes.push(format!(
+            "the plugin is {} build and the host {} build (debug assertions {p}, the host's {h}); build both with \
                  the same profile (`--debug` matches a dev host)",
-                profile(&p),
-                profile(&h)
-            ));
-        }
+            profile(&p),
+            profile(&h)
+        ));
+    }
     let toolchain_differs = ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout"]
         .iter()
         .any(|key| field(&plugin_fields, key) != field(&host_fields, key));

@@ -46,13 +46,14 @@ pub fn inspect(bytes: &[u8]) -> Result<FileFacts, InspectError> {
     // A library cut short often still parses; make sure every section it claims is present.
     for section in file.sections() {
         if let Some((offset, size)) = section.file_range()
-            && offset.checked_add(size).is_none_or(|end| end > bytes.len() as u64) {
-                return Err(InspectError::NotALibrary(format!(
-                    "truncated: section `{}` ends past the end of the file ({} bytes)",
-                    section.name().unwrap_or("?"),
-                    bytes.len()
-                )));
-            }
+            && offset.checked_add(size).is_none_or(|end| end > bytes.len() as u64)
+        {
+            return Err(InspectError::NotALibrary(format!(
+                "truncated: section `{}` ends past the end of the file ({} bytes)",
+                section.name().unwrap_or("?"),
+                bytes.len()
+            )));
+        }
     }
     if !file.dynamic_symbols().any(|s| s.name() == Ok(DESCRIPTOR_SYMBOL)) {
         return Err(InspectError::NotAPlugin(DESCRIPTOR_SYMBOL));

@@ -431,7 +431,11 @@ impl Args {
 
     #[inline]
     fn slot(&self, index: usize) -> Option<&Option<Value>> {
-        if index < ARGS_INLINE { self.inline[..self.len.min(ARGS_INLINE)].get(index) } else { self.more.get(index - ARGS_INLINE) }
+        if index < ARGS_INLINE {
+            self.inline[..self.len.min(ARGS_INLINE)].get(index)
+        } else {
+            self.more.get(index - ARGS_INLINE)
+        }
     }
 
     #[inline]
@@ -453,7 +457,9 @@ impl Args {
     #[inline]
     pub fn get<T: Any>(&self, index: usize) -> Result<&T, ArgError> {
         let len = self.len;
-        let Some(value) = self.slot(index).and_then(Option::as_ref) else { return Err(ArgError::Missing { index, len }) };
+        let Some(value) = self.slot(index).and_then(Option::as_ref) else {
+            return Err(ArgError::Missing { index, len });
+        };
         value.downcast_ref::<T>().map_err(|mismatch| ArgError::WrongType { index, mismatch })
     }
 
@@ -659,7 +665,10 @@ mod tests {
             (std::panic::catch_unwind(|| drop(Value::new(PanicsOnDrop([0; 8])))), true),
         ] {
             let message = crate::private::take_panic_message(payload.unwrap_err());
-            assert!(message.contains("PanicsOnDrop") && message.ends_with("panicked when dropped: drop refused"), "boxed {boxed}: {message}");
+            assert!(
+                message.contains("PanicsOnDrop") && message.ends_with("panicked when dropped: drop refused"),
+                "boxed {boxed}: {message}"
+            );
         }
     }
 
@@ -677,7 +686,10 @@ mod tests {
         assert!(matches!(args.get::<i64>(8), Err(ArgError::Missing { index: 8, len: 8 })));
         assert!(matches!(args.take::<String>(4), Err(ArgError::WrongType { index: 4, .. })));
         assert_eq!((0..5).map(|i| *args.get::<i64>(i).unwrap()).sum::<i64>(), 10, "a refused take leaves the argument");
-        assert_eq!(format!("{args:?}"), "[Some(Value<i64>), Some(Value<i64>), Some(Value<i64>), Some(Value<i64>), Some(Value<i64>), None, Some(Value<i64>), None]");
+        assert_eq!(
+            format!("{args:?}"),
+            "[Some(Value<i64>), Some(Value<i64>), Some(Value<i64>), Some(Value<i64>), Some(Value<i64>), None, Some(Value<i64>), None]"
+        );
         let library: Arc<dyn Any + Send + Sync> = Arc::new("the library");
         let args = Value::new(args).keep_alive(Arc::clone(&library)).downcast::<Args>().unwrap();
         assert_eq!(Arc::strong_count(&library), 7, "each argument left is tied, spilled ones included");

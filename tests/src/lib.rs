@@ -170,8 +170,12 @@ pub fn skip_unless_ci(why: &str) {
 pub fn mapped_under(dir: &Path) -> Vec<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let dir = dir.to_string_lossy().into_owned();
-    let mut files: Vec<String> =
-        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).map(str::to_string).collect();
+    let mut files: Vec<String> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with(&dir))
+        .map(str::to_string)
+        .collect();
     files.sort();
     files.dedup();
     files

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hotswap_runtime::{args, PluginManager, Stage};
-use hotswap_tests::{build_plugin, copy_atomically, BuiltPlugin};
+use hotswap_runtime::{PluginManager, Stage, args};
+use hotswap_tests::{BuiltPlugin, build_plugin, copy_atomically};
 
 const ZETA: &str = "tests/plugins/dep_zeta";
 /// A second build of plugin `dep_zeta`: the runtime may carry a byte-identical file over to
@@ -174,7 +174,8 @@ fn an_import_cycle_is_refused_naming_the_whole_cycle_and_the_serving_generation_
     build_plugin(GREETER_V1).install(dir.path());
     let manager = manager(dir.path());
     manager.load_plugins().unwrap();
-    let answer = |manager: &PluginManager| manager.find_plugin("greeter").unwrap().invoke::<String>("answer", args![]).unwrap();
+    let answer =
+        |manager: &PluginManager| manager.find_plugin("greeter").unwrap().invoke::<String>("answer", args![]).unwrap();
     assert_eq!(answer(&manager), "v1");
 
     let cycle: Vec<BuiltPlugin> = CYCLE.iter().map(|krate| build_plugin(krate)).collect();
@@ -278,7 +279,10 @@ fn an_import_of_the_wrong_type_is_refused_at_on_init_naming_both_plugins_and_bot
     assert_eq!(manager.current().unwrap().number(), 1);
     let importer = manager.find_plugin("dep_importer").unwrap();
     assert_eq!(importer.invoke::<String>("variant", args![]).unwrap(), "ok");
-    assert_eq!(importer.invoke::<u32>("call", args![5_u32]).unwrap(), manager.find_plugin("dep_exporter").unwrap().invoke::<u32>("scramble", args![5_u32]).unwrap());
+    assert_eq!(
+        importer.invoke::<u32>("call", args![5_u32]).unwrap(),
+        manager.find_plugin("dep_exporter").unwrap().invoke::<u32>("scramble", args![5_u32]).unwrap()
+    );
 }
 
 #[test]
@@ -358,7 +362,9 @@ fn the_data_bag_belongs_to_one_generation() {
     zeta.install(dir.path());
     let manager = manager(dir.path());
     manager.load_plugins().unwrap();
-    let get = |plugin: &hotswap_runtime::Plugin, key: &str| plugin.invoke::<Option<String>>("get_data", args![key.to_string()]).unwrap();
+    let get = |plugin: &hotswap_runtime::Plugin, key: &str| {
+        plugin.invoke::<Option<String>>("get_data", args![key.to_string()]).unwrap()
+    };
 
     // Generation 1: the plugin stores a value, the host stores one; each sees the other's.
     let old = manager.find_plugin("dep_zeta").unwrap();
@@ -388,4 +394,3 @@ fn the_data_bag_belongs_to_one_generation() {
     assert_eq!(old.generation().vault().data::<String>("colour").as_deref().map(String::as_str), Some("blue"));
     assert_eq!(get(&old, "host.note").as_deref(), Some("from the host"));
 }
-

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hotswap_runtime::inspect::sha256_hex;
 use hotswap_runtime::{
-    args, ControlRequest, ControlResponse, ControlServer, InvokeError, LoadError, PluginManager, PluginManagerBuilder,
-    ReloadReport, Stage,
+    ControlRequest, ControlResponse, ControlServer, InvokeError, LoadError, PluginManager, PluginManagerBuilder,
+    ReloadReport, Stage, args,
 };
-use hotswap_tests::{build_plugin, copy_atomically, workspace_root, BuiltPlugin};
+use hotswap_tests::{BuiltPlugin, build_plugin, copy_atomically, workspace_root};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
@@ -199,7 +199,12 @@ fn refused_while_serving(host: &Host, refusal: Refusal<'_>, repair: impl FnOnce(
 
     // 1. Refused, naming the file, the stage and the reason.
     let text = error.to_string();
-    assert!(refusal.files.contains(&error.file), "the error names {}, expected one of {:?}: {text}", error.file.display(), refusal.files);
+    assert!(
+        refusal.files.contains(&error.file),
+        "the error names {}, expected one of {:?}: {text}",
+        error.file.display(),
+        refusal.files
+    );
     assert!(text.contains(&error.file.display().to_string()), "the message does not name the file: {text}");
     assert_eq!(error.stage, refusal.stage, "{text}");
     for part in refusal.says {
@@ -224,7 +229,11 @@ fn refused_while_serving(host: &Host, refusal: Refusal<'_>, repair: impl FnOnce(
     assert_eq!(manager.current().unwrap().number(), number + 1);
     let (new_answer, _) = greeter(manager);
     assert!(["v1", "v2"].contains(&new_answer.as_str()), "the repaired folder serves {new_answer:?}");
-    assert_eq!(held.invoke::<String>("answer", args![]).unwrap(), answer, "the held handle still runs its own generation");
+    assert_eq!(
+        held.invoke::<String>("answer", args![]).unwrap(),
+        answer,
+        "the held handle still runs its own generation"
+    );
     assert_eq!(held.generation().vault().data::<String>("host.note").as_deref(), Some(&note));
     error
 }
@@ -250,7 +259,11 @@ fn build_cdylib(package: &str) -> PathBuf {
             .args(["build", "--quiet", "--message-format=json", "--package", package])
             .output()
             .expect("running cargo build");
-        assert!(output.status.success(), "cargo build --package {package} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "cargo build --package {package} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         // The library's path, from cargo's own report (wherever the target folder is).
         let library = String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -260,7 +273,8 @@ fn build_cdylib(package: &str) -> PathBuf {
             .filter_map(|name| name.as_str().map(PathBuf::from))
             .find(|path| path.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
             .unwrap_or_else(|| panic!("cargo build --package {package} reported no shared library"));
-        let out = root.join("target").join("hotswap-test-plugins").join(format!("cdylib_{package}-{}", std::process::id()));
+        let out =
+            root.join("target").join("hotswap-test-plugins").join(format!("cdylib_{package}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(&out).unwrap();
         let copy = out.join(library.file_name().unwrap());
@@ -337,7 +351,11 @@ fn a_truncated_library_is_refused_at_inspect() {
     let host = serving(&[]);
     let bytes = std::fs::read(&build_plugin(V2).library).unwrap();
     let file = write_newest(&host.dir.join("greeter@9.9.9.so"), &bytes[..bytes.len() / 2]);
-    let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::Inspect, says: &["greeter@9.9.9.so", "not a valid shared library"] };
+    let refusal = Refusal {
+        files: std::slice::from_ref(&file),
+        stage: Stage::Inspect,
+        says: &["greeter@9.9.9.so", "not a valid shared library"],
+    };
     refused_while_serving(&host, refusal, || remove_library(&file));
 }
 
@@ -349,7 +367,11 @@ fn random_bytes_named_like_a_library_are_refused_at_inspect() {
         let mut bytes = magic.to_vec();
         bytes.extend(noise(256 * 1024, seed));
         let file = write_newest(&host.dir.join("greeter@9.9.9.so"), &bytes);
-        let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::Inspect, says: &["not a valid shared library"] };
+        let refusal = Refusal {
+            files: std::slice::from_ref(&file),
+            stage: Stage::Inspect,
+            says: &["not a valid shared library"],
+        };
         refused_while_serving(&host, refusal, || remove_library(&file));
     }
 }
@@ -495,7 +517,8 @@ fn a_panicking_call_is_contained_and_the_plugin_stays_usable() {
 fn an_import_of_the_wrong_type_is_refused_at_on_init() {
     let host = serving(&[EXPORTER, IMPORTER_OK]);
     let file = install_newest(&build_plugin(IMPORTER_BAD), &host.dir);
-    let refusal = Refusal { files: std::slice::from_ref(&file), stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
+    let refusal =
+        Refusal { files: std::slice::from_ref(&file), stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
     refused_while_serving(&host, refusal, || remove_library(&file));
     let importer = host.manager.find_plugin("dep_importer").unwrap();
     assert_eq!(importer.invoke::<String>("variant", args![]).unwrap(), "ok");
@@ -539,11 +562,9 @@ fn write_slowly(file: &Path, bytes: &[u8]) {
 /// The build whose library `report` loaded for `greeter`: its whole file, never part of one.
 fn loaded_build<'a>(report: &ReloadReport, builds: &'a [(&BuiltPlugin, String)]) -> &'a BuiltPlugin {
     let greeter = report.plugins.iter().find(|p| p.name == "greeter").expect("greeter is in the report");
-    builds
-        .iter()
-        .find(|(_, sha)| *sha == greeter.sha256)
-        .map(|(build, _)| *build)
-        .unwrap_or_else(|| panic!("generation {} loaded a library that is no whole build: {greeter:?}", report.generation))
+    builds.iter().find(|(_, sha)| *sha == greeter.sha256).map(|(build, _)| *build).unwrap_or_else(|| {
+        panic!("generation {} loaded a library that is no whole build: {greeter:?}", report.generation)
+    })
 }
 
 #[test]
@@ -714,7 +735,9 @@ fn concurrent_reload_requests_are_all_answered_and_serialised() {
                     if i % 2 == 0 {
                         Answer::Direct(manager.reload())
                     } else {
-                        Answer::Socket(hotswap_runtime::send_request(&socket, &ControlRequest::Reload, PATIENCE).unwrap())
+                        Answer::Socket(
+                            hotswap_runtime::send_request(&socket, &ControlRequest::Reload, PATIENCE).unwrap(),
+                        )
                     }
                 })
             })
@@ -784,7 +807,8 @@ fn an_emptied_plugin_folder_is_refused_at_scan() {
     for entry in std::fs::read_dir(&host.dir).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
-    let refusal = Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["no plugin libraries"] };
+    let refusal =
+        Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["no plugin libraries"] };
     refused_while_serving(&host, refusal, || {
         build_plugin(V1).install(&host.dir);
     });
@@ -794,7 +818,11 @@ fn an_emptied_plugin_folder_is_refused_at_scan() {
 fn a_plugin_folder_that_disappears_is_refused_at_scan() {
     let host = serving(&[]);
     std::fs::remove_dir_all(&host.dir).unwrap();
-    let refusal = Refusal { files: std::slice::from_ref(&host.dir), stage: Stage::Scan, says: &["cannot read the plugin folder"] };
+    let refusal = Refusal {
+        files: std::slice::from_ref(&host.dir),
+        stage: Stage::Scan,
+        says: &["cannot read the plugin folder"],
+    };
     refused_while_serving(&host, refusal, || {
         std::fs::create_dir(&host.dir).unwrap();
         build_plugin(V2).install(&host.dir);

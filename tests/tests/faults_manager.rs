@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{
-    args, ControlRequest, ControlResponse, ControlServer, IgnoredReason, LoadError, LoadErrorKind, PluginManager,
-    PluginManagerBuilder, Stage,
+    ControlRequest, ControlResponse, ControlServer, IgnoredReason, LoadError, LoadErrorKind, PluginManager,
+    PluginManagerBuilder, Stage, args,
 };
 use hotswap_tests::{build_plugin, copy_atomically};
 
@@ -72,14 +72,8 @@ impl Host {
     }
 
     fn assert_work_folder_holds_only_the_serving_libraries(&self) {
-        let serving: Vec<PathBuf> = self
-            .manager
-            .current()
-            .unwrap()
-            .plugins()
-            .iter()
-            .map(|p| p.loaded_from().to_path_buf())
-            .collect();
+        let serving: Vec<PathBuf> =
+            self.manager.current().unwrap().plugins().iter().map(|p| p.loaded_from().to_path_buf()).collect();
         let mut left: Vec<PathBuf> =
             std::fs::read_dir(self.manager.work_dir()).unwrap().map(|e| e.unwrap().path()).collect();
         left.sort();
@@ -102,7 +96,8 @@ impl Host {
 
 /// Asks the host's control socket for its status.
 fn status(socket: &Path) -> ControlResponse {
-    hotswap_runtime::send_request(socket, &ControlRequest::Status, Duration::from_secs(5)).expect("the control socket answers")
+    hotswap_runtime::send_request(socket, &ControlRequest::Status, Duration::from_secs(5))
+        .expect("the control socket answers")
 }
 
 /// File times have a granularity; the newest file must be newer.
@@ -455,7 +450,10 @@ fn a_world_writable_folder_above_the_plugin_folder_is_refused() {
     let manager = PluginManager::builder(&dir).build().unwrap();
     let error = manager.load_plugins().unwrap_err();
     assert_names(&error, None, &dir, Stage::Scan);
-    assert!(error.to_string().contains("the folder") && error.to_string().contains("writable by group or others"), "{error}");
+    assert!(
+        error.to_string().contains("the folder") && error.to_string().contains("writable by group or others"),
+        "{error}"
+    );
     // /tmp itself (root-owned, sticky) is fine, and so is the folder once fixed.
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(manager.load_plugins().unwrap().generation, 1);

@@ -59,7 +59,11 @@ fn a_hot_fn_follows_every_reload_while_threads_call_it() {
     }
     assert_eq!(wrong.load(Ordering::Relaxed), 0);
     assert!(calls.load(Ordering::Relaxed) > 100, "the callers ran during the reloads");
-    assert!(manager.closed_library_count() >= 8, "old libraries were really closed: {}", manager.closed_library_count());
+    assert!(
+        manager.closed_library_count() >= 8,
+        "old libraries were really closed: {}",
+        manager.closed_library_count()
+    );
 }
 
 #[test]

@@ -94,8 +94,12 @@ fn a_canary_first_rollout_reaches_every_host_and_stops_at_the_first_refusal() {
     let (foo, bar) = (build_plugin("demo/hello/plugin/foo"), build_plugin("demo/hello/plugin/bar"));
     // Another build of foo (versions come from content, so another setting makes another
     // library and version).
-    let foo_new =
-        build_plugin_with_cargo_args("demo/hello/plugin/foo", "rollout-good", true, &["--config", "profile.dev.debug=1"]);
+    let foo_new = build_plugin_with_cargo_args(
+        "demo/hello/plugin/foo",
+        "rollout-good",
+        true,
+        &["--config", "profile.dev.debug=1"],
+    );
     assert_ne!(foo.version(), foo_new.version());
     // A real build whose `on_load` fails: every reload that picks it is refused.
     let broken = build_plugin("tests/plugins/fault_on_load");

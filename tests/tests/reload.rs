@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use hotswap_runtime::{args, ControlRequest, ControlResponse, ControlServer, PluginManager, Stage};
+use hotswap_runtime::{ControlRequest, ControlResponse, ControlServer, PluginManager, Stage, args};
 use hotswap_tests::build_plugin;
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -134,7 +134,8 @@ fn a_manifest_whose_sha256_differs_is_refused() {
     manager.load_plugins().unwrap();
     let library = v2.install(dir.path());
     let manifest_path = library.with_extension("json");
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     manifest["sha256"] = "0".repeat(64).into();
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     let error = manager.reload().expect_err("a sha256 mismatch must be refused");

@@ -112,7 +112,14 @@ fn checkout(name: &str) -> PathBuf {
             }
         }
     }
-    for folder in ["hotswap-abi", "hotswap-runtime", "hotswap-build", "templates", "demo/hello/plugin/foo", "demo/hello/plugin/bar"] {
+    for folder in [
+        "hotswap-abi",
+        "hotswap-runtime",
+        "hotswap-build",
+        "templates",
+        "demo/hello/plugin/foo",
+        "demo/hello/plugin/bar",
+    ] {
         copy_tree(&root.join(folder), &dir.join(folder));
     }
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hotswap_runtime::{args, PluginManager};
+use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::{build_plugin, mapped_under};
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -82,7 +82,12 @@ fn a_live_function_handle_keeps_its_library_mapped() {
 fn never_unload_keeps_every_library() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
-    let manager = PluginManager::builder(dir.path()).free_delay(Duration::ZERO).reuse_unchanged(false).never_unload().build().unwrap();
+    let manager = PluginManager::builder(dir.path())
+        .free_delay(Duration::ZERO)
+        .reuse_unchanged(false)
+        .never_unload()
+        .build()
+        .unwrap();
     manager.load_plugins().unwrap();
     for _ in 0..3 {
         manager.reload().unwrap();
@@ -115,7 +120,13 @@ fn the_work_folder_of_a_killed_host_is_removed_by_the_next_manager() {
     assert!(unrelated.exists(), "folders not named by hotswap are kept");
     assert!(manager.work_dir().starts_with(root.path()));
     assert!(
-        manager.work_dir().file_name().unwrap().to_str().unwrap().starts_with(&format!("hotswap-{}-", std::process::id())),
+        manager
+            .work_dir()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("hotswap-{}-", std::process::id())),
         "{}",
         manager.work_dir().display()
     );

@@ -35,7 +35,8 @@ fn static_host() -> PathBuf {
         let binary = out.path().join("slink-host");
         let manifest: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.path().join("slink-host.json")).unwrap()).unwrap();
-        let linked: Vec<&str> = manifest["plugins"].as_array().unwrap().iter().map(|p| p["package"].as_str().unwrap()).collect();
+        let linked: Vec<&str> =
+            manifest["plugins"].as_array().unwrap().iter().map(|p| p["package"].as_str().unwrap()).collect();
         assert_eq!(linked, ["slink_store", "slink_shop"]);
         assert_eq!(manifest["profile"], "debug");
         (out, binary)

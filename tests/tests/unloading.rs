@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hotswap_runtime::{args, PluginManager};
+use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::{build_plugin, mapped_under};
 
 fn reload_20_times(crate_dir: &str, plugin: &str) -> (PluginManager, u64, tempfile::TempDir) {

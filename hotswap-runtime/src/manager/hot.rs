@@ -149,11 +149,12 @@ impl<F: Copy + Any> LiveHandle for HotFn<F> {
         let shared = &*self.shared;
         let cached = shared.cache.load();
         if let Some(resolved) = cached.as_ref()
-            && resolved.generation == shared.inner.published.load(Ordering::Acquire) {
-                // `cached` holds the entry, whose `LiveFn` keeps the library mapped, until
-                // the call returns.
-                return body(resolved.func.func());
-            }
+            && resolved.generation == shared.inner.published.load(Ordering::Acquire)
+        {
+            // `cached` holds the entry, whose `LiveFn` keeps the library mapped, until
+            // the call returns.
+            return body(resolved.func.func());
+        }
         drop(cached);
         let resolved = self.resolve();
         body(resolved.func.func())

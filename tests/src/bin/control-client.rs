@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hotswap_runtime::{send_request, ControlRequest};
+use hotswap_runtime::{ControlRequest, send_request};
 
 fn main() {
     let socket: PathBuf = std::env::args_os().nth(1).expect("usage: control-client <socket>").into();

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use hotswap_runtime::{args, PluginManager};
+use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::build_plugin;
 
 struct Options {
@@ -56,7 +56,8 @@ fn rss_kib() -> u64 {
 fn mapped_libraries(dir: &Path) -> usize {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let dir = dir.to_string_lossy().into_owned();
-    let mut files: Vec<&str> = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).collect();
+    let mut files: Vec<&str> =
+        maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with(&dir)).collect();
     files.sort();
     files.dedup();
     files.len()
@@ -163,7 +164,11 @@ fn main() {
                     if !ok {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    if in_reload || reloading.load(Ordering::Acquire) { during.record(nanos) } else { steady.record(nanos) }
+                    if in_reload || reloading.load(Ordering::Acquire) {
+                        during.record(nanos)
+                    } else {
+                        steady.record(nanos)
+                    }
                 }
                 (steady, during)
             })
@@ -198,7 +203,13 @@ fn main() {
     }
     let failed = failed.load(Ordering::Relaxed);
     let calls = steady.len() + during.len();
-    println!("soak: {} reloads in {:.1} s with {} calling threads, retain {}", options.reloads, elapsed.as_secs_f64(), options.threads, options.retain);
+    println!(
+        "soak: {} reloads in {:.1} s with {} calling threads, retain {}",
+        options.reloads,
+        elapsed.as_secs_f64(),
+        options.threads,
+        options.retain
+    );
     println!("| measure | steady state | during reloads |");
     println!("| --- | --- | --- |");
     println!("| calls | {} | {} |", steady.len(), during.len());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use extension_shared::RequestClock;
-use hotswap_runtime::{args, default_socket_path, ControlServer, Generation, PluginManager};
+use hotswap_runtime::{ControlServer, Generation, PluginManager, args, default_socket_path};
 
 #[derive(Parser)]
 #[command(about = "hotswap extension demo host")]

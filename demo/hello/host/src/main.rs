@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hotswap_runtime::{args, default_socket_path, ControlServer, PluginManager};
+use hotswap_runtime::{ControlServer, PluginManager, args, default_socket_path};
 
 #[derive(Parser)]
 #[command(about = "hotswap hello demo host")]

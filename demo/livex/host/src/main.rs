@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use hotswap_runtime::{args, default_socket_path, ControlServer, Generation, LiveData, PluginManager};
+use hotswap_runtime::{ControlServer, Generation, LiveData, PluginManager, args, default_socket_path};
 
 #[derive(Parser)]
 #[command(about = "hotswap livex demo host")]
@@ -110,7 +110,12 @@ fn round(cli: &Cli, host: &mut HostState, generation: &Arc<Generation>, tick: u6
                 cli.delay_s,
                 host.queue.len() + 1
             );
-            host.queue.push_back(QueuedJob { id, due: Instant::now() + Duration::from_secs(cli.delay_s), attempts: 0, data });
+            host.queue.push_back(QueuedJob {
+                id,
+                due: Instant::now() + Duration::from_secs(cli.delay_s),
+                attempts: 0,
+                data,
+            });
         }
         Err(e) => println!("{tag}: schedule failed: {e}"),
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hotswap_runtime::{args, PluginManager, ReloadReport};
+use hotswap_runtime::{PluginManager, ReloadReport, args};
 
 hotswap_runtime::static_plugins!();
 
@@ -34,7 +34,10 @@ fn order(report: &ReloadReport) -> String {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let linked = static_plugins();
-    println!("mode: {}", if linked.is_empty() { "dynamic (plugins loaded from a folder)" } else { "static (plugins linked in)" });
+    println!(
+        "mode: {}",
+        if linked.is_empty() { "dynamic (plugins loaded from a folder)" } else { "static (plugins linked in)" }
+    );
     let manager = PluginManager::builder(&cli.plugins)
         .static_plugins(linked)
         .extension_newer(|| AtomicU64::new(0))

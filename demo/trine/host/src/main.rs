@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hotswap_runtime::{args, default_socket_path, ControlServer, PluginManager};
+use hotswap_runtime::{ControlServer, PluginManager, args, default_socket_path};
 
 #[derive(Parser)]
 #[command(about = "hotswap trine demo host")]
@@ -39,7 +39,12 @@ fn main() -> anyhow::Result<()> {
     let manager = PluginManager::builder(&cli.plugins).free_delay(Duration::from_secs(2)).build()?;
     let report = manager.load_plugins().context("loading the first generation")?;
     let order: Vec<&str> = report.plugins.iter().map(|p| p.name.as_str()).collect();
-    println!("loaded generation {} in {:.1} ms, load order: {}", report.generation, report.total_ms, order.join(" -> "));
+    println!(
+        "loaded generation {} in {:.1} ms, load order: {}",
+        report.generation,
+        report.total_ms,
+        order.join(" -> ")
+    );
     let socket = cli.socket.unwrap_or_else(default_socket_path);
     let _control = ControlServer::start(manager.clone(), &socket)?;
     println!("listening for reloads on {} (run demo/trine/reload.sh)", socket.display());

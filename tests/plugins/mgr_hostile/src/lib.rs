@@ -19,7 +19,12 @@ hotswap_runtime::plugin!();
 static FOLDER: OnceLock<PathBuf> = OnceLock::new();
 
 fn mode() -> String {
-    FOLDER.get().and_then(|dir| std::fs::read_to_string(dir.join("hostile-mode")).ok()).unwrap_or_default().trim().to_string()
+    FOLDER
+        .get()
+        .and_then(|dir| std::fs::read_to_string(dir.join("hostile-mode")).ok())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// Loops until `release` exists in the plugin folder.

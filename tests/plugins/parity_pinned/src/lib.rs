@@ -1,8 +1,8 @@
 //! A plugin that is not reloadable: loaded once, then kept across reloads. It counts its
 //! `on_load` calls so a test can see that a reload did not load it again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 

@@ -1,8 +1,8 @@
 //! A non-reloadable plugin that imports a reloadable one: refused. Otherwise like `pinned`:
 //! it counts its `on_load` calls.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 

@@ -14,7 +14,11 @@ static VAULT: Mutex<Option<Arc<Vault>>> = Mutex::new(None);
 
 /// A line on the clock's rate. Only reads it: counting is `ext_greeter`'s job.
 fn report() -> Result<String, HookError> {
-    let vault = VAULT.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or("ext_stats has no vault (on_init has not run)")?;
+    let vault = VAULT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or("ext_stats has no vault (on_init has not run)")?;
     let clock = vault.extension::<RequestClock>()?;
     let age = clock.age().as_secs_f64();
     let rate = if age > 0.0 { clock.requests() as f64 / age } else { 0.0 };

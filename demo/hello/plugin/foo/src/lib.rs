@@ -2,8 +2,8 @@
 //!
 //! Edit `greet` below, run `demo/hello/reload.sh`, and watch the running host change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 

@@ -31,7 +31,11 @@ fn money(cents: u64) -> String {
 /// Order number `tick`: an item from the store's shelf (in turn), 1 to 4 of it, priced by
 /// the logic's rule.
 fn serve(tick: u64) -> Result<String, HookError> {
-    let vault = VAULT.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or("trine_front has no vault (on_init has not run)")?;
+    let vault = VAULT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or("trine_front has no vault (on_init has not run)")?;
     let shelf = vault.import::<Shelf>("trine_store")?;
     let rule = *vault.import::<PriceRule>("trine_logic")?;
     let (item, unit) = shelf.get((tick % shelf.len().max(1) as u64) as usize).ok_or("trine_store's shelf is empty")?;

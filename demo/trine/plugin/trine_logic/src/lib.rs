@@ -4,8 +4,8 @@
 //! Because it imports `trine_store`, the manager loads it after the store (`on_load`,
 //! `on_init`) and frees it before the store (`on_free`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 

@@ -5,8 +5,8 @@
 //! the change: a reload rebuilds every plugin's vault, so importers always see the export of
 //! the same generation as themselves.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 
