@@ -25,11 +25,23 @@
 //! and in each [`PluginReport`](crate::PluginReport)) and logged as a warning naming the
 //! plugin and the likely cause. Such a library holds its memory for the life of the process;
 //! its code is still there, so the thread that keeps it does not crash.
+//!
+//! The last reference to a library can go on any thread: a caller whose [`HotFn`] drops the
+//! function it cached from a replaced generation, a caller holding the last guard on one, a
+//! `Value` dropped late. Closing (`dlclose`, the check of `/proc/self/maps`, deleting the
+//! private copy) takes hundreds of microseconds, so it never runs on such a thread while the
+//! manager's reaper thread runs: the library is queued and the reaper closes it. It runs
+//! inline only on the reaper thread itself, or when there is no reaper (before the first
+//! reload, after the manager is gone).
+//!
+//! [`HotFn`]: crate::HotFn
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, Weak};
+
+use crate::manager::Reaper;
 
 struct Buried {
     plugin: String,
@@ -45,6 +57,8 @@ pub(crate) struct Graveyard {
     leaked: AtomicU64,
     /// Per plugin: libraries closed with `dlclose` that stayed mapped.
     still_mapped: Mutex<HashMap<String, u64>>,
+    /// The thread that closes libraries released elsewhere (see the module documentation).
+    closer: OnceLock<Weak<Reaper>>,
 }
 
 /// Whether a file of this path (or its deleted copy) is mapped into this process.
@@ -66,10 +80,17 @@ impl Graveyard {
             closed: AtomicU64::new(0),
             leaked: AtomicU64::new(0),
             still_mapped: Mutex::new(HashMap::new()),
+            closer: OnceLock::new(),
         }
     }
 
-    /// Takes a library nothing refers to any more.
+    /// Closes libraries released on other threads on `reaper`'s thread from now on.
+    pub fn close_on(&self, reaper: &std::sync::Arc<Reaper>) {
+        let _ = self.closer.set(std::sync::Arc::downgrade(reaper));
+    }
+
+    /// Takes a library nothing refers to any more. Closing the oldest ones beyond `retain` is
+    /// left to the reaper thread when there is one and this is not it.
     pub fn bury(&self, plugin: String, path: PathBuf, library: libloading::Library, unloadable: bool) {
         let Some(retain) = self.retain.filter(|_| unloadable) else {
             // Stays mapped for the life of the process.
@@ -77,30 +98,56 @@ impl Graveyard {
             self.leaked.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let mut buried = self.buried.lock().unwrap_or_else(|e| e.into_inner());
-        buried.push_back(Buried { plugin, path, library });
-        while buried.len() > retain {
-            let Some(oldest) = buried.pop_front() else {
-                break;
-            };
-            let library = crate::error::escape_path(&oldest.path);
-            match oldest.library.close() {
-                Ok(()) if !is_mapped(&oldest.path) => {
-                    tracing::debug!(plugin = %oldest.plugin, %library, "library closed and unmapped");
-                    self.closed.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(()) => {
-                    tracing::warn!(
-                        plugin = %oldest.plugin,
-                        %library,
-                        "dlclose left the library mapped: a thread the plugin started is probably still running (or one of its thread-local destructors is pending); it stays in memory for the life of the process"
-                    );
-                    *self.still_mapped.lock().unwrap_or_else(|e| e.into_inner()).entry(oldest.plugin).or_default() += 1;
-                }
-                Err(e) => tracing::warn!(plugin = %oldest.plugin, %library, "dlclose failed: {e}"),
-            }
-            let _ = std::fs::remove_file(&oldest.path);
+        let excess = {
+            let mut buried = self.lock_buried();
+            buried.push_back(Buried { plugin, path, library });
+            buried.len() > retain
+        };
+        let deferred = excess && self.closer.get().and_then(Weak::upgrade).is_some_and(|reaper| reaper.close_later());
+        if excess && !deferred {
+            self.close_excess();
         }
+    }
+
+    fn lock_buried(&self) -> std::sync::MutexGuard<'_, VecDeque<Buried>> {
+        self.buried.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the oldest released libraries until `retain` are left (the lock is not held
+    /// while closing: `dlclose` runs the library's destructors).
+    pub fn close_excess(&self) {
+        let Some(retain) = self.retain else { return };
+        loop {
+            let oldest = {
+                let mut buried = self.lock_buried();
+                if buried.len() <= retain {
+                    return;
+                }
+                buried.pop_front()
+            };
+            let Some(oldest) = oldest else { return };
+            self.close(oldest);
+        }
+    }
+
+    fn close(&self, oldest: Buried) {
+        let library = crate::error::escape_path(&oldest.path);
+        match oldest.library.close() {
+            Ok(()) if !is_mapped(&oldest.path) => {
+                tracing::debug!(plugin = %oldest.plugin, %library, "library closed and unmapped");
+                self.closed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(()) => {
+                tracing::warn!(
+                    plugin = %oldest.plugin,
+                    %library,
+                    "dlclose left the library mapped: a thread the plugin started is probably still running (or one of its thread-local destructors is pending); it stays in memory for the life of the process"
+                );
+                *self.still_mapped.lock().unwrap_or_else(|e| e.into_inner()).entry(oldest.plugin).or_default() += 1;
+            }
+            Err(e) => tracing::warn!(plugin = %oldest.plugin, %library, "dlclose failed: {e}"),
+        }
+        let _ = std::fs::remove_file(&oldest.path);
     }
 
     /// Libraries of `plugin` (of every plugin with `None`) that `dlclose` left mapped.

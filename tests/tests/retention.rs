@@ -1,7 +1,11 @@
 //! Replaced libraries are closed once nothing refers to them, keeping memory bounded; a
-//! handle, a returned value or a live-function handle keeps its library mapped.
+//! handle, a returned value or a live-function handle keeps its library mapped. Whatever
+//! thread drops the last reference, the manager's reaper thread runs `on_free` and closes the
+//! library.
 
+use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, args};
@@ -55,9 +59,11 @@ fn a_handle_or_a_value_keeps_its_library_mapped_until_dropped() {
     assert!(mapped_under(manager.work_dir()).contains(&old_library), "the handle keeps generation 1 mapped");
     assert_eq!(old.invoke::<String>("answer", args![]).unwrap(), "v1", "and callable");
     drop(old);
+    assert!(manager.free_released_now(Duration::from_secs(10)));
     assert!(mapped_under(manager.work_dir()).contains(&old_library), "the value keeps its library mapped");
     assert!(value.type_name().contains("String"));
     assert_eq!(value.downcast::<String>().unwrap(), "v1");
+    manager.free_released_now(Duration::from_secs(10));
     assert!(!mapped_under(manager.work_dir()).contains(&old_library), "released with the last reference");
     assert!(!Path::new(&old_library).exists(), "its private copy is deleted");
 }
@@ -75,7 +81,86 @@ fn a_live_function_handle_keeps_its_library_mapped() {
     assert!(mapped_under(manager.work_dir()).contains(&library));
     assert_eq!(add.call((1, 2)), 3, "v1's function, still mapped");
     drop(add);
+    manager.free_released_now(Duration::from_secs(10));
     assert!(!mapped_under(manager.work_dir()).contains(&library));
+}
+
+/// The runtime's log (every level, with thread names), for every test of this binary.
+fn log() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let writer = Arc::clone(&log);
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+            .with_thread_names(true)
+            .with_ansi(false)
+            .with_writer(move || SharedLog(Arc::clone(&writer)))
+            .init();
+        log
+    })
+}
+
+struct SharedLog(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The lines of the log that mention `needle` and `message`.
+fn logged(needle: &str, message: &str) -> Vec<String> {
+    let log = log().lock().unwrap();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|l| l.contains(needle) && l.contains(message))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_caller_dropping_the_last_reference_never_runs_on_free_nor_closes_the_library() {
+    log();
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin("tests/plugins/live_v1").install(dir.path());
+    let manager = manager(dir.path(), 0);
+    manager.load_plugins().unwrap();
+    let v1 = manager.find_plugin("jobs").unwrap();
+    let v1_library = v1.loaded_from().to_string_lossy().into_owned();
+    let hot = manager.hot_fn::<fn(i64, i64) -> i64>("live_add").unwrap();
+    assert_eq!(hot.call((1, 2)), 3, "the HotFn caches generation 1's function");
+    build_plugin("tests/plugins/live_v2").install(dir.path());
+    manager.reload().unwrap();
+    assert!(mapped_under(manager.work_dir()).contains(&v1_library), "held by the handle and the HotFn");
+    // On a caller thread: the handle goes (the last reference to generation 1: its on_free),
+    // then the HotFn moves on to generation 2 (the last reference to v1's library: its close).
+    std::thread::Builder::new()
+        .name("caller".into())
+        .spawn(move || {
+            drop(v1);
+            assert_eq!(hot.call((1, 2)), 103, "live_v2's live_add");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(manager.free_released_now(Duration::from_secs(10)));
+    assert!(!mapped_under(manager.work_dir()).contains(&v1_library), "closed");
+    // Other tests of this binary load the same builds, so `on_free` lines are told apart by
+    // thread: none from this test's caller. The library's private copy is this manager's own.
+    let version = manager.find_plugin("jobs").unwrap().version().to_string();
+    let freed: Vec<String> =
+        logged("on_free done", "plugin=jobs").into_iter().filter(|l| !l.contains(&version)).collect();
+    assert!(freed.iter().any(|l| l.contains(" hotswap-reaper ")), "{freed:?}");
+    assert!(!freed.iter().any(|l| l.contains(" caller ")), "{freed:?}");
+    let closed = logged(&v1_library, "library closed and unmapped");
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert!(closed[0].contains(" hotswap-reaper "), "{closed:?}");
 }
 
 #[test]

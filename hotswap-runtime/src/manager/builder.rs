@@ -249,6 +249,7 @@ impl PluginManagerBuilder {
         // The pid in the name lets a later manager remove the folder if this process dies
         // without dropping the manager (killed): in a memory-backed folder it would hold RAM.
         let work = tempfile::Builder::new().prefix(&format!("hotswap-{}-", std::process::id())).tempdir_in(&root)?;
+        let graveyard = Arc::new(Graveyard::new(self.retain_released));
         let manager = PluginManager {
             inner: Arc::new(Inner {
                 dir: RwLock::new(self.dir),
@@ -262,8 +263,8 @@ impl PluginManagerBuilder {
                 reload_deadline: self.reload_deadline,
                 max_library_size: self.max_library_size,
                 require_manifest: self.require_manifest,
-                graveyard: Arc::new(Graveyard::new(self.retain_released)),
-                reaper: Reaper::new(),
+                reaper: Reaper::new(&graveyard),
+                graveyard,
                 current: ArcSwapOption::empty(),
                 published: AtomicU64::new(0),
                 reloads: AtomicU64::new(0),

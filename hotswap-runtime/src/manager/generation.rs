@@ -2,8 +2,9 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::SystemTime;
 
 use crate::abi::HookFailure;
@@ -11,6 +12,8 @@ use crate::error::InvokeError;
 use crate::loader::LoadedPlugin;
 use crate::value::{Args, Value};
 use crate::vault::Vault;
+
+use super::Reaper;
 
 /// Up to this many plugins, a lookup by name scans them instead of hashing the name.
 const LINEAR_LOOKUP_MAX: usize = 16;
@@ -21,8 +24,11 @@ pub struct Generation {
     pub(super) number: u64,
     pub(super) plugins: Vec<Arc<LoadedPlugin>>,
     pub(super) index: HashMap<String, usize>,
-    pub(super) vault: Arc<Vault>,
+    /// Taken out by `Drop` only (see [`Remains`]).
+    pub(super) vault: ManuallyDrop<Arc<Vault>>,
     pub(super) loaded_at: SystemTime,
+    /// Set when the generation is published: the reaper that frees it (see `Drop`).
+    pub(super) freed_by: OnceLock<Weak<Reaper>>,
 }
 
 impl Generation {
@@ -89,13 +95,44 @@ impl Generation {
     }
 }
 
-impl Drop for Generation {
+/// What a generation frees when it goes: `on_free` of its plugins, dependents first (each
+/// plugin freed before the plugins it imports), then its vault, and with them the last
+/// references to their libraries.
+pub(crate) struct Remains {
+    number: u64,
+    plugins: Vec<Arc<LoadedPlugin>>,
+    /// Only dropped, after the plugins (fields drop after `Drop::drop`).
+    _vault: Arc<Vault>,
+}
+
+impl Drop for Remains {
     fn drop(&mut self) {
-        // Dependents first, so a plugin is freed before the plugins it imports.
         while let Some(plugin) = self.plugins.pop() {
             drop(plugin);
         }
         tracing::debug!(generation = self.number, "generation released");
+    }
+}
+
+impl Drop for Generation {
+    /// A published generation is freed on its manager's reaper thread, wherever its last
+    /// reference goes (a `Plugin` handle a caller drops, say): `on_free` is plugin code that
+    /// may take long or never return, and closing a library takes hundreds of microseconds,
+    /// neither of which a caller should wait for. It is freed here on the reaper thread itself,
+    /// when the reaper has stopped (the manager is gone), and for a generation never published
+    /// (a failed reload frees what it loaded at once).
+    fn drop(&mut self) {
+        let remains = Remains {
+            number: self.number,
+            plugins: std::mem::take(&mut self.plugins),
+            // SAFETY: taken once, here; `self.vault` is never used again.
+            _vault: unsafe { ManuallyDrop::take(&mut self.vault) },
+        };
+        let left = match self.freed_by.get().and_then(Weak::upgrade) {
+            Some(reaper) => reaper.free_later(remains).err(),
+            None => Some(remains),
+        };
+        drop(left);
     }
 }
 

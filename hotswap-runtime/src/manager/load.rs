@@ -79,12 +79,20 @@ impl Build<'_> {
             number: self.number,
             index: ordered.iter().enumerate().map(|(i, (p, _))| (p.name.clone(), i)).collect(),
             plugins: ordered.into_iter().map(|(p, _)| p).collect(),
-            vault: Arc::new(Vault::new(self.number, None, HashMap::new(), HashMap::new(), HashMap::new(), Vec::new())),
+            vault: std::mem::ManuallyDrop::new(Arc::new(Vault::new(
+                self.number,
+                None,
+                HashMap::new(),
+                HashMap::new(),
+                HashMap::new(),
+                Vec::new(),
+            ))),
             loaded_at: SystemTime::now(),
+            freed_by: std::sync::OnceLock::new(),
         };
         self.on_load(&generation, &origins, &mut timings)?;
         timings.lap(Stage::OnLoad);
-        generation.vault = Arc::new(self.vault(&generation)?);
+        *generation.vault = Arc::new(self.vault(&generation)?);
         self.check_hot_contracts(&generation.vault)?;
         timings.lap(Stage::VaultSetup);
         self.on_init(&generation, &origins, &mut timings)?;

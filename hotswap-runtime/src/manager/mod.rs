@@ -48,7 +48,7 @@ pub use progress::ReloadProgress;
 pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
 
 use progress::Progress;
-use reaper::Reaper;
+pub(crate) use reaper::Reaper;
 
 type ExtensionNewer = Arc<dyn Fn() -> Extension + Send + Sync>;
 
@@ -375,6 +375,7 @@ impl PluginManager {
         };
         match result {
             Ok((generation, mut report)) => {
+                let _ = generation.freed_by.set(Arc::downgrade(&self.inner.reaper));
                 let old = self.inner.current.swap(Some(generation));
                 self.inner.published.store(number, Ordering::Release);
                 self.inner.next_generation.store(number + 1, Ordering::Relaxed);
@@ -406,12 +407,24 @@ impl PluginManager {
     }
 
     /// Frees now every replaced generation that waits for its free delay, and waits at most
-    /// `timeout` for their `on_free`. Returns whether everything was freed (generations still
-    /// held by a [`Plugin`] handle are freed when the handle goes). For shutdown.
+    /// `timeout` for their `on_free`, and for what the reaper thread was handed by other
+    /// threads: generations whose last [`Plugin`] handle went, libraries whose last `Value`
+    /// or handle went (the reaper thread, not the caller dropping the last reference, runs
+    /// `on_free` and closes libraries). Returns whether every replaced generation was freed
+    /// (generations still held by a [`Plugin`] handle are freed when the handle goes). For
+    /// shutdown, and for tests that check what was freed.
     pub fn free_released_now(&self, timeout: Duration) -> bool {
         self.inner.reaper.hurry();
         let ticket = self.inner.reaper.issued();
-        self.inner.reaper.wait_for(ticket, timeout)
+        let deadline = std::time::Instant::now() + timeout;
+        let freed = self.inner.reaper.wait_for(ticket, timeout);
+        // Generations and libraries released on other threads, handed to the reaper.
+        let handed_over =
+            self.inner.reaper.wait_handed_over(deadline.saturating_duration_since(std::time::Instant::now()));
+        if !handed_over {
+            self.inner.graveyard.close_excess();
+        }
+        freed
     }
 
     /// Reloads whenever the process receives SIGHUP or SIGUSR1 (for systemd's

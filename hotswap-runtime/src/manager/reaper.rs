@@ -7,12 +7,16 @@
 //! oldest waiting one falls due at once. When the reaper is stuck in a plugin's `on_free`, a
 //! generation that would overflow the queue is leaked (it stays mapped and gets no
 //! `on_free`) with a warning, so memory stays bounded by the queue and no thread is added.
+//!
+//! The same thread closes libraries released on other threads (see `crate::retention`), so a
+//! caller dropping the last reference to a replaced library never waits for its `dlclose`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::generation::Generation;
+use super::generation::{Generation, Remains};
+use crate::retention::Graveyard;
 
 /// How many retired generations may wait for their free delay at once.
 pub(crate) const MAX_WAITING: usize = 16;
@@ -38,17 +42,83 @@ struct Queue {
     started: bool,
     /// The manager is gone: free what is left, then stop.
     closing: bool,
+    /// The reaper thread has stopped.
+    stopped: bool,
+    /// The reaper thread is freeing remains or closing libraries handed over to it.
+    handling: bool,
+    /// The reaper thread's id, once it runs.
+    thread: Option<std::thread::ThreadId>,
+    /// Released libraries wait to be closed ([`Reaper::close_later`]).
+    graveyard_due: bool,
+    /// Generations whose last reference went on another thread ([`Reaper::free_later`]).
+    remains: Vec<Remains>,
     leaked: u64,
 }
 
+/// Frees replaced generations and closes released libraries on its own thread (see the
+/// module documentation).
 pub(crate) struct Reaper {
     queue: Mutex<Queue>,
     changed: Condvar,
+    graveyard: Arc<Graveyard>,
 }
 
 impl Reaper {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Reaper { queue: Mutex::new(Queue::default()), changed: Condvar::new() })
+    /// A reaper that also closes `graveyard`'s libraries released on other threads.
+    pub fn new(graveyard: &Arc<Graveyard>) -> Arc<Self> {
+        let reaper = Arc::new(Reaper {
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            graveyard: Arc::clone(graveyard),
+        });
+        graveyard.close_on(&reaper);
+        reaper
+    }
+
+    /// Whether the reaper thread runs and this is another thread, so work can be handed to it.
+    fn takes_work(queue: &Queue) -> bool {
+        queue.started && !queue.stopped && queue.thread != Some(std::thread::current().id())
+    }
+
+    /// Hands the remains of a generation to the reaper thread, which frees them next. Gives
+    /// them back, for the caller to free itself, on the reaper thread itself or when no
+    /// reaper thread runs (none started yet, or stopped).
+    pub fn free_later(&self, remains: Remains) -> Result<(), Remains> {
+        let mut queue = self.lock();
+        if !Self::takes_work(&queue) {
+            return Err(remains);
+        }
+        queue.remains.push(remains);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Waits until nothing handed over by [`Reaper::free_later`] or
+    /// [`Reaper::close_later`] is left to do, at most `timeout`. Returns whether that is so.
+    pub fn wait_handed_over(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut queue = self.lock();
+        while !queue.remains.is_empty() || queue.graveyard_due || queue.handling {
+            let now = Instant::now();
+            if now >= deadline || !queue.started || queue.stopped {
+                return false;
+            }
+            queue = self.changed.wait_timeout(queue, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        true
+    }
+
+    /// Asks the reaper thread to close the graveyard's excess libraries. Returns false, and
+    /// the caller closes them itself, on the reaper thread itself or when no reaper thread
+    /// runs (none started yet, or stopped).
+    pub fn close_later(&self) -> bool {
+        let mut queue = self.lock();
+        if !Self::takes_work(&queue) {
+            return false;
+        }
+        queue.graveyard_due = true;
+        self.changed.notify_all();
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -145,11 +215,43 @@ impl Reaper {
 
     fn run(self: Arc<Self>) {
         let mut queue = self.lock();
+        queue.thread = Some(std::thread::current().id());
         loop {
+            if !queue.remains.is_empty() {
+                let remains = std::mem::take(&mut queue.remains);
+                queue.handling = true;
+                drop(queue);
+                // Plugin hooks catch their own panics; this catches a panic of the host's own
+                // drop code so the reaper survives it.
+                let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(remains)));
+                if freed.is_err() {
+                    tracing::error!("freeing a generation panicked");
+                }
+                queue = self.lock();
+                queue.handling = false;
+                self.changed.notify_all();
+                continue;
+            }
+            if queue.graveyard_due {
+                queue.graveyard_due = false;
+                queue.handling = true;
+                drop(queue);
+                let closed = std::panic::catch_unwind(|| self.graveyard.close_excess());
+                if closed.is_err() {
+                    tracing::error!("closing a released library panicked");
+                }
+                queue = self.lock();
+                queue.handling = false;
+                self.changed.notify_all();
+                continue;
+            }
             // Generations fall due in ticket order except when hurried; take the earliest.
             let next = queue.waiting.iter().enumerate().min_by_key(|(_, w)| (w.due, w.ticket)).map(|(i, w)| (i, w.due));
             match next {
-                None if queue.closing => return,
+                None if queue.closing => {
+                    queue.stopped = true;
+                    return;
+                }
                 None => {
                     queue = self.changed.wait(queue).unwrap_or_else(|e| e.into_inner());
                 }
