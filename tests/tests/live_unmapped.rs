@@ -110,9 +110,11 @@ fn every_live_handle_kind_stays_on_mapped_pages_across_10_reloads_and_releases_i
         let data = taken.returned.downcast_ref::<LiveData>().unwrap().clone();
         assert_eq!(taken.plugin.invoke::<String>("run", args![data]).unwrap(), taken.ran);
 
-        // Dropped, the library is closed at once (retention 0): the checks above could fail.
+        // Dropped, the library is closed (retention 0) by the reaper thread, which
+        // `free_released_now` waits for: the checks above could fail.
         assert!(is_mapped_file(lib));
         drop(taken);
+        assert!(manager.free_released_now(Duration::from_secs(10)));
         assert!(!is_mapped_file(lib), "round {round}: {lib} still mapped after its last handle went");
         assert!(!Path::new(lib).exists(), "its private copy is deleted");
         assert_eq!(manager.closed_library_count(), closed_at_start + round + 1);

@@ -176,7 +176,8 @@ fn dropping_the_manager_ends_the_watch_and_frees_the_manager() {
     let before = trigger_threads();
     let manager = manager(dir.path());
     manager.load_plugins().unwrap();
-    assert_eq!(trigger_threads(), before + 1, "the manager runs one trigger thread");
+    // A thread takes its name once it runs, which may be a little after `build` returned.
+    wait_until("the manager runs one trigger thread", || trigger_threads() == before + 1);
     let work = manager.work_dir().to_path_buf();
     assert!(work.exists());
 
