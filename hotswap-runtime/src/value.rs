@@ -397,6 +397,14 @@ impl Args {
         Args { inline: ManuallyDrop::new([const { None }; ARGS_INLINE]), more: ManuallyDrop::new(Vec::new()), len: 0 }
     }
 
+    /// For `args!`: the first `len` of `inline` are the arguments, the others `None`.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __inline(inline: [Option<Value>; ARGS_INLINE], len: usize) -> Self {
+        debug_assert!(len <= ARGS_INLINE && inline[len..].iter().all(Option::is_none));
+        Args { inline: ManuallyDrop::new(inline), more: ManuallyDrop::new(Vec::new()), len }
+    }
+
     /// Adds an argument, builder style.
     pub fn with<T: Any + Send>(mut self, value: T) -> Self {
         self.push(value);
@@ -495,7 +503,10 @@ impl Drop for Args {
             if self.len > ARGS_INLINE {
                 ManuallyDrop::drop(&mut self.more);
             }
-            std::ptr::drop_in_place(&mut self.inline[..used]);
+            // Taken arguments (the usual case once a call has read them) need nothing.
+            for slot in self.inline[..used].iter_mut().filter(|slot| slot.is_some()) {
+                std::ptr::drop_in_place(slot);
+            }
         }
     }
 }
@@ -515,6 +526,19 @@ impl fmt::Debug for Args {
 /// Builds [`Args`] from a list of expressions: `args![1_i64, "x".to_string()]`.
 #[macro_export]
 macro_rules! args {
+    // Up to the inline arguments: written in place, with nothing to check.
+    () => {
+        $crate::Args::new()
+    };
+    ($a:expr $(,)?) => {
+        $crate::Args::__inline([::core::option::Option::Some($crate::Value::new($a)), ::core::option::Option::None], 1)
+    };
+    ($a:expr, $b:expr $(,)?) => {
+        $crate::Args::__inline(
+            [::core::option::Option::Some($crate::Value::new($a)), ::core::option::Option::Some($crate::Value::new($b))],
+            2,
+        )
+    };
     ($($value:expr),* $(,)?) => {{
         #[allow(unused_mut)]
         let mut args = $crate::Args::new();
