@@ -229,7 +229,7 @@ impl Value {
     /// plugin's library (see the guide, "Memory and unloading"). A `Value` taken out of a
     /// `Value` keeps the outer one's library. A value of another type is dropped by its maker
     /// (see [`Value`]'s drop) and the error returned.
-    #[inline]
+    #[inline(always)]
     pub fn downcast<T: Any>(self) -> Result<T, TypeMismatch> {
         if !self.holds::<T>() {
             return Err(TypeMismatch::new::<T>(self.type_name()));

@@ -16,14 +16,24 @@ fn main() {
     let calls: u64 = std::env::args().nth(1).map_or(10_000_000, |n| n.parse().expect("a number of calls"));
     let plugins = tempfile::tempdir().unwrap();
     build_plugin_release("tests/plugins/greeter_v1").install(plugins.path());
+    if std::env::var_os("WITH_JOBS").is_some() {
+        build_plugin_release("tests/plugins/live_v1").install(plugins.path());
+    }
     let manager = PluginManager::builder(plugins.path()).build().unwrap();
     manager.load_plugins().unwrap();
-    let start = thread_cpu();
-    let mut sum = 0_i64;
-    for i in 0..calls as i64 {
-        sum = sum.wrapping_add(black_box(&manager).invoke::<i64>("greeter", "add", args![i, 1_i64]).unwrap());
-    }
-    let elapsed = thread_cpu() - start;
+    let run = || {
+        let start = thread_cpu();
+        let mut sum = 0_i64;
+        for i in 0..calls as i64 {
+            sum = sum.wrapping_add(black_box(&manager).invoke::<i64>("greeter", "add", args![i, 1_i64]).unwrap());
+        }
+        (thread_cpu() - start, sum)
+    };
+    let (elapsed, sum) = if std::env::var_os("ON_THREAD").is_some() {
+        std::thread::scope(|s| s.spawn(run).join().unwrap())
+    } else {
+        run()
+    };
     println!("{calls} calls, {:.1} ns per call (sum {sum})", elapsed.as_nanos() as f64 / calls as f64);
 }
 

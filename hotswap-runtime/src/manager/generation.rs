@@ -159,7 +159,7 @@ fn invoke(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<Value, Invoke
 /// result never escapes as a `Value`, so it is not tied to the library (no shared reference
 /// count is touched): a `T` named by the host by `TypeId` has the host's drop glue. A `Value`
 /// or `Args` result (which hold plugin-made values) takes the tied path.
-#[inline]
+#[inline(always)]
 pub(super) fn invoke_typed<T: Any>(plugin: &LoadedPlugin, func: &str, args: Args) -> Result<T, InvokeError> {
     let nested = TypeId::of::<T>() == TypeId::of::<Value>() || TypeId::of::<T>() == TypeId::of::<Args>();
     let value = if nested {
