@@ -104,7 +104,7 @@ pub use manager::{
     PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,
 };
 #[cfg(feature = "host")]
-pub use manifest::Manifest;
+pub use manifest::{Manifest, ManifestError, ManifestMismatch};
 #[cfg(feature = "host")]
 pub use signals::SignalReloader;
 

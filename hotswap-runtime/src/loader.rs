@@ -10,7 +10,7 @@ use crate::abi::{self, HookFailure, PluginDescriptor, PluginHooks};
 use crate::error::{LoadError, Stage};
 use crate::fingerprint::mismatch_reason;
 use crate::inspect::inspect;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestError};
 use crate::retention::Graveyard;
 
 /// A plugin of a generation. Shared (`Arc`) when a non-reloadable plugin is kept across
@@ -118,7 +118,7 @@ impl LoadedPlugin {
     ) -> Result<Self, LoadError> {
         let Staged { bytes, sha256, partial } = staged;
         let fail = |stage: Stage, reason: String| LoadError::new(Some(expected_name.to_string()), file, stage, reason);
-        let manifest = Manifest::read_beside(file).map_err(|reason| fail(Stage::Copy, reason))?;
+        let manifest = Manifest::read_beside(file).map_err(|e| fail(Stage::Copy, e.to_string()).caused_by(e))?;
         let facts = inspect(&bytes).map_err(|e| fail(Stage::Inspect, e.to_string()).caused_by(e))?;
         if facts.name != expected_name {
             return Err(fail(
@@ -132,7 +132,7 @@ impl LoadedPlugin {
         match &manifest {
             Some(manifest) => manifest
                 .check(file, expected_name, &facts.fingerprint, &sha256)
-                .map_err(|reason| fail(Stage::Copy, reason))?,
+                .map_err(|e| fail(Stage::Copy, e.to_string()).caused_by(ManifestError::Mismatch(Box::new(e))))?,
             None => tracing::warn!(
                 plugin = expected_name,
                 file = %crate::error::escape_path(file),

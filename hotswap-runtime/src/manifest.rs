@@ -40,15 +40,108 @@ impl Manifest {
 /// The largest manifest a host reads: real ones are a few hundred bytes.
 pub const MAX_MANIFEST_SIZE: u64 = 64 * 1024;
 
+/// Why the manifest beside a library was refused; the message names the manifest, and the
+/// underlying error (reading, parsing) is kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The manifest is a symbolic link (dangling or not).
+    #[error("manifest {path} is a symbolic link; manifests must be regular files")]
+    Symlink {
+        /// The manifest, escaped for display.
+        path: String,
+    },
+    /// Opening or reading it failed.
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        /// The manifest, escaped for display.
+        path: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// It is a FIFO, a folder, a device…
+    #[error("manifest {path} is not a regular file")]
+    NotRegularFile {
+        /// The manifest, escaped for display.
+        path: String,
+    },
+    /// It is larger than [`MAX_MANIFEST_SIZE`] (`size` is `None` when it grew while read).
+    #[error("manifest {path} is {}over the limit of {MAX_MANIFEST_SIZE} bytes", size.map_or_else(String::new, |s| format!("{s} bytes, ")))]
+    TooLarge {
+        /// The manifest, escaped for display.
+        path: String,
+        /// Its size when opened.
+        size: Option<u64>,
+    },
+    /// It is not a manifest's JSON.
+    #[error("invalid manifest {path}: {source}")]
+    Invalid {
+        /// The manifest, escaped for display.
+        path: String,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// A field does not describe the library beside it.
+    #[error("{0}")]
+    Mismatch(Box<ManifestMismatch>),
+}
+
+/// A manifest field that does not describe the library beside it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestMismatch {
+    /// The plugin name.
+    #[error("manifest {path} describes plugin `{manifest}`, not `{library}`")]
+    Name {
+        /// The manifest, escaped for display.
+        path: String,
+        /// What the manifest says.
+        manifest: String,
+        /// What the library is.
+        library: String,
+    },
+    /// The library's file name.
+    #[error("manifest {path} describes library `{manifest}`, not `{library}`")]
+    Library {
+        /// The manifest, escaped for display.
+        path: String,
+        /// What the manifest says.
+        manifest: String,
+        /// What the library is.
+        library: String,
+    },
+    /// The ABI fingerprint.
+    #[error("manifest {path} says ABI fingerprint [{manifest}], the library has [{library}]")]
+    Fingerprint {
+        /// The manifest, escaped for display.
+        path: String,
+        /// What the manifest says.
+        manifest: String,
+        /// What the library is.
+        library: String,
+    },
+    /// The library's sha256.
+    #[error("sha256 mismatch: manifest {path} says {manifest}, the file is {library}")]
+    Sha256 {
+        /// The manifest, escaped for display.
+        path: String,
+        /// What the manifest says.
+        manifest: String,
+        /// What the library is.
+        library: String,
+    },
+}
+
 impl Manifest {
     /// Reads the manifest beside `library`, if there is one. The manifest is opened without
     /// following a symbolic link and without blocking (a FIFO cannot hang the reload), must
     /// be a regular file of at most [`MAX_MANIFEST_SIZE`] bytes, and must parse.
-    pub fn read_beside(library: &Path) -> Result<Option<Manifest>, String> {
+    pub fn read_beside(library: &Path) -> Result<Option<Manifest>, ManifestError> {
         use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
         let path = Self::path_for(library);
         let shown = path.to_string_lossy().escape_debug().to_string();
+        let read = |source| ManifestError::Read { path: shown.clone(), source };
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
@@ -58,52 +151,52 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A dangling symbolic link is reported, not taken for "no manifest".
                 return match std::fs::symlink_metadata(&path) {
-                    Ok(_) => Err(format!("manifest {shown} is a symbolic link; manifests must be regular files")),
+                    Ok(_) => Err(ManifestError::Symlink { path: shown }),
                     Err(_) => Ok(None),
                 };
             }
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-                return Err(format!("manifest {shown} is a symbolic link; manifests must be regular files"));
+                return Err(ManifestError::Symlink { path: shown });
             }
-            Err(e) => return Err(format!("cannot read manifest {shown}: {e}")),
+            Err(e) => return Err(read(e)),
         };
-        let meta = file.metadata().map_err(|e| format!("cannot read manifest {shown}: {e}"))?;
+        let meta = file.metadata().map_err(read)?;
         if !meta.is_file() {
-            return Err(format!("manifest {shown} is not a regular file"));
+            return Err(ManifestError::NotRegularFile { path: shown });
         }
         if meta.len() > MAX_MANIFEST_SIZE {
-            return Err(format!("manifest {shown} is {} bytes, over the limit of {MAX_MANIFEST_SIZE}", meta.len()));
+            return Err(ManifestError::TooLarge { path: shown, size: Some(meta.len()) });
         }
         let mut text = String::new();
-        file.take(MAX_MANIFEST_SIZE + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("cannot read manifest {shown}: {e}"))?;
+        file.take(MAX_MANIFEST_SIZE + 1).read_to_string(&mut text).map_err(read)?;
         if text.len() as u64 > MAX_MANIFEST_SIZE {
-            return Err(format!("manifest {shown} is over the limit of {MAX_MANIFEST_SIZE} bytes"));
+            return Err(ManifestError::TooLarge { path: shown, size: None });
         }
-        serde_json::from_str(&text).map(Some).map_err(|e| format!("invalid manifest {shown}: {e}"))
+        serde_json::from_str(&text).map(Some).map_err(|source| ManifestError::Invalid { path: shown, source })
     }
 
     /// Checks every field that describes the library against what the host found: the
     /// plugin name, the library's file name, the ABI fingerprint read from the file, and its
     /// sha256.
-    pub fn check(&self, library: &Path, name: &str, fingerprint: &str, sha256: &str) -> Result<(), String> {
-        let shown = Self::path_for(library).to_string_lossy().escape_debug().to_string();
+    pub fn check(&self, library: &Path, name: &str, fingerprint: &str, sha256: &str) -> Result<(), ManifestMismatch> {
+        let path = Self::path_for(library).to_string_lossy().escape_debug().to_string();
         let file_name = library.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let pair = |manifest: &str, library: &str| (path.clone(), manifest.to_string(), library.to_string());
         if self.name != name {
-            return Err(format!("manifest {shown} describes plugin `{}`, not `{name}`", self.name));
+            let (path, manifest, library) = pair(&self.name, name);
+            return Err(ManifestMismatch::Name { path, manifest, library });
         }
         if self.library != file_name {
-            return Err(format!("manifest {shown} describes library `{}`, not `{file_name}`", self.library));
+            let (path, manifest, library) = pair(&self.library, &file_name);
+            return Err(ManifestMismatch::Library { path, manifest, library });
         }
         if self.fingerprint != fingerprint {
-            return Err(format!(
-                "manifest {shown} says ABI fingerprint [{}], the library has [{fingerprint}]",
-                self.fingerprint
-            ));
+            let (path, manifest, library) = pair(&self.fingerprint, fingerprint);
+            return Err(ManifestMismatch::Fingerprint { path, manifest, library });
         }
         if self.sha256 != sha256 {
-            return Err(format!("sha256 mismatch: manifest {shown} says {}, the file is {sha256}", self.sha256));
+            let (path, manifest, library) = pair(&self.sha256, sha256);
+            return Err(ManifestMismatch::Sha256 { path, manifest, library });
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{
-    ControlRequest, ControlResponse, ControlServer, IgnoredReason, LoadError, LoadErrorKind, PluginManager,
-    PluginManagerBuilder, Stage, args,
+    ControlRequest, ControlResponse, ControlServer, IgnoredReason, LoadError, LoadErrorKind, ManifestError,
+    PluginManager, PluginManagerBuilder, Stage, args,
 };
 use hotswap_tests::{build_plugin, copy_atomically};
 
@@ -339,6 +339,8 @@ fn an_oversized_manifest_is_refused() {
     let error = host.manager.reload().unwrap_err();
     assert_names(&error, Some("greeter"), &file, Stage::Copy);
     assert!(error.to_string().contains("over the limit"), "{error}");
+    let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<ManifestError>());
+    assert!(matches!(source, Some(ManifestError::TooLarge { size: Some(102400), .. })), "typed source {source:?}");
     host.still_serving("v1", 1);
 }
 
@@ -358,6 +360,8 @@ fn a_manifest_describing_another_plugin_or_library_is_refused() {
         let error = host.manager.reload().unwrap_err();
         assert_names(&error, Some("greeter"), &file, Stage::Copy);
         assert!(error.to_string().contains(expected), "{field}: {error}");
+        let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<ManifestError>());
+        assert!(matches!(source, Some(ManifestError::Mismatch(_))), "{field}: typed source {source:?}");
         host.still_serving("v1", 1);
     }
 }
