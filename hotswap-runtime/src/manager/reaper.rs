@@ -213,34 +213,35 @@ impl Reaper {
         self.changed.notify_all();
     }
 
+    /// Runs `work` without the queue's lock, and takes the lock again. Plugin hooks catch their
+    /// own panics; this catches a panic of the host's own drop code, so the reaper survives it.
+    fn unlocked<'a>(
+        &'a self,
+        queue: std::sync::MutexGuard<'a, Queue>,
+        what: &str,
+        work: impl FnOnce(),
+    ) -> std::sync::MutexGuard<'a, Queue> {
+        drop(queue);
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
+            tracing::error!("{what} panicked");
+        }
+        self.lock()
+    }
+
     fn run(self: Arc<Self>) {
         let mut queue = self.lock();
         queue.thread = Some(std::thread::current().id());
         loop {
-            if !queue.remains.is_empty() {
+            if !queue.remains.is_empty() || queue.graveyard_due {
                 let remains = std::mem::take(&mut queue.remains);
+                let close = std::mem::take(&mut queue.graveyard_due);
                 queue.handling = true;
-                drop(queue);
-                // Plugin hooks catch their own panics; this catches a panic of the host's own
-                // drop code so the reaper survives it.
-                let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(remains)));
-                if freed.is_err() {
-                    tracing::error!("freeing a generation panicked");
-                }
-                queue = self.lock();
-                queue.handling = false;
-                self.changed.notify_all();
-                continue;
-            }
-            if queue.graveyard_due {
-                queue.graveyard_due = false;
-                queue.handling = true;
-                drop(queue);
-                let closed = std::panic::catch_unwind(|| self.graveyard.close_excess());
-                if closed.is_err() {
-                    tracing::error!("closing a released library panicked");
-                }
-                queue = self.lock();
+                queue = self.unlocked(queue, "freeing a generation or closing a library", || {
+                    drop(remains);
+                    if close {
+                        self.graveyard.close_excess();
+                    }
+                });
                 queue.handling = false;
                 self.changed.notify_all();
                 continue;
@@ -263,14 +264,7 @@ impl Reaper {
                     }
                     let Some(waiting) = queue.waiting.remove(index) else { continue };
                     queue.busy_since = Some(now);
-                    drop(queue);
-                    // Plugin hooks catch their own panics; this catches a panic of the host's
-                    // own drop code so the reaper survives it.
-                    let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(waiting)));
-                    if freed.is_err() {
-                        tracing::error!("freeing a generation panicked");
-                    }
-                    queue = self.lock();
+                    queue = self.unlocked(queue, "freeing a generation", move || drop(waiting));
                     queue.busy_since = None;
                     // Nothing is being freed now, so every ticket below the lowest waiting one
                     // is done (tickets can complete out of order when one was hurried).
