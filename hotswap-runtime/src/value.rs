@@ -365,7 +365,7 @@ const ARGS_INLINE: usize = 2;
 
 /// The arguments of one `invoke_func` call.
 ///
-/// Up to four arguments are held inline, and values of up to three words are held inside
+/// Up to two arguments are held inline, and values of up to three words are held inside
 /// their [`Value`], so `args![a, b]` of integers or strings allocates nothing for the call.
 /// (The inline storage is plain std types: they cross to the plugin, and the fingerprint
 /// vouches for std's layouts and this crate's, not for another crate's version.)
