@@ -84,6 +84,30 @@ pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, debug: bool, c
     build_labelled(crate_dir, label, debug, &[], cargo_args)
 }
 
+/// The folder every test process builds its plugins into, one subfolder per crate, label and
+/// process: `<crate>[-<label>]-<pid>`. The folders of processes that have ended are removed
+/// the first time a process asks for it, so they do not pile up under `target/` run after run.
+fn plugins_build_root() -> PathBuf {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let root = workspace_root().join("target").join("hotswap-test-plugins");
+    ONCE.call_once(|| remove_folders_of_ended_processes(&root));
+    root
+}
+
+/// Removes the subfolders of `parent` whose name ends in `-<pid>` of a process that no longer
+/// exists (a live process's folder, or one not named so, is kept).
+pub fn remove_folders_of_ended_processes(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|n| n.rsplit_once('-')).and_then(|(_, pid)| pid.parse::<i32>().ok());
+        let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) else { continue };
+        if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn build_labelled(crate_dir: &str, label: &str, debug: bool, env: &[(&str, &str)], cargo_args: &[&str]) -> BuiltPlugin {
     static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<BuiltPlugin>>>>> = OnceLock::new();
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -94,11 +118,7 @@ fn build_labelled(crate_dir: &str, label: &str, debug: bool, env: &[(&str, &str)
     };
     cell.get_or_init(|| {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
-            "{}-{label}-{}",
-            crate_dir.replace('/', "_"),
-            std::process::id()
-        ));
+        let out = plugins_build_root().join(format!("{}-{label}-{}", crate_dir.replace('/', "_"), std::process::id()));
         run_xtask_build(crate_dir, &out, debug, env, cargo_args)
     })
     .clone()
@@ -145,11 +165,7 @@ fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)
 fn build_now(crate_dir: &str) -> BuiltPlugin {
     // One folder per process: test binaries (or developers) running at the same time must not
     // clobber each other's builds.
-    let out = workspace_root().join("target").join("hotswap-test-plugins").join(format!(
-        "{}-{}",
-        crate_dir.replace('/', "_"),
-        std::process::id()
-    ));
+    let out = plugins_build_root().join(format!("{}-{}", crate_dir.replace('/', "_"), std::process::id()));
     // In the host's profile: the runtime refuses a release plugin in a dev host and the reverse.
     run_xtask_build(crate_dir, &out, cfg!(debug_assertions), &[], &[])
 }
@@ -179,4 +195,29 @@ pub fn mapped_under(dir: &Path) -> Vec<String> {
     files.sort();
     files.dedup();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_build_folders_of_ended_processes_are_removed() {
+        let parent = tempfile::tempdir().unwrap();
+        let mut child = Command::new("true").spawn().unwrap();
+        let ended = child.id();
+        child.wait().unwrap();
+        let names = [
+            format!("tests_plugins_greeter_v1-{ended}"),
+            format!("tests_plugins_greeter_v1-release--{ended}"),
+            format!("tests_plugins_greeter_v1-{}", std::process::id()),
+            "tests_plugins_greeter_v1-notapid".to_string(),
+        ];
+        for name in &names {
+            std::fs::create_dir(parent.path().join(name)).unwrap();
+        }
+        remove_folders_of_ended_processes(parent.path());
+        let left: Vec<bool> = names.iter().map(|n| parent.path().join(n).exists()).collect();
+        assert_eq!(left, [false, false, true, true]);
+    }
 }
