@@ -411,8 +411,8 @@ impl PluginManager {
     /// threads: generations whose last [`Plugin`] handle went, libraries whose last `Value`
     /// or handle went (the reaper thread, not the caller dropping the last reference, runs
     /// `on_free` and closes libraries). Returns whether every replaced generation was freed
-    /// (generations still held by a [`Plugin`] handle are freed when the handle goes). For
-    /// shutdown, and for tests that check what was freed.
+    /// and everything handed over done in time (generations still held by a [`Plugin`] handle
+    /// are freed when the handle goes). For shutdown, and for tests that check what was freed.
     pub fn free_released_now(&self, timeout: Duration) -> bool {
         self.inner.reaper.hurry();
         let ticket = self.inner.reaper.issued();
@@ -424,7 +424,7 @@ impl PluginManager {
         if !handed_over {
             self.inner.graveyard.close_excess();
         }
-        freed
+        freed && handed_over
     }
 
     /// Reloads whenever the process receives SIGHUP or SIGUSR1 (for systemd's

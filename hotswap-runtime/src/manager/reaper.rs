@@ -36,7 +36,8 @@ struct Queue {
     issued: u64,
     /// Every ticket up to this one has been freed (or leaked).
     done: u64,
-    /// The generation the reaper is freeing now, and since when.
+    /// Since when the reaper has been freeing what it is freeing now (a waiting generation, or
+    /// remains handed over), if it is.
     busy_since: Option<Instant>,
     /// The reaper thread runs.
     started: bool,
@@ -236,6 +237,8 @@ impl Reaper {
                 let remains = std::mem::take(&mut queue.remains);
                 let close = std::mem::take(&mut queue.graveyard_due);
                 queue.handling = true;
+                // Remains run `on_free` too: a reaper stuck in one is stuck (see `retire`).
+                queue.busy_since = Some(Instant::now());
                 queue = self.unlocked(queue, "freeing a generation or closing a library", || {
                     drop(remains);
                     if close {
@@ -243,6 +246,7 @@ impl Reaper {
                     }
                 });
                 queue.handling = false;
+                queue.busy_since = None;
                 self.changed.notify_all();
                 continue;
             }
