@@ -499,6 +499,21 @@ fn wrong_type<T>(index: usize, value: &Value) -> ArgError {
 impl Drop for Args {
     #[inline]
     fn drop(&mut self) {
+        // The usual case after a call: every argument was taken, nothing was spilled (`more`
+        // is then empty and unallocated), so there is nothing to drop.
+        let used = self.len.min(ARGS_INLINE);
+        if self.len <= ARGS_INLINE && self.inline[..used].iter().all(Option::is_none) {
+            return;
+        }
+        self.drop_arguments();
+    }
+}
+
+impl Args {
+    /// Drops the arguments left, every one of them even when one's drop panics.
+    #[cold]
+    #[inline(never)]
+    fn drop_arguments(&mut self) {
         let used = self.len.min(ARGS_INLINE);
         // SAFETY: `more` is taken once, here, and never used again; it is empty and
         // unallocated unless more than `ARGS_INLINE` arguments were pushed. Held in a local, it
