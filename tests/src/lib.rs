@@ -35,6 +35,76 @@ impl BuiltPlugin {
         }
         dir.join(self.library.file_name().unwrap())
     }
+
+    /// [`install`](Self::install), then makes the library its plugin's newest file (see
+    /// [`make_newest`]); returns the library's path.
+    pub fn install_newest(&self, dir: &Path) -> PathBuf {
+        let library = self.install(dir);
+        make_newest(&library);
+        library
+    }
+}
+
+/// Gives `file` a modification time later than every other library in its folder, so that the
+/// scan picks it as its plugin's newest file however coarse the file system's clock is.
+pub fn make_newest(file: &Path) {
+    let dir = file.parent().unwrap();
+    let mut newest = std::time::SystemTime::now();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path != file && path.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION) {
+            newest = newest.max(std::fs::metadata(&path).unwrap().modified().unwrap());
+        }
+    }
+    let file = std::fs::File::options().write(true).open(file).unwrap();
+    file.set_modified(newest + std::time::Duration::from_secs(1)).unwrap();
+}
+
+/// The runtime's `tracing` log, every level, with thread names, captured for the whole test
+/// process (the first call installs the global subscriber): for tests that check which
+/// thread did what.
+pub mod runtime_log {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    fn log() -> &'static Arc<Mutex<Vec<u8>>> {
+        static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+        LOG.get_or_init(|| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let writer = Arc::clone(&log);
+            tracing_subscriber::fmt()
+                .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+                .with_thread_names(true)
+                .with_ansi(false)
+                .with_writer(move || SharedLog(Arc::clone(&writer)))
+                .init();
+            log
+        })
+    }
+
+    struct SharedLog(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedLog {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Starts capturing, if not started yet.
+    pub fn capture() {
+        log();
+    }
+
+    /// The lines logged so far that mention both `a` and `b`.
+    pub fn logged(a: &str, b: &str) -> Vec<String> {
+        let log = log().lock().unwrap();
+        String::from_utf8_lossy(&log).lines().filter(|l| l.contains(a) && l.contains(b)).map(String::from).collect()
+    }
 }
 
 /// Copies `from` to `to` through a hidden temporary file and a rename.

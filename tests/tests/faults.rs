@@ -24,14 +24,14 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use hotswap_runtime::inspect::sha256_hex;
 use hotswap_runtime::{
     ControlRequest, ControlResponse, ControlServer, InvokeError, LoadError, PluginManager, PluginManagerBuilder,
     ReloadReport, Stage, args,
 };
-use hotswap_tests::{BuiltPlugin, build_plugin, copy_atomically, workspace_root};
+use hotswap_tests::{BuiltPlugin, build_plugin, copy_atomically, make_newest, workspace_root};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
@@ -284,28 +284,6 @@ fn build_cdylib(package: &str) -> PathBuf {
     .clone()
 }
 
-/// Gives `file` a modification time later than every other library in its folder, so that the
-/// scan picks it as its plugin's newest file however coarse the file system's clock is.
-fn make_newest(file: &Path) {
-    let dir = file.parent().unwrap();
-    let mut newest = SystemTime::now();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path != file && path.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION) {
-            newest = newest.max(std::fs::metadata(&path).unwrap().modified().unwrap());
-        }
-    }
-    let file = File::options().write(true).open(file).unwrap();
-    file.set_modified(newest + Duration::from_secs(1)).unwrap();
-}
-
-/// Installs a build into `dir` as its plugin's newest file; returns the library's path.
-fn install_newest(plugin: &BuiltPlugin, dir: &Path) -> PathBuf {
-    let library = plugin.install(dir);
-    make_newest(&library);
-    library
-}
-
 /// Writes `bytes` to `path` (not atomically) as its plugin's newest file.
 fn write_newest(path: &Path, bytes: &[u8]) -> PathBuf {
     std::fs::write(path, bytes).unwrap();
@@ -449,7 +427,7 @@ fn a_library_with_another_abi_fingerprint_is_refused_at_inspect_before_dlopen() 
 fn on_load_returning_an_error_is_refused_at_on_load() {
     let fault = build_plugin(ON_LOAD_FAULT);
     let host = serving(&[]);
-    let file = install_newest(&fault, &host.dir);
+    let file = fault.install_newest(&host.dir);
     let refusal = Refusal {
         files: std::slice::from_ref(&file),
         stage: Stage::OnLoad,
@@ -463,7 +441,7 @@ fn on_load_returning_an_error_is_refused_at_on_load() {
 fn on_init_panicking_is_contained_and_refused_at_on_init() {
     let fault = build_plugin(ON_INIT_PANIC);
     let host = serving(&[]);
-    let file = install_newest(&fault, &host.dir);
+    let file = fault.install_newest(&host.dir);
     let refusal = Refusal {
         files: std::slice::from_ref(&file),
         stage: Stage::OnInit,
@@ -516,7 +494,7 @@ fn a_panicking_call_is_contained_and_the_plugin_stays_usable() {
 #[test]
 fn an_import_of_the_wrong_type_is_refused_at_on_init() {
     let host = serving(&[EXPORTER, IMPORTER_OK]);
-    let file = install_newest(&build_plugin(IMPORTER_BAD), &host.dir);
+    let file = build_plugin(IMPORTER_BAD).install_newest(&host.dir);
     let refusal =
         Refusal { files: std::slice::from_ref(&file), stage: Stage::OnInit, says: &["dep_importer", "`dep_exporter`"] };
     refused_while_serving(&host, refusal, || remove_library(&file));

@@ -21,12 +21,6 @@ fn answer(manager: &PluginManager) -> String {
     manager.find_plugin("greeter").unwrap().invoke("answer", args![]).unwrap()
 }
 
-/// Installs a build as the strictly newest file of its plugin.
-fn install_newest(crate_dir: &str, dir: &std::path::Path) {
-    std::thread::sleep(Duration::from_millis(20));
-    build_plugin(crate_dir).install(dir);
-}
-
 #[test]
 fn callbacks_see_the_new_and_old_generation_before_it_is_published() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +41,7 @@ fn callbacks_see_the_new_and_old_generation_before_it_is_published() {
             .unwrap()
     };
     manager.load_plugins().unwrap();
-    install_newest(V2, dir.path());
+    build_plugin(V2).install_newest(dir.path());
     let current_during_callback = Arc::new(AtomicU64::new(0));
     let report = {
         let (manager2, current) = (manager.clone(), current_during_callback.clone());
@@ -78,7 +72,7 @@ fn a_callback_that_fails_or_panics_fails_the_reload_and_the_old_generation_serve
             .unwrap()
     };
     manager.load_plugins().unwrap();
-    install_newest(V2, dir.path());
+    build_plugin(V2).install_newest(dir.path());
     fail.store(true, Ordering::SeqCst);
     let error = manager.reload().unwrap_err();
     assert_eq!(error.stage, Stage::Callback);
@@ -123,7 +117,7 @@ fn unchanged_plugins_are_reused_and_changed_ones_loaded() {
     let log: Vec<String> = plugin.invoke("hook_log", args![]).unwrap();
     assert_eq!(log.len(), 5, "no hook ran again: {log:?}");
 
-    install_newest(V2, dir.path());
+    build_plugin(V2).install_newest(dir.path());
     let report = manager.reload().unwrap();
     assert_eq!(report.plugins[0].note, "loaded");
     assert_eq!(answer(&manager), "v2");
@@ -142,7 +136,7 @@ fn a_non_reloadable_plugin_is_kept_and_may_not_import_a_reloadable_one() {
     build_plugin(PINNED).install(dir.path());
     let manager = builder(dir.path()).build().unwrap();
     manager.load_plugins().unwrap();
-    install_newest(V2, dir.path());
+    build_plugin(V2).install_newest(dir.path());
     let report = manager.reload().unwrap();
     let notes: Vec<(&str, &str)> = report.plugins.iter().map(|p| (p.name.as_str(), p.note.as_str())).collect();
     assert_eq!(notes, [("greeter", "loaded"), ("pinned", "not reloadable")]);

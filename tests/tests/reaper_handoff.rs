@@ -6,61 +6,18 @@
 //! `on_free` loops while the file `hostile-mode` says `loop_on_free` and no file `release`
 //! exists; `abort_hooks` drops the arguments of every call inside the plugin.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{Args, InvokeError, PluginManager, args};
+use hotswap_tests::runtime_log::{capture, logged};
 use hotswap_tests::{build_plugin, mapped_under};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
 const HOSTILE: &str = "tests/plugins/mgr_hostile";
 const HOOKS: &str = "tests/plugins/abort_hooks";
-
-/// The runtime's log (every level, with thread names), for every test of this binary.
-fn log() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&log);
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
-            .with_thread_names(true)
-            .with_ansi(false)
-            .with_writer(move || SharedLog(Arc::clone(&writer)))
-            .init();
-        log
-    })
-}
-
-struct SharedLog(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The lines of the log that mention both `a` and `b`.
-fn logged(a: &str, b: &str) -> Vec<String> {
-    let log = log().lock().unwrap();
-    String::from_utf8_lossy(&log).lines().filter(|l| l.contains(a) && l.contains(b)).map(String::from).collect()
-}
-
-/// Installs `krate` into `dir` as the newest build of its plugin.
-fn install_newest(krate: &str, dir: &Path) -> PathBuf {
-    // File times have a granularity; the newest file must be newer.
-    std::thread::sleep(Duration::from_millis(20));
-    build_plugin(krate).install(dir)
-}
 
 /// Runs `work` on a new thread named `name` and returns how long it took there.
 fn on_thread(name: &str, work: impl FnOnce() + Send + 'static) -> Duration {
@@ -90,10 +47,10 @@ fn a_reaper_stuck_in_a_handed_over_on_free_blocks_no_caller_and_still_bounds_the
         .unwrap();
     manager.load_plugins().unwrap();
     std::fs::write(dir.join("hostile-mode"), "loop_on_free").unwrap();
-    install_newest(HOSTILE, &dir);
+    build_plugin(HOSTILE).install_newest(&dir);
     assert_eq!(manager.reload().unwrap().generation, 2);
     let hostile = manager.find_plugin("greeter").unwrap();
-    install_newest(V1, &dir);
+    build_plugin(V1).install_newest(&dir);
     assert_eq!(manager.reload().unwrap().generation, 3);
     let other = manager.find_plugin("greeter").unwrap();
     let other_library = other.loaded_from().to_path_buf();
@@ -109,7 +66,7 @@ fn a_reaper_stuck_in_a_handed_over_on_free_blocks_no_caller_and_still_bounds_the
     assert!(on_thread("caller", move || drop(other)) < Duration::from_millis(500));
     // Reloads keep retiring generations: at most 16 wait, the others are leaked.
     for i in 0..20 {
-        install_newest(if i % 2 == 0 { V2 } else { V1 }, &dir);
+        build_plugin(if i % 2 == 0 { V2 } else { V1 }).install_newest(&dir);
         manager.reload().unwrap();
     }
     assert_eq!(manager.unclosable_library_count(), 4, "16 wait behind the stuck reaper, 4 are leaked");
@@ -123,7 +80,7 @@ fn a_reaper_stuck_in_a_handed_over_on_free_blocks_no_caller_and_still_bounds_the
 
 #[test]
 fn handles_outliving_the_manager_free_their_generations_once_on_the_thread_that_drops_them() {
-    log();
+    capture();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("plugins");
     std::fs::create_dir(&dir).unwrap();
@@ -136,7 +93,7 @@ fn handles_outliving_the_manager_free_their_generations_once_on_the_thread_that_
         .unwrap();
     manager.load_plugins().unwrap();
     let first = manager.find_plugin("greeter").unwrap();
-    install_newest(V2, &dir);
+    build_plugin(V2).install_newest(&dir);
     manager.reload().unwrap();
     let second = manager.find_plugin("greeter").unwrap();
     let work = manager.work_dir().to_path_buf();

@@ -3,12 +3,11 @@
 //! thread drops the last reference, the manager's reaper thread runs `on_free` and closes the
 //! library.
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, args};
+use hotswap_tests::runtime_log::{capture, logged};
 use hotswap_tests::{build_plugin, mapped_under};
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -85,48 +84,9 @@ fn a_live_function_handle_keeps_its_library_mapped() {
     assert!(!mapped_under(manager.work_dir()).contains(&library));
 }
 
-/// The runtime's log (every level, with thread names), for every test of this binary.
-fn log() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&log);
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
-            .with_thread_names(true)
-            .with_ansi(false)
-            .with_writer(move || SharedLog(Arc::clone(&writer)))
-            .init();
-        log
-    })
-}
-
-struct SharedLog(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The lines of the log that mention `needle` and `message`.
-fn logged(needle: &str, message: &str) -> Vec<String> {
-    let log = log().lock().unwrap();
-    String::from_utf8_lossy(&log)
-        .lines()
-        .filter(|l| l.contains(needle) && l.contains(message))
-        .map(String::from)
-        .collect()
-}
-
 #[test]
 fn a_caller_dropping_the_last_reference_never_runs_on_free_nor_closes_the_library() {
-    log();
+    capture();
     let dir = tempfile::tempdir().unwrap();
     build_plugin("tests/plugins/live_v1").install(dir.path());
     let manager = manager(dir.path(), 0);
