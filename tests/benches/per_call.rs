@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, measurement::WallTime};
 use hotswap_runtime::{HotFn, LiveFn, Plugin, PluginManager, args};
-use hotswap_tests::build_plugin_release;
+use hotswap_tests::{build_plugin_release, thread_cpu};
 
 const VARIANTS: [&str; 11] = [
     "direct",
@@ -78,15 +78,6 @@ fn add(a: i64, b: i64) -> i64 {
 enum Clock {
     Wall,
     ThreadCpu,
-}
-
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is supported on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Runs `iters` calls of `f` on each of `threads` threads started together, and returns the

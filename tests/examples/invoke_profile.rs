@@ -7,42 +7,21 @@
 //! `cargo run --release -p hotswap-tests --example invoke_profile -- [calls]`
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, args};
-use hotswap_tests::build_plugin_release;
+use hotswap_tests::{build_plugin_release, thread_cpu};
 
 fn main() {
     let calls: u64 = std::env::args().nth(1).map_or(10_000_000, |n| n.parse().expect("a number of calls"));
     let plugins = tempfile::tempdir().unwrap();
     build_plugin_release("tests/plugins/greeter_v1").install(plugins.path());
-    if std::env::var_os("WITH_JOBS").is_some() {
-        build_plugin_release("tests/plugins/live_v1").install(plugins.path());
-    }
     let manager = PluginManager::builder(plugins.path()).build().unwrap();
     manager.load_plugins().unwrap();
-    let run = || {
-        let start = thread_cpu();
-        let mut sum = 0_i64;
-        for i in 0..calls as i64 {
-            sum = sum.wrapping_add(black_box(&manager).invoke::<i64>("greeter", "add", args![i, 1_i64]).unwrap());
-        }
-        (thread_cpu() - start, sum)
-    };
-    let (elapsed, sum) = if std::env::var_os("ON_THREAD").is_some() {
-        std::thread::scope(|s| s.spawn(run).join().unwrap())
-    } else {
-        run()
-    };
+    let start = thread_cpu();
+    let mut sum = 0_i64;
+    for i in 0..calls as i64 {
+        sum = sum.wrapping_add(black_box(&manager).invoke::<i64>("greeter", "add", args![i, 1_i64]).unwrap());
+    }
+    let elapsed = thread_cpu() - start;
     println!("{calls} calls, {:.1} ns per call (sum {sum})", elapsed.as_nanos() as f64 / calls as f64);
-}
-
-/// This thread's CPU time. Through libc, not rustix: rustix reads the vDSO itself, which
-/// crashes under valgrind.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is supported on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

@@ -65,11 +65,7 @@ impl Generation {
 
     #[inline]
     pub(super) fn loaded(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
-        if self.plugins.len() <= LINEAR_LOOKUP_MAX {
-            self.plugins.iter().find(|p| p.name == name)
-        } else {
-            self.index.get(name).map(|&i| &self.plugins[i])
-        }
+        self.position(name).map(|i| &self.plugins[i])
     }
 
     /// Where plugin `name` is. On the by-name call path: comparing the names of a few plugins
