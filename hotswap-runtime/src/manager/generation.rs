@@ -59,24 +59,24 @@ impl Generation {
 
     /// A handle on plugin `name`.
     pub fn find_plugin(self: &Arc<Self>, name: &str) -> Option<Plugin> {
-        let index = self.position(name)?;
+        let (index, _) = self.find(name)?;
         Some(Plugin { generation: Arc::clone(self), index })
     }
 
     #[inline]
     pub(super) fn loaded(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
-        self.position(name).map(|i| &self.plugins[i])
+        self.find(name).map(|(_, plugin)| plugin)
     }
 
-    /// Where plugin `name` is. On the by-name call path: comparing the names of a few plugins
-    /// costs less than hashing the name (SipHash, about 200 instructions for a short name),
-    /// so the index serves only larger generations.
+    /// Plugin `name` and where it is. On the by-name call path: comparing the names of a few
+    /// plugins costs less than hashing the name (SipHash, about 200 instructions for a short
+    /// name), so the index serves only larger generations.
     #[inline]
-    fn position(&self, name: &str) -> Option<usize> {
+    fn find(&self, name: &str) -> Option<(usize, &Arc<LoadedPlugin>)> {
         if self.plugins.len() <= LINEAR_LOOKUP_MAX {
-            self.plugins.iter().position(|p| p.name == name)
+            self.plugins.iter().enumerate().find(|(_, p)| p.name == name)
         } else {
-            self.index.get(name).copied()
+            self.index.get(name).map(|&i| (i, &self.plugins[i]))
         }
     }
 
