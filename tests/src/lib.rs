@@ -60,6 +60,18 @@ pub fn make_newest(file: &Path) {
     file.set_modified(newest + std::time::Duration::from_secs(1)).unwrap();
 }
 
+/// A manager on `dir` that loads every plugin afresh on each reload, frees a replaced
+/// generation within the reload (zero free delay) and keeps `retain` released libraries
+/// mapped: for tests of what is released and closed when.
+pub fn unloading_manager(dir: &Path, retain: usize) -> hotswap_runtime::PluginManager {
+    hotswap_runtime::PluginManager::builder(dir)
+        .free_delay(std::time::Duration::ZERO)
+        .reuse_unchanged(false)
+        .retain_released_libraries(retain)
+        .build()
+        .unwrap()
+}
+
 /// This thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), for benchmarks and profiling loops.
 /// Through libc, not rustix: rustix reads the vDSO itself, which crashes under valgrind.
 pub fn thread_cpu() -> std::time::Duration {

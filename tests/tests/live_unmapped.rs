@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hotswap_runtime::{LiveData, LiveFn, PluginManager, Value, args};
-use hotswap_tests::build_plugin;
+use hotswap_tests::{build_plugin, unloading_manager};
 
 const V1: &str = "tests/plugins/live_v1";
 const V2: &str = "tests/plugins/live_v2";
@@ -73,12 +73,7 @@ fn assert_in(library: &str, address: usize, what: &str) {
 fn every_live_handle_kind_stays_on_mapped_pages_across_10_reloads_and_releases_its_library() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
-    let manager = PluginManager::builder(dir.path())
-        .free_delay(Duration::ZERO)
-        .reuse_unchanged(false)
-        .retain_released_libraries(0)
-        .build()
-        .unwrap();
+    let manager = unloading_manager(dir.path(), 0);
     manager.load_plugins().unwrap();
     let closed_at_start = manager.closed_library_count();
     for round in 0..10 {

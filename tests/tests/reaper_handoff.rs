@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_runtime::{Args, InvokeError, PluginManager, args};
 use hotswap_tests::runtime_log::{capture, logged};
-use hotswap_tests::{build_plugin, mapped_under};
+use hotswap_tests::{build_plugin, mapped_under, unloading_manager};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
@@ -85,12 +85,7 @@ fn handles_outliving_the_manager_free_their_generations_once_on_the_thread_that_
     let dir = tmp.path().join("plugins");
     std::fs::create_dir(&dir).unwrap();
     build_plugin(V1).install(&dir);
-    let manager = PluginManager::builder(&dir)
-        .free_delay(Duration::ZERO)
-        .reuse_unchanged(false)
-        .retain_released_libraries(0)
-        .build()
-        .unwrap();
+    let manager = unloading_manager(&dir, 0);
     manager.load_plugins().unwrap();
     let first = manager.find_plugin("greeter").unwrap();
     build_plugin(V2).install_newest(&dir);

@@ -8,25 +8,16 @@ use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::runtime_log::{capture, logged};
-use hotswap_tests::{build_plugin, mapped_under};
+use hotswap_tests::{build_plugin, mapped_under, unloading_manager};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
-
-fn manager(dir: &Path, retain: usize) -> PluginManager {
-    PluginManager::builder(dir)
-        .free_delay(Duration::ZERO)
-        .reuse_unchanged(false)
-        .retain_released_libraries(retain)
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn memory_stays_bounded_over_many_reloads() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
-    let manager = manager(dir.path(), 1);
+    let manager = unloading_manager(dir.path(), 1);
     manager.load_plugins().unwrap();
     for i in 0..20 {
         build_plugin(if i % 2 == 0 { V2 } else { V1 }).install(dir.path());
@@ -46,7 +37,7 @@ fn memory_stays_bounded_over_many_reloads() {
 fn a_handle_or_a_value_keeps_its_library_mapped_until_dropped() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(V1).install(dir.path());
-    let manager = manager(dir.path(), 0);
+    let manager = unloading_manager(dir.path(), 0);
     manager.load_plugins().unwrap();
     let old = manager.find_plugin("greeter").unwrap();
     let old_library = old.loaded_from().to_string_lossy().into_owned();
@@ -71,7 +62,7 @@ fn a_handle_or_a_value_keeps_its_library_mapped_until_dropped() {
 fn a_live_function_handle_keeps_its_library_mapped() {
     let dir = tempfile::tempdir().unwrap();
     build_plugin("tests/plugins/live_v1").install(dir.path());
-    let manager = manager(dir.path(), 0);
+    let manager = unloading_manager(dir.path(), 0);
     manager.load_plugins().unwrap();
     let library = manager.find_plugin("jobs").unwrap().loaded_from().to_string_lossy().into_owned();
     let add = manager.current().unwrap().vault().live_func::<fn(i64, i64) -> i64>("live_add").unwrap();
@@ -89,7 +80,7 @@ fn a_caller_dropping_the_last_reference_never_runs_on_free_nor_closes_the_librar
     capture();
     let dir = tempfile::tempdir().unwrap();
     build_plugin("tests/plugins/live_v1").install(dir.path());
-    let manager = manager(dir.path(), 0);
+    let manager = unloading_manager(dir.path(), 0);
     manager.load_plugins().unwrap();
     let v1 = manager.find_plugin("jobs").unwrap();
     let v1_library = v1.loaded_from().to_string_lossy().into_owned();

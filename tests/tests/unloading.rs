@@ -2,20 +2,13 @@
 //! closed; a plugin that leaves a thread running (with a pending thread-local destructor)
 //! stays mapped, and the runtime reports it per plugin instead of counting it as closed.
 
-use std::time::Duration;
-
 use hotswap_runtime::{PluginManager, args};
-use hotswap_tests::{build_plugin, mapped_under};
+use hotswap_tests::{build_plugin, mapped_under, unloading_manager};
 
 fn reload_20_times(crate_dir: &str, plugin: &str) -> (PluginManager, u64, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     build_plugin(crate_dir).install(dir.path());
-    let manager = PluginManager::builder(dir.path())
-        .free_delay(Duration::ZERO)
-        .reuse_unchanged(false)
-        .retain_released_libraries(0)
-        .build()
-        .unwrap();
+    let manager = unloading_manager(dir.path(), 0);
     manager.load_plugins().unwrap();
     let mut reported = 0;
     for _ in 0..20 {
