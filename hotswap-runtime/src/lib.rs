@@ -70,6 +70,8 @@ mod fingerprint;
 #[cfg(feature = "host")]
 pub mod inspect;
 #[cfg(feature = "host")]
+mod library_file;
+#[cfg(feature = "host")]
 mod loader;
 #[cfg(feature = "host")]
 mod manager;

@@ -34,7 +34,7 @@ pub(crate) struct LoadedPlugin {
     pub on_load_done: AtomicBool,
     pub mapping: Arc<Mapping>,
     /// The identity of `file` when it was read, to recognise it later without reading it.
-    pub identity: Option<crate::manager::FileIdentity>,
+    pub identity: Option<crate::library_file::FileIdentity>,
 }
 
 /// A mapped library. Shared by the plugin, its generation's vault, every `Value` it returned
@@ -94,7 +94,7 @@ impl Staged {
     /// Reads `file` (at most `max_bytes`) in one pass, hashing it and writing its private
     /// copy to `partial`, a path nothing else uses.
     pub fn copy(name: &str, file: &Path, max_bytes: u64, partial: PathBuf) -> Result<Self, LoadError> {
-        let (bytes, sha256) = crate::manager::copy_library(name, file, max_bytes, &partial)?;
+        let (bytes, sha256) = crate::library_file::copy_library(name, file, max_bytes, &partial)?;
         Ok(Staged { bytes, sha256, partial: RemoveOnDrop(Some(partial)) })
     }
 

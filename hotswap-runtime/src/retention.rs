@@ -41,7 +41,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, Weak};
 
-use crate::manager::Reaper;
+/// A thread that closes the graveyard's excess libraries when asked (the manager's reaper). A
+/// trait here, so this module stays below the manager and does not name it.
+pub(crate) trait CloseLater: Send + Sync {
+    /// Asks for [`Graveyard::close_excess`] on that thread; false if the caller must close
+    /// them itself (no such thread runs, or the caller is that thread).
+    fn close_later(&self) -> bool;
+}
 
 struct Buried {
     plugin: String,
@@ -58,7 +64,7 @@ pub(crate) struct Graveyard {
     /// Per plugin: libraries closed with `dlclose` that stayed mapped.
     still_mapped: Mutex<HashMap<String, u64>>,
     /// The thread that closes libraries released elsewhere (see the module documentation).
-    closer: OnceLock<Weak<Reaper>>,
+    closer: OnceLock<Weak<dyn CloseLater>>,
 }
 
 /// Whether a file of this path (or its deleted copy) is mapped into this process.
@@ -85,8 +91,9 @@ impl Graveyard {
     }
 
     /// Closes libraries released on other threads on `reaper`'s thread from now on.
-    pub fn close_on(&self, reaper: &std::sync::Arc<Reaper>) {
-        let _ = self.closer.set(std::sync::Arc::downgrade(reaper));
+    pub fn close_on<R: CloseLater + 'static>(&self, reaper: &std::sync::Arc<R>) {
+        let reaper: Weak<dyn CloseLater> = std::sync::Arc::<R>::downgrade(reaper);
+        let _ = self.closer.set(reaper);
     }
 
     /// Takes a library nothing refers to any more. Closing the oldest ones beyond `retain` is

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use super::folder::{self, FileIdentity};
+use super::folder;
 use super::generation::Generation;
 use super::plan::{self, OrderError, Serving};
 use super::progress::Progress;
@@ -18,6 +18,7 @@ use super::report::{IgnoredFile, PluginOrigin, PluginReport, ReloadReport};
 use super::{Inner, ReloadCallback};
 use crate::LoadContext;
 use crate::error::{LoadError, Stage};
+use crate::library_file::FileIdentity;
 use crate::live::{RegisteredFunc, RegisteredType};
 use crate::loader::{LoadedPlugin, Staged};
 use crate::vault::Vault;

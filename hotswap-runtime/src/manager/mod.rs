@@ -41,7 +41,6 @@ mod trigger;
 mod workdir;
 
 pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManagerBuilder};
-pub(crate) use folder::{FileIdentity, copy_library};
 pub use generation::{Generation, Plugin};
 pub use hot::HotFn;
 pub use progress::ReloadProgress;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::generation::{Generation, Remains};
-use crate::retention::Graveyard;
+use crate::retention::{CloseLater, Graveyard};
 
 /// How many retired generations may wait for their free delay at once.
 pub(crate) const MAX_WAITING: usize = 16;
@@ -49,7 +49,7 @@ struct Queue {
     handling: bool,
     /// The reaper thread's id, once it runs.
     thread: Option<std::thread::ThreadId>,
-    /// Released libraries wait to be closed ([`Reaper::close_later`]).
+    /// Released libraries wait to be closed ([`CloseLater::close_later`]).
     graveyard_due: bool,
     /// Generations whose last reference went on another thread ([`Reaper::free_later`]).
     remains: Vec<Remains>,
@@ -62,6 +62,21 @@ pub(crate) struct Reaper {
     queue: Mutex<Queue>,
     changed: Condvar,
     graveyard: Arc<Graveyard>,
+}
+
+/// Asks the reaper thread to close the graveyard's excess libraries. Returns false, and the
+/// caller closes them itself, on the reaper thread itself or when no reaper thread runs (none
+/// started yet, or stopped).
+impl CloseLater for Reaper {
+    fn close_later(&self) -> bool {
+        let mut queue = self.lock();
+        if !Self::takes_work(&queue) {
+            return false;
+        }
+        queue.graveyard_due = true;
+        self.changed.notify_all();
+        true
+    }
 }
 
 impl Reaper {
@@ -95,7 +110,7 @@ impl Reaper {
     }
 
     /// Waits until nothing handed over by [`Reaper::free_later`] or
-    /// [`Reaper::close_later`] is left to do, at most `timeout`. Returns whether that is so.
+    /// [`CloseLater::close_later`] is left to do, at most `timeout`. Returns whether that is so.
     pub fn wait_handed_over(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut queue = self.lock();
@@ -106,19 +121,6 @@ impl Reaper {
             }
             queue = self.changed.wait_timeout(queue, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
-        true
-    }
-
-    /// Asks the reaper thread to close the graveyard's excess libraries. Returns false, and
-    /// the caller closes them itself, on the reaper thread itself or when no reaper thread
-    /// runs (none started yet, or stopped).
-    pub fn close_later(&self) -> bool {
-        let mut queue = self.lock();
-        if !Self::takes_work(&queue) {
-            return false;
-        }
-        queue.graveyard_due = true;
-        self.changed.notify_all();
         true
     }
 
