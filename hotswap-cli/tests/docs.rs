@@ -244,3 +244,49 @@ fn the_guides_cost_figures_are_those_of_benchmarks_md() {
         assert!(guide.contains(&sentence), "docs/guide.md does not say, from BENCHMARKS.md: {sentence}");
     }
 }
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as dashes.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn the_guides_first_reload_fits_one_screen_and_every_link_into_the_guide_has_its_heading() {
+    let guide = read("docs/guide.md");
+    let lines: Vec<&str> = guide.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with("## 1. ")).expect("section 1");
+    let seen = lines[start..].iter().position(|l| l.contains("[gen 2] greeter: Howdy")).expect("the new output");
+    assert!(seen <= 35, "the first reload takes {seen} lines of section 1 (at most ~30)");
+    // Every step of it is there, in the dev recipe.
+    let first: String = lines[start..start + seen + 1].join("\n");
+    for step in [
+        "cargo hotswap new host host",
+        "cargo hotswap new plugin plugins/greeter",
+        "cargo hotswap build plugins/greeter bin --debug",
+        "cargo run -p host -- bin",
+        "cargo hotswap reload",
+    ] {
+        assert!(first.contains(step), "the first reload lacks `{step}`");
+    }
+
+    let headings: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l.starts_with('#') && !l.starts_with("#["))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    for (file, prefix) in
+        [("README.md", "docs/guide.md#"), ("docs/operations.md", "guide.md#"), ("docs/guide.md", "](#")]
+    {
+        let text = read(file);
+        for link in text.split(prefix).skip(1) {
+            let target: String = link.chars().take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect();
+            assert!(headings.contains(&target), "{file} links to guide.md#{target}, which has no heading");
+        }
+    }
+}
