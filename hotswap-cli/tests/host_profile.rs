@@ -46,6 +46,12 @@ fn a_build_of_the_other_profile_than_the_running_host_stops_before_building() {
     let _server = ControlServer::start(manager.clone(), &socket).unwrap();
     let (own, other, own_name) = profiles();
 
+    // `status --json` shows what the check reads: the host's fingerprint and folder.
+    let status = cli(&["status", "--json", "--socket", socket.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["fingerprint"], hotswap_runtime::abi::FINGERPRINT, "{json}");
+    assert_eq!(json["folder"], folder.to_str().unwrap(), "{json}");
+
     // The host's own profile passes, and the host is what said so.
     let needed = check(&folder, &socket, own).expect("the host's profile").expect("known");
     assert_eq!((needed.profile, needed.evidence), (own, Evidence::Host { socket: socket.clone() }));
