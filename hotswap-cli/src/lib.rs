@@ -16,15 +16,18 @@
 //!
 //! * `build <pluginDir> <outputDir> [-- cargo args]`: builds the plugin crate (release unless
 //!   `--debug`) with the stamp `<version>+g<commit>[.dirty].h<inputs>` (a hash of everything
-//!   that decides the library, see [`stamp`]), with paths remapped so the bytes do not depend
-//!   on the checkout's location, and writes `<name>@<version>.so` and its JSON manifest into
-//!   `outputDir`, each by rename, so a host never sees half a file; an identical library
-//!   already there is kept as it is. `--static-linking <hostDir> <outputDir>` builds a host
-//!   with its plugins linked in instead.
+//!   that decides the library, see [`stamp`]), with paths remapped only with `--reproducible`
+//!   (so the bytes do not depend on the checkout's location), and writes `<name>@<version>.so`
+//!   and its JSON manifest into `outputDir`, each by rename, so a host never sees half a file;
+//!   an identical library already there is kept as it is. Before building, it stops when the
+//!   host loading `outputDir` (or else the libraries already there) needs the other profile
+//!   ([`host_profile`]). `--static-linking <hostDir> <outputDir>` builds a host with its
+//!   plugins linked in instead.
 //! * `reload` / `status`: talk to a running host's control socket; `reload` exits 0 when the
 //!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host listens,
-//!   3 when it is busy, 4 when it gives no answer in time (see [`reload::exit`]); `--json`
-//!   prints one [`reload::Outcome`].
+//!   3 when it is busy, 4 when it gives no answer in time, 5 when this user may not use the
+//!   socket, 6 when the answering process runs as another user, 7 on any other error (see
+//!   [`reload::exit`]); `--json` prints one [`reload::Outcome`].
 //! * `watch <pluginDir>… <outputDir>`: rebuilds the plugin whose sources changed and reloads,
 //!   one line per cycle; failures leave the host as it was and the watch running.
 //! * `new plugin|host <path>`: a crate from the repository's `templates/`, added to the
@@ -50,6 +53,7 @@ pub mod answer;
 pub mod atomic;
 pub mod cargo;
 pub mod commands;
+pub mod host_profile;
 pub mod options;
 pub mod output_dir;
 pub mod package;

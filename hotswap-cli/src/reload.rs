@@ -60,6 +60,10 @@ pub struct Outcome {
     pub refusal: Option<Refusal>,
     /// The reload the host is running, when it said so.
     pub reload_in_progress: Option<ReloadInProgress>,
+    /// The host's ABI fingerprint, in a status answer (plugins must be built to the same).
+    pub fingerprint: Option<String>,
+    /// The plugin folder the host loads from, in a status answer.
+    pub folder: Option<String>,
 }
 
 /// The `result` of an [`Outcome`].
@@ -99,9 +103,10 @@ pub struct Refusal {
     pub reason: String,
 }
 
-impl Outcome {
-    fn new(command: &'static str, socket: &Path, result: OutcomeKind, message: String) -> Self {
-        let exit_code = match result {
+impl OutcomeKind {
+    /// The process's exit code for this result (one of [`exit`]).
+    pub fn exit_code(self) -> u8 {
+        match self {
             OutcomeKind::Accepted | OutcomeKind::Serving => exit::OK,
             OutcomeKind::Refused => exit::REFUSED,
             OutcomeKind::NoHost => exit::NO_HOST,
@@ -110,11 +115,16 @@ impl Outcome {
             OutcomeKind::Forbidden => exit::FORBIDDEN,
             OutcomeKind::Untrusted => exit::UNTRUSTED,
             OutcomeKind::Error => exit::ERROR,
-        };
+        }
+    }
+}
+
+impl Outcome {
+    fn new(command: &'static str, socket: &Path, result: OutcomeKind, message: String) -> Self {
         Outcome {
             command,
             result,
-            exit_code,
+            exit_code: result.exit_code(),
             socket: socket.to_string_lossy().into_owned(),
             message,
             generation: None,
@@ -124,6 +134,8 @@ impl Outcome {
             total_ms: None,
             refusal: None,
             reload_in_progress: None,
+            fingerprint: None,
+            folder: None,
         }
     }
 
@@ -168,7 +180,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
             let message = format!("busy: {reason}; nothing was done, try again later");
             Outcome { reload_in_progress: reload, ..Outcome::new(command, socket, OutcomeKind::Busy, message) }
         }
-        ControlResponse::Serving { generation, plugins, reload } if command == "status" => {
+        ControlResponse::Serving { generation, plugins, reload, fingerprint, folder } if command == "status" => {
             let message = match generation {
                 Some(generation) => format!("serving generation {generation}"),
                 None => "no generation loaded yet".to_string(),
@@ -177,6 +189,8 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 generation,
                 plugins,
                 reload_in_progress: reload,
+                fingerprint,
+                folder,
                 ..Outcome::new(command, socket, OutcomeKind::Serving, message)
             }
         }

@@ -95,7 +95,15 @@ fn a_fresh_workspace_scaffolds_builds_runs_and_reloads_its_own_plugin() {
     );
     assert!(out.contains("created the workspace") && out.contains("cargo run -p host -- bin"), "{out}");
     let out = ok(cargo(&["hotswap", "new", "plugin", "plugins/greeter"]).output().unwrap(), "new plugin");
-    assert!(out.contains("cargo hotswap build plugins/greeter bin"), "{out}");
+    // One recipe in both: a dev host (`cargo run`) and dev plugins (`--debug`).
+    for command in
+        ["cargo hotswap build plugins/greeter bin --debug", "cargo hotswap watch plugins/greeter bin --debug"]
+    {
+        assert!(out.contains(command), "`{command}` not in:\n{out}");
+    }
+    for line in out.lines().filter(|l| l.contains("hotswap build") || l.contains("hotswap watch")) {
+        assert!(line.contains("--debug"), "a step of another profile: {line}");
+    }
     let manifest = std::fs::read_to_string(ws.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("\"host\"") && manifest.contains("\"plugins/greeter\""), "{manifest}");
 
@@ -119,6 +127,24 @@ fn a_fresh_workspace_scaffolds_builds_runs_and_reloads_its_own_plugin() {
     let host_lines = lines(&mut host.0);
     wait_for(&host_lines, "listening for reloads", "the host's control socket");
     wait_for(&host_lines, "[gen 1] greeter: Hello, world! (greeter)", "the host's first generation");
+
+    // A release build for this dev host stops before building, naming the flag; so does a
+    // release watch. Nothing is written to the folder the host loads.
+    let before = folder_listing(&ws.join("bin"));
+    for command in
+        [&["hotswap", "build", "plugins/greeter", "bin"][..], &["hotswap", "watch", "plugins/greeter", "bin"]]
+    {
+        let refused = cargo(command).output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{command:?}: {stderr}");
+        let expected = format!(
+            "error: the host on {} is a dev (debug assertions on) build: build with --debug (or pass --no-profile-check to build release anyway)",
+            socket.display()
+        );
+        assert_eq!(stderr.trim(), expected, "{command:?}");
+        assert!(!stderr.contains("Compiling"), "{command:?} built: {stderr}");
+    }
+    assert_eq!(folder_listing(&ws.join("bin")), before, "nothing written");
 
     // Edit, build, reload: the running host serves the new code.
     let edit = |from: &str, to: &str| {
@@ -165,4 +191,24 @@ fn a_fresh_workspace_scaffolds_builds_runs_and_reloads_its_own_plugin() {
     wait_for(&watch_lines, "watch stopped", "the watch after Ctrl-C");
     let status = watch.0.wait().unwrap();
     assert!(status.success(), "watch exited with {status}");
+
+    // With the host gone, the libraries in the folder say which profile it needs.
+    drop(host);
+    let refused = cargo(&["hotswap", "build", "plugins/greeter", "bin"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(" in bin ")
+            && stderr.contains("dev (debug assertions on) build")
+            && stderr.contains("(no host on the socket loads from it): build with --debug"),
+        "{stderr}"
+    );
+}
+
+/// The names in `dir`, sorted.
+fn folder_listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
 }

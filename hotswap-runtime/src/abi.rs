@@ -75,6 +75,18 @@ macro_rules! debug_assertions {
 }
 use {debug_assertions, panic_strategy};
 
+/// Whether the build a fingerprint (a [`FINGERPRINT`], a host's or a plugin's) comes from had
+/// debug assertions on: `Some(true)` for cargo's dev profile, `Some(false)` for release (the
+/// profiles' defaults), `None` when the fingerprint does not say. A plugin is loaded only by a
+/// host whose answer is the same; `cargo hotswap build` uses this to pick `--debug` or not.
+pub fn debug_assertions_of(fingerprint: &str) -> Option<bool> {
+    match fingerprint.split("; ").find_map(|field| field.strip_prefix("debug_assertions "))? {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// Length of [`FINGERPRINT`] in bytes.
 pub const FINGERPRINT_LEN: usize = FINGERPRINT.len();
 
@@ -224,6 +236,13 @@ pub type Rethrow = fn(String) -> !;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_profile_is_read_back_from_a_fingerprint() {
+        assert_eq!(debug_assertions_of(FINGERPRINT), Some(cfg!(debug_assertions)));
+        assert_eq!(debug_assertions_of("rustc 1; layout 5; panic unwind; debug_assertions off"), Some(false));
+        assert_eq!(debug_assertions_of("rustc 1; layout 5"), None);
+    }
 
     #[test]
     fn the_fingerprint_names_the_contract_crate_and_the_layout() {

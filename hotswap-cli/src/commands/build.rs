@@ -33,9 +33,19 @@ pub struct BuildArgs {
     /// Prefix of live items [default: live_].
     #[arg(long, value_name = "P")]
     pub live_prefix: Option<String>,
-    /// Build with the dev profile instead of release.
+    /// Build with the dev profile instead of release. A host of the other profile refuses the
+    /// plugin, so a build of another profile than the output folder's host (on --socket), or
+    /// else than the libraries already in the folder, stops before building.
     #[arg(long)]
     pub debug: bool,
+    /// Build the profile asked for even when the output folder's host or libraries need the
+    /// other one.
+    #[arg(long)]
+    pub no_profile_check: bool,
+    /// Control socket of the host whose profile the build must match (same default as
+    /// `reload`).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     /// Print the commands run and the environment passed to the build.
     #[arg(short, long)]
     pub verbose: bool,
@@ -97,6 +107,10 @@ pub fn run(args: BuildArgs) -> Result<()> {
         print_notes(&built.notes, built.temps.as_ref());
         println!("{}", built.summary());
         return Ok(());
+    }
+    if !args.no_profile_check {
+        let socket = args.socket.clone().unwrap_or_else(hotswap_runtime::default_socket_path);
+        crate::host_profile::check(&args.output_dir, &socket, options.profile)?;
     }
     let built = crate::plugin_build::build(&args.plugin_dir, &args.output_dir, &options)?;
     for path in &built.tidied.removed_partials {

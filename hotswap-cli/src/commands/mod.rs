@@ -47,7 +47,7 @@ pub fn run(cli: Cli, tool: &str) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args).map(|()| ExitCode::SUCCESS),
         Command::Reload(args) => reload::reload(args),
         Command::Status(args) => reload::status(args),
-        Command::Watch(args) => crate::watch::run(&args.into()).map(|()| ExitCode::SUCCESS),
+        Command::Watch(args) => watch::run(args).map(|()| ExitCode::SUCCESS),
         Command::New(args) => new::run(args, tool).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -64,14 +64,15 @@ pub fn run(args: NewArgs, tool: &str) -> Result<()> {
     println!("next:");
     let out = &options.output_dir;
     match options.kind {
+        // One recipe: a dev host (`cargo run`) and dev plugins (`--debug`), the fastest edit
+        // loop; a host loads only plugins of its own profile (the ABI fingerprint includes it).
         Kind::Plugin => {
-            println!("  {tool} build {shown} {out}        # build it into {out}/");
-            println!("  {tool} watch {shown} {out}        # rebuild and reload on every save");
+            println!("  {tool} build {shown} {out} --debug    # build it into {out}/ for a dev host (cargo run)");
             println!("  {tool} reload                      # ask the running host to load the new build");
+            println!("  {tool} watch {shown} {out} --debug    # or: rebuild and reload on every save");
         }
         Kind::Host => {
             println!("  {tool} new plugin plugins/greeter    # a plugin for it");
-            // A dev host loads only dev plugins (the ABI fingerprint includes the profile).
             println!("  {tool} build plugins/greeter {out} --debug");
             println!("  cargo run -p {} -- {out}", made.name);
         }

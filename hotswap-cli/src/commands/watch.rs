@@ -33,15 +33,33 @@ pub struct WatchArgs {
     /// Do not build and reload everything once at start.
     #[arg(long)]
     pub no_initial_build: bool,
-    /// Build with the dev profile instead of release.
+    /// Build with the dev profile instead of release. A watch of another profile than the
+    /// output folder's host (on --socket), or else than the libraries already in the folder,
+    /// stops before building.
     #[arg(long)]
     pub debug: bool,
+    /// Build the profile asked for even when the output folder's host or libraries need the
+    /// other one.
+    #[arg(long)]
+    pub no_profile_check: bool,
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
     #[arg(long = "also-watch", value_name = "PATH")]
     pub also_watch: Vec<PathBuf>,
     /// Extra arguments for `cargo build`, after `--`.
     #[arg(last = true)]
     pub cargo_args: Vec<String>,
+}
+
+/// Runs `watch`, after checking that its profile is the one the output folder needs (see
+/// [`crate::host_profile`]).
+pub fn run(args: WatchArgs) -> anyhow::Result<()> {
+    let check = !args.no_profile_check;
+    let options = WatchOptions::from(args);
+    if check {
+        let socket = options.socket.clone().unwrap_or_else(hotswap_runtime::default_socket_path);
+        crate::host_profile::check(&options.output_dir, &socket, options.build.profile)?;
+    }
+    crate::watch::run(&options)
 }
 
 impl From<WatchArgs> for WatchOptions {

@@ -9,6 +9,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// The command's stdout, after asserting it succeeded (else both streams are shown).
+#[allow(dead_code, reason = "not every test file uses every helper")]
 pub fn ok(output: Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(

@@ -65,6 +65,11 @@ pub enum ControlResponse {
         plugins: Vec<PluginAnswer>,
         /// The reload running now, if any.
         reload: Option<ReloadInProgress>,
+        /// The host's ABI fingerprint ([`crate::abi::FINGERPRINT`]): plugins must be built to
+        /// the same (`None` from a host older than this field).
+        fingerprint: Option<String>,
+        /// The plugin folder the host loads from (lossy UTF-8; `None` from an older host).
+        folder: Option<String>,
     },
 }
 
@@ -186,8 +191,9 @@ impl ControlResponse {
         ControlResponse::Refused { reason: reason.into(), plugin: None, file: None, stage: None }
     }
 
-    /// The answer to a status request: the published generation, read without any lock.
-    pub(crate) fn serving(current: Option<Arc<Generation>>, reload: Option<ReloadInProgress>) -> Self {
+    /// The answer to a status request: the published generation, read without any lock, and
+    /// the plugin folder.
+    pub(crate) fn serving(current: Option<Arc<Generation>>, reload: Option<ReloadInProgress>, folder: &Path) -> Self {
         let plugins = current
             .as_ref()
             .map(|generation| {
@@ -213,7 +219,14 @@ impl ControlResponse {
                     .collect()
             })
             .unwrap_or_default();
-        ControlResponse::Serving { generation: current.map(|g| g.number()), plugins, reload }
+        ControlResponse::Serving {
+            generation: current.map(|g| g.number()),
+            plugins,
+            reload,
+            fingerprint: Some(crate::abi::FINGERPRINT.to_string()),
+            // Absolute (from the host's current folder), so a tool elsewhere can compare it.
+            folder: Some(lossy(&std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))),
+        }
     }
 
     /// One JSON line, newline included. Never fails: should serialising ever fail, the line
