@@ -106,6 +106,9 @@ pub fn imports(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+pub use crate::live::guarded::{
+    guarded_0, guarded_1, guarded_2, guarded_3, guarded_4, guarded_5, guarded_6, guarded_7, guarded_8,
+};
 pub use crate::live::{
     LiveFuncEntry, LiveProbe, LiveRegistry, LiveTypeEntry, ProbeDefault, ProbeNoDefault, ProbeNoSerde, ProbeSerde,
 };
