@@ -156,7 +156,8 @@ live_call_impl!(A1, A2, A3, A4, A5, A6, A7);
 live_call_impl!(A1, A2, A3, A4, A5, A6, A7, A8);
 
 /// A typed handle on one generation's live function. Keeps the library that holds the
-/// function mapped while it (or a clone) exists; calling through it costs one indirect call.
+/// function mapped while it (or a clone) exists; calling through it costs two indirect
+/// calls (the plugin's guarded entry, then the function).
 ///
 /// It stays on the generation it was fetched from: fetch it again after a reload to call the
 /// new code.
@@ -190,7 +191,8 @@ impl<F: Copy> LiveFn<F> {
 
     /// Calls the function with a tuple of arguments: `add.call((2, 3))`, `twice.call((21,))`,
     /// `tick.call(())`. Arguments are not coerced: pass `text.as_str()`, not `&text`, to a
-    /// `fn(&str)`. A panic in the plugin is raised again as the host's own panic.
+    /// `fn(&str)`. A panic in the plugin is raised again as a panic of the caller's own std
+    /// (the host's, or the calling plugin's); a returned [`Value`] is tied to the library.
     #[inline]
     pub fn call<Args>(&self, args: Args) -> <Self as LiveCall<Args>>::Output
     where
