@@ -419,6 +419,7 @@ fn render_template(
             .replace("{{signature_lit}}", &format!("{:?}", item.description))
             .replace("{{description_lit}}", &format!("{:?}", item.description))
             .replace("{{cast}}", &item.cast)
+            .replace("{{arity}}", &item.arity.to_string())
             .replace("{{params}}", &(0..item.arity).map(|i| format!("a{i}")).collect::<Vec<_>>().join(", "))
             .replace("{{path}}", &item.rust_path())
     };

@@ -227,10 +227,13 @@ impl PluginDescriptor {
     }
 }
 
-/// The host's way to raise a panic that a live function's code caught on the plugin's side:
+/// The host's way to raise a panic that a live function's code caught on the plugin's side,
+/// for the bare pointer [`LiveFn::as_raw`](crate::LiveFn::as_raw) hands out (host code only):
 /// the plugin's copy of std cannot unwind into the host's (the host would see a foreign
-/// exception and abort), so the generated wrapper of every live function catches the panic
-/// and calls this host function, which resumes it as the host's own panic.
+/// exception and abort), so that wrapper catches the panic and calls this host function, which
+/// resumes it as the host's own panic. Calls through a handle do not use it: they take the
+/// plugin's guarded entry and raise the panic in the caller's std
+/// ([`Guarded`](crate::live::Guarded)).
 pub type Rethrow = fn(String) -> !;
 
 #[cfg(test)]

@@ -23,12 +23,15 @@ use std::any::{Any, TypeId};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::abi::HookOutcome;
 use crate::value::Value;
 
 mod data;
+pub(crate) mod guarded;
 pub mod handle;
 
 pub use data::LiveData;
+pub use guarded::{Guarded, GuardedFn};
 pub use handle::{LiveCall, LiveFn, LiveHandle};
 
 // The entries below are made by generated code inside a plugin: their `&'static str`s and
@@ -39,8 +42,15 @@ pub use handle::{LiveCall, LiveFn, LiveHandle};
 // (`LiveFn::name`).
 
 /// Decodes live data bytes into a value of a live type (made by generated code, when the type
-/// implements serde's `Serialize` and `Deserialize`); the error is serde's message.
-pub type LiveDecodeFn = fn(&[u8]) -> Result<Value, String>;
+/// implements serde's `Serialize` and `Deserialize`). It runs inside the plugin's
+/// `catch_unwind`: serde's error comes back as `HookFailure::Error`, a panic in the type's
+/// `Deserialize` as `HookFailure::Panic`, never as an unwind into the caller.
+pub type LiveDecodeFn = fn(&[u8]) -> HookOutcome<Value>;
+
+/// Makes a default value of a live type (made by generated code, when the type implements
+/// `Default`), inside the plugin's `catch_unwind`: a panic in `Default` comes back as
+/// `HookFailure::Panic`.
+pub type LiveMakeFn = fn() -> HookOutcome<Value>;
 
 /// A live function as registered by generated code.
 pub struct LiveFuncEntry {
@@ -51,6 +61,8 @@ pub struct LiveFuncEntry {
     /// Signature as written in the source, e.g. `fn(i64) -> i64`.
     pub(crate) signature: &'static str,
     func: Box<dyn Any + Send + Sync>,
+    /// The plugin's guarded entry for `func`'s signature.
+    guarded: Guarded,
     type_id: TypeId,
     type_name: &'static str,
 }
@@ -69,18 +81,22 @@ impl std::fmt::Debug for LiveFuncEntry {
 }
 
 impl LiveFuncEntry {
-    /// Used by generated code: `f` is the function coerced to a function pointer.
+    /// Used by generated code: `f` is the function coerced to a function pointer, behind the
+    /// wrapper of `live_call`; `guarded` its guarded entry (`guarded_N` of the function
+    /// itself, same signature).
     pub fn new<F: Any + Send + Sync + Copy>(
         name: &'static str,
         path: &'static str,
         signature: &'static str,
         f: F,
+        guarded: Guarded,
     ) -> Self {
         LiveFuncEntry {
             name,
             path,
             signature,
             func: Box::new(f),
+            guarded,
             type_id: TypeId::of::<F>(),
             type_name: std::any::type_name::<F>(),
         }
@@ -97,7 +113,7 @@ pub struct LiveTypeEntry {
     /// Stable description of its fields, e.g. `struct LiveJob { id: u64, text: String }`.
     pub(crate) description: &'static str,
     /// Makes a default value, when the type implements `Default`.
-    pub(crate) make_default: Option<fn() -> Value>,
+    pub(crate) make_default: Option<LiveMakeFn>,
     /// Decodes live data bytes, when the type implements serde's `Serialize` and `Deserialize`.
     pub(crate) decode: Option<LiveDecodeFn>,
 }
@@ -108,7 +124,7 @@ impl LiveTypeEntry {
         name: &'static str,
         path: &'static str,
         description: &'static str,
-        make_default: Option<fn() -> Value>,
+        make_default: Option<LiveMakeFn>,
         decode: Option<LiveDecodeFn>,
     ) -> Self {
         LiveTypeEntry { name, path, description, make_default, decode }
@@ -189,6 +205,20 @@ pub enum LiveError {
         /// Version that tried to read it.
         reader: String,
         /// serde's message.
+        message: String,
+    },
+    /// Plugin code that makes a live type's value panicked: its `Default`
+    /// ([`Vault::new_live`](crate::Vault::new_live)) or its `Deserialize`
+    /// ([`Vault::decode_live`](crate::Vault::decode_live)). The panic was caught in the plugin.
+    #[error("live type `{type_name}` of plugin `{plugin}` panicked in its `{during}`: {message}")]
+    Panicked {
+        /// The type.
+        type_name: String,
+        /// The plugin that defines it.
+        plugin: String,
+        /// What was running: `Default` or `Deserialize`.
+        during: &'static str,
+        /// The panic message.
         message: String,
     },
     /// The envelope holds another type.
@@ -279,7 +309,7 @@ impl RegisteredFunc {
             return Err(self.mismatch::<F>());
         }
         let func = *self.entry.func.downcast_ref::<F>().ok_or_else(|| self.mismatch::<F>())?;
-        Ok(LiveFn::new(func, self.entry.name, Arc::clone(&self.library)))
+        Ok(LiveFn::new(func, self.entry.guarded, self.entry.name, Arc::clone(&self.library)))
     }
 
     fn mismatch<F>(&self) -> LiveError {
@@ -304,6 +334,16 @@ impl RegisteredFunc {
 }
 
 impl RegisteredType {
+    /// The error of plugin code making a value of this type (`during`: `Default` or
+    /// `Deserialize`) that did not return one.
+    pub fn failed(&self, name: &str, during: &'static str, failure: crate::abi::HookFailure) -> LiveError {
+        let message = match failure {
+            crate::abi::HookFailure::Panic(message) => message,
+            other => format!("{other:?}"),
+        };
+        LiveError::Panicked { type_name: name.to_string(), plugin: self.plugin.clone(), during, message }
+    }
+
     pub fn info(&self) -> LiveTypeInfo {
         LiveTypeInfo {
             name: self.entry.name.to_string(),
@@ -344,17 +384,18 @@ impl<T> Default for LiveProbe<T> {
 /// Chosen when `T: Default`.
 pub trait ProbeDefault {
     /// A constructor of default values.
-    fn probe_default(&self) -> Option<fn() -> Value>;
+    fn probe_default(&self) -> Option<LiveMakeFn>;
 }
 impl<T: Default + Any + Send> ProbeDefault for LiveProbe<T> {
-    fn probe_default(&self) -> Option<fn() -> Value> {
-        Some(|| Value::new(T::default()))
+    fn probe_default(&self) -> Option<LiveMakeFn> {
+        // Monomorphised in the plugin: its own std catches a panic of `T::default`.
+        Some(|| crate::private::guard_infallible(|| Value::new(T::default())))
     }
 }
 /// Fallback when `T` is not `Default`.
 pub trait ProbeNoDefault {
     /// None.
-    fn probe_default(&self) -> Option<fn() -> Value> {
+    fn probe_default(&self) -> Option<LiveMakeFn> {
         None
     }
 }
@@ -367,7 +408,9 @@ pub trait ProbeSerde {
 }
 impl<T: serde::de::DeserializeOwned + serde::Serialize + Any + Send> ProbeSerde for LiveProbe<T> {
     fn probe_decode(&self) -> Option<LiveDecodeFn> {
-        Some(|bytes| serde_json::from_slice::<T>(bytes).map(Value::new).map_err(|e| e.to_string()))
+        // Monomorphised in the plugin: its own std catches a panic of `T`'s `Deserialize`
+        // (and of serde's error's `Display` or drop).
+        Some(|bytes| crate::private::guard(|| serde_json::from_slice::<T>(bytes).map(Value::new)))
     }
 }
 /// Fallback when `T` is not serialisable.

@@ -78,8 +78,10 @@ pub fn set_rethrow(rethrow: crate::abi::Rethrow) {
     let _ = RETHROW.set(rethrow);
 }
 
-/// Runs a live function's body: a panic is caught here, on the plugin's side, and raised
-/// again as a panic of the host's std, which the host can catch like any of its own.
+/// Runs a live function's body behind the bare pointer `LiveFn::as_raw` gives the host: a
+/// panic is caught here, on the plugin's side, and raised again as a panic of the host's std,
+/// which the host can catch like any of its own. (Calls through a handle take the guarded
+/// entry instead, `crate::live::Guarded`, which raises the panic in the caller's std.)
 pub fn live_call<R>(body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
@@ -106,6 +108,9 @@ pub fn imports(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+pub use crate::live::guarded::{
+    guarded_0, guarded_1, guarded_2, guarded_3, guarded_4, guarded_5, guarded_6, guarded_7, guarded_8,
+};
 pub use crate::live::{
     LiveFuncEntry, LiveProbe, LiveRegistry, LiveTypeEntry, ProbeDefault, ProbeNoDefault, ProbeNoSerde, ProbeSerde,
 };

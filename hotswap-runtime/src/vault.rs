@@ -4,6 +4,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::abi::HookFailure;
 use crate::live::{LiveData, LiveError, LiveFn, LiveFuncInfo, LiveTypeInfo, RegisteredFunc, RegisteredType};
 use crate::maker_drop::{MakerDrop, OnPanic};
 use crate::value::Value;
@@ -89,7 +90,10 @@ pub enum VaultError {
 /// a data bag. Each generation gets a fresh vault.
 pub struct Vault {
     generation: u64,
-    extension: Option<Extension>,
+    /// Dropped by the host's code inside the host's `catch_unwind`, wherever the last
+    /// reference to the vault goes: a plugin that kept the vault may drop it under its own
+    /// frames, where a panic of the host's std would abort the process. A panic is logged.
+    extension: Option<MakerDrop<Extension>>,
     exports: HashMap<String, Arc<Export>>,
     /// Each value is dropped by the side that stored it (see `set_data`).
     data: RwLock<HashMap<String, MakerDrop<Arc<dyn Any + Send + Sync>>>>,
@@ -114,7 +118,8 @@ impl Vault {
     ) -> Self {
         Vault {
             generation,
-            extension,
+            // Made here, in the host's copy of this crate: the drop function is the host's.
+            extension: extension.map(|ext| MakerDrop::new::<dyn Any + Send + Sync>(ext, OnPanic::Log)),
             exports,
             data: RwLock::new(HashMap::new()),
             live_funcs,
@@ -182,7 +187,10 @@ impl Vault {
             name: name.to_string(),
             missing: "does not implement Default".into(),
         })?;
-        Ok(make().keep_alive(Arc::clone(&ty.library)))
+        match make() {
+            Ok(value) => Ok(value.keep_alive(Arc::clone(&ty.library))),
+            Err(failure) => Err(ty.failed(name, "Default", failure)),
+        }
     }
 
     /// Decodes `data` with this generation's live type of the same name.
@@ -192,14 +200,16 @@ impl Vault {
             name: data.type_name.clone(),
             missing: "does not implement serde's Serialize and Deserialize".into(),
         })?;
-        decode(&data.bytes).map(|value| value.keep_alive(Arc::clone(&ty.library))).map_err(|message| {
-            LiveError::Decode {
+        match decode(&data.bytes) {
+            Ok(value) => Ok(value.keep_alive(Arc::clone(&ty.library))),
+            Err(HookFailure::Error(message)) => Err(LiveError::Decode {
                 type_name: data.type_name.clone(),
                 written_by: data.written_by.clone(),
                 reader: ty.version.clone(),
                 message,
-            }
-        })
+            }),
+            Err(failure) => Err(ty.failed(&data.type_name, "Deserialize", failure)),
+        }
     }
 
     fn registered_type(&self, name: &str) -> Result<&RegisteredType, LiveError> {

@@ -63,6 +63,10 @@ pub mod __hotswap_registry {
                             ));
                             f
                         },
+                        {
+                            let g: fn(_, _) -> _ = crate::live_add;
+                            rt::guarded_2(g)
+                        },
                     ),
                     rt::LiveFuncEntry::new(
                         "live_job_add",
@@ -75,6 +79,10 @@ pub mod __hotswap_registry {
                             ));
                             f
                         },
+                        {
+                            let g: fn(_, _) -> _ = crate::jobs::live_job_add;
+                            rt::guarded_2(g)
+                        },
                     ),
                     rt::LiveFuncEntry::new(
                         "live_job_len",
@@ -86,6 +94,10 @@ pub mod __hotswap_registry {
                             ));
                             f
                         },
+                        {
+                            let g: fn(&_) -> _ = crate::jobs::live_job_len;
+                            rt::guarded_1(g)
+                        },
                     ),
                     rt::LiveFuncEntry::new(
                         "live_len",
@@ -96,6 +108,10 @@ pub mod __hotswap_registry {
                                 a0,
                             ));
                             f
+                        },
+                        {
+                            let g: fn(&_) -> _ = crate::live_len;
+                            rt::guarded_1(g)
                         },
                     ),
                 ]),

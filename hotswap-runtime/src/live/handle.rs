@@ -54,10 +54,15 @@
 //! # Ok(()) }
 //! ```
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
+
+use super::guarded::Guarded;
+use crate::value::Value;
 
 pub(crate) mod sealed {
     /// Implemented only by this crate's live-function handles.
@@ -78,10 +83,10 @@ pub trait LiveHandle: sealed::Sealed {
     /// The function pointer type, e.g. `fn(i64, i64) -> i64`.
     type Fn: Copy;
 
-    /// Runs `body` with the function pointer while the library holding it is kept mapped.
+    /// Runs `body` with the function's handle while the library holding it is kept mapped.
     /// Callable by this crate only (the token cannot be made elsewhere).
     #[doc(hidden)]
-    fn with_fn<R>(&self, token: sealed::Token, body: impl FnOnce(Self::Fn) -> R) -> R;
+    fn with_fn<R>(&self, token: sealed::Token, body: impl FnOnce(&LiveFn<Self::Fn>) -> R) -> R;
 }
 
 /// Calling a live function through its handle with a tuple of arguments:
@@ -106,7 +111,9 @@ pub trait LiveCall<Args>: sealed::Sealed {
     /// What the function returns.
     type Output;
 
-    /// Calls the function. A panic in the plugin is raised again as the host's own panic.
+    /// Calls the function. A panic in it is caught in its plugin and raised again as a panic
+    /// of the caller's own std (the host's, or the calling plugin's), which the caller can
+    /// catch. A [`Value`](crate::Value) it returns is tied to its library.
     fn call(&self, args: Args) -> Self::Output;
 }
 
@@ -122,7 +129,17 @@ macro_rules! live_call_impl {
             #[inline]
             #[allow(non_snake_case)]
             fn call(&self, ($($arg,)*): ($($arg,)*)) -> R {
-                self.with_fn(sealed::Token(()), move |f| f($($arg),*))
+                self.with_fn(sealed::Token(()), move |func| {
+                    $(let mut $arg = ManuallyDrop::new($arg);)*
+                    let args: &[*mut ()] = &[$((&raw mut $arg).cast::<()>()),*];
+                    // SAFETY: `H::Fn: Fn($($arg),*) -> R` and `H::Fn` is the function's exact
+                    // pointer type (checked by `TypeId` when the handle was made), so the
+                    // arguments and `R` are its parameter and result types up to lifetimes;
+                    // each argument is in a `ManuallyDrop`, moved out by the call only.
+                    let mut result: R = unsafe { func.guarded.call::<R>(args) };
+                    func.tie(&mut result);
+                    result
+                })
             }
         }
     };
@@ -139,12 +156,16 @@ live_call_impl!(A1, A2, A3, A4, A5, A6, A7);
 live_call_impl!(A1, A2, A3, A4, A5, A6, A7, A8);
 
 /// A typed handle on one generation's live function. Keeps the library that holds the
-/// function mapped while it (or a clone) exists; calling through it costs one indirect call.
+/// function mapped while it (or a clone) exists; calling through it costs two indirect
+/// calls (the plugin's guarded entry, then the function).
 ///
 /// It stays on the generation it was fetched from: fetch it again after a reload to call the
 /// new code.
 pub struct LiveFn<F> {
+    /// The function behind the wrapper that raises its panic as the host's (for `as_raw`).
     func: F,
+    /// The plugin's guarded entry, through which every call goes.
+    guarded: Guarded,
     /// Points into the library's read-only data: only ever lent out borrowed from `self`.
     name: &'static str,
     _library: Arc<dyn Any + Send + Sync>,
@@ -152,13 +173,26 @@ pub struct LiveFn<F> {
 
 impl<F: Copy> LiveFn<F> {
     /// Made by the vault only: `func` and `name` live in `library`.
-    pub(crate) fn new(func: F, name: &'static str, library: Arc<dyn Any + Send + Sync>) -> Self {
-        LiveFn { func, name, _library: library }
+    pub(crate) fn new(func: F, guarded: Guarded, name: &'static str, library: Arc<dyn Any + Send + Sync>) -> Self {
+        LiveFn { func, guarded, name, _library: library }
+    }
+
+    /// Ties `result` to the function's library when it is a [`Value`]: its type information
+    /// and drop glue live there. (A `Value` inside another type, `Vec<Value>` say, is not
+    /// tied: see the guide, "Memory and unloading".)
+    #[inline]
+    fn tie<R>(&self, result: &mut R) {
+        if type_id_of::<R>() == TypeId::of::<Value>() {
+            // SAFETY: `R` is `Value` (same `TypeId`; lifetimes cannot differ, `Value` has none).
+            let value = unsafe { &mut *(result as *mut R).cast::<Value>() };
+            value.tie(&self._library);
+        }
     }
 
     /// Calls the function with a tuple of arguments: `add.call((2, 3))`, `twice.call((21,))`,
     /// `tick.call(())`. Arguments are not coerced: pass `text.as_str()`, not `&text`, to a
-    /// `fn(&str)`. A panic in the plugin is raised again as the host's own panic.
+    /// `fn(&str)`. A panic in the plugin is raised again as a panic of the caller's own std
+    /// (the host's, or the calling plugin's); a returned [`Value`] is tied to the library.
     #[inline]
     pub fn call<Args>(&self, args: Args) -> <Self as LiveCall<Args>>::Output
     where
@@ -172,7 +206,10 @@ impl<F: Copy> LiveFn<F> {
         self.name
     }
 
-    /// The bare function pointer, not tied to the handle's lifetime.
+    /// The bare function pointer, not tied to the handle's lifetime. It points to a wrapper
+    /// that raises a panic of the function as a panic of the host's std: call it from host
+    /// code only (from a plugin, such a panic unwinding into the plugin's `catch_unwind`
+    /// aborts the process); [`call`](Self::call) raises it in the caller's std.
     ///
     /// # Safety
     ///
@@ -188,30 +225,21 @@ impl<F: Copy> LiveFn<F> {
     }
 }
 
-impl<F: Copy> LiveFn<F> {
-    /// The bare pointer, for this crate's other handles, which keep `self` (and so the
-    /// library) alive for as long as they use it.
-    #[cfg_attr(not(feature = "host"), allow(dead_code))]
-    pub(crate) fn func(&self) -> F {
-        self.func
-    }
-}
-
 impl<F: Copy> sealed::Sealed for LiveFn<F> {}
 
 impl<F: Copy> LiveHandle for LiveFn<F> {
     type Fn = F;
 
     #[inline]
-    fn with_fn<R>(&self, _: sealed::Token, body: impl FnOnce(F) -> R) -> R {
+    fn with_fn<R>(&self, _: sealed::Token, body: impl FnOnce(&LiveFn<F>) -> R) -> R {
         // `self` is borrowed for the whole call, so `_library` keeps the code mapped.
-        body(self.func)
+        body(self)
     }
 }
 
 impl<F: Copy> Clone for LiveFn<F> {
     fn clone(&self) -> Self {
-        LiveFn { func: self.func, name: self.name, _library: Arc::clone(&self._library) }
+        LiveFn { func: self.func, guarded: self.guarded, name: self.name, _library: Arc::clone(&self._library) }
     }
 }
 
@@ -224,4 +252,28 @@ impl<F> fmt::Debug for LiveFn<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "LiveFn<{}>({})", std::any::type_name::<F>(), self.name)
     }
+}
+
+/// `TypeId::of::<T>()` for a `T` that need not be `'static`, with its lifetimes erased (the
+/// `typeid` crate's method): `LiveCall`'s result type may borrow from an argument.
+#[inline(always)]
+fn type_id_of<T: ?Sized>() -> TypeId {
+    trait NonStaticAny {
+        fn type_id(&self) -> TypeId
+        where
+            Self: 'static;
+    }
+    impl<T: ?Sized> NonStaticAny for PhantomData<T> {
+        #[inline(always)]
+        fn type_id(&self) -> TypeId
+        where
+            Self: 'static,
+        {
+            TypeId::of::<T>()
+        }
+    }
+    let phantom = PhantomData::<T>;
+    // SAFETY: only the trait object's lifetime bound changes; `type_id` reads nothing of
+    // `self` and only names `T`, whose `TypeId` does not depend on its lifetimes.
+    NonStaticAny::type_id(unsafe { std::mem::transmute::<&dyn NonStaticAny, &(dyn NonStaticAny + 'static)>(&phantom) })
 }

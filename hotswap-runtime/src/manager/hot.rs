@@ -145,7 +145,7 @@ impl<F: Copy + Any> LiveHandle for HotFn<F> {
     type Fn = F;
 
     #[inline]
-    fn with_fn<R>(&self, _: Token, body: impl FnOnce(F) -> R) -> R {
+    fn with_fn<R>(&self, _: Token, body: impl FnOnce(&LiveFn<F>) -> R) -> R {
         let shared = &*self.shared;
         let cached = shared.cache.load();
         if let Some(resolved) = cached.as_ref()
@@ -153,10 +153,10 @@ impl<F: Copy + Any> LiveHandle for HotFn<F> {
         {
             // `cached` holds the entry, whose `LiveFn` keeps the library mapped, until
             // the call returns.
-            return body(resolved.func.func());
+            return body(&resolved.func);
         }
         drop(cached);
         let resolved = self.resolve();
-        body(resolved.func.func())
+        body(&resolved.func)
     }
 }

@@ -188,6 +188,11 @@ impl Value {
         self
     }
 
+    /// Ties the value to `library` unless it is tied already (see `keep_alive`).
+    pub(crate) fn tie(&mut self, library: &Arc<dyn Any + Send + Sync>) {
+        self.keep_alive.get_or_insert_with(|| Arc::clone(library));
+    }
+
     /// The unit value, for functions that return nothing.
     pub fn unit() -> Self {
         Value::new(())
