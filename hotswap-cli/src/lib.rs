@@ -48,6 +48,7 @@
 
 pub mod answer;
 pub mod atomic;
+pub mod build_cache;
 pub mod cargo;
 pub mod commands;
 pub mod options;
@@ -58,6 +59,7 @@ pub mod plugin_build;
 pub mod reload;
 pub mod repro;
 pub mod scaffold;
+pub mod settle;
 pub mod split_debug;
 pub mod stamp;
 pub mod static_build;
