@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use notify::EventKind;
@@ -51,6 +51,34 @@ fn change(kind: &EventKind) -> Option<Change> {
     }
 }
 
+/// The save being gathered.
+#[derive(Default)]
+struct Pending {
+    paths: Vec<PathBuf>,
+    open: HashSet<PathBuf>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Pending {
+    fn take(&mut self, (at, event): Stamped, relevant: &impl Fn(&std::path::Path) -> bool) {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return eprintln!("watch error: {e}"),
+        };
+        let Some(kind) = change(&event.kind) else { return };
+        for path in event.paths.into_iter().filter(|p| relevant(p)) {
+            match kind {
+                Change::Writing => self.open.insert(path.clone()),
+                Change::Done => self.open.remove(&path),
+            };
+            self.paths.push(path);
+            self.last = Some(self.last.map_or(at, |last| last.max(at)));
+            self.first.get_or_insert(at);
+        }
+    }
+}
+
 /// Waits for the next save among the events of `rx` whose paths `relevant` accepts; `None`
 /// when `stop` is set. `Err` when the watcher stopped. Watch errors are printed and skipped.
 pub fn next_save(
@@ -59,41 +87,31 @@ pub fn next_save(
     stop: &AtomicBool,
     relevant: impl Fn(&std::path::Path) -> bool,
 ) -> Result<Option<Save>, RecvTimeoutError> {
-    let mut paths = Vec::new();
-    let mut open: HashSet<PathBuf> = HashSet::new();
-    let mut first: Option<Instant> = None;
-    let mut last = Instant::now();
+    let mut pending = Pending::default();
     while !stop.load(Ordering::SeqCst) {
+        // Everything that arrived already, first: events queued during a build are old, and
+        // their times alone would end the save before its last events are read.
+        loop {
+            match rx.try_recv() {
+                Ok(stamped) => pending.take(stamped, &relevant),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            }
+        }
         let now = Instant::now();
-        let wait = match first {
-            None => Duration::from_millis(200),
-            Some(first) => {
+        let wait = match (pending.first, pending.last) {
+            (Some(first), Some(last)) => {
                 let quiet = last + settle;
-                let deadline = if open.is_empty() { quiet } else { quiet.max(first + OPEN_WAIT) };
+                let deadline = if pending.open.is_empty() { quiet } else { quiet.max(first + OPEN_WAIT) };
                 if now >= deadline {
-                    return Ok(Some(Save { paths, first, settled: now }));
+                    return Ok(Some(Save { paths: pending.paths, first, settled: now }));
                 }
                 deadline - now
             }
+            _ => Duration::from_millis(200),
         };
         match rx.recv_timeout(wait) {
-            Ok((at, Ok(event))) => {
-                let Some(kind) = change(&event.kind) else { continue };
-                let mut any = false;
-                for path in event.paths.into_iter().filter(|p| relevant(p)) {
-                    match kind {
-                        Change::Writing => open.insert(path.clone()),
-                        Change::Done => open.remove(&path),
-                    };
-                    paths.push(path);
-                    any = true;
-                }
-                if any {
-                    last = if first.is_none() { at } else { at.max(last) };
-                    first.get_or_insert(at);
-                }
-            }
-            Ok((_, Err(e))) => eprintln!("watch error: {e}"),
+            Ok(stamped) => pending.take(stamped, &relevant),
             Err(RecvTimeoutError::Timeout) => {}
             Err(e @ RecvTimeoutError::Disconnected) => return Err(e),
         }
