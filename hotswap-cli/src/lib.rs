@@ -51,6 +51,7 @@
 
 pub mod answer;
 pub mod atomic;
+pub mod build_cache;
 pub mod cargo;
 pub mod commands;
 pub mod host_profile;
@@ -62,6 +63,7 @@ pub mod plugin_build;
 pub mod reload;
 pub mod repro;
 pub mod scaffold;
+pub mod settle;
 pub mod split_debug;
 pub mod stamp;
 pub mod static_build;

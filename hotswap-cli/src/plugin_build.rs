@@ -2,13 +2,15 @@
 //! folder (`build <pluginDir> <outputDir>`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cargo_metadata::{Message, Metadata, Package};
+use cargo_metadata::Message;
 use hotswap_runtime::Manifest;
 use hotswap_runtime::inspect::{inspect, sha256_hex};
 
+use crate::build_cache::{BuildCache, PackageFacts};
 use crate::cargo::CargoBuild;
 use crate::options::BuildOptions;
 use crate::output_dir::{Installed, Tidied};
@@ -40,6 +42,38 @@ pub struct Built {
     pub temps: Option<PathBuf>,
     /// Wall-clock time of the whole build.
     pub elapsed: Duration,
+    /// Where that time went.
+    pub times: BuildTimes,
+}
+
+/// Where a build's time went: cargo's, and ours on either side of it.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct BuildTimes {
+    /// The version stamp: `cargo metadata`, `rustc -vV`, git, hashing the inputs.
+    pub stamp: Duration,
+    /// `cargo build`.
+    pub cargo: Duration,
+    /// Splitting the debug info out (`objcopy`, twice).
+    pub split: Duration,
+    /// The rest: the output folder tidied, the library read, inspected and hashed, the notes,
+    /// the manifest and library installed.
+    pub install: Duration,
+}
+
+impl BuildTimes {
+    /// Everything but cargo.
+    pub fn ours(&self) -> Duration {
+        self.stamp + self.split + self.install
+    }
+
+    /// The sum of both.
+    pub fn add(&mut self, other: &BuildTimes) {
+        self.stamp += other.stamp;
+        self.cargo += other.cargo;
+        self.split += other.split;
+        self.install += other.install;
+    }
 }
 
 impl Built {
@@ -65,11 +99,28 @@ impl Built {
 /// The version stamp a build of the plugin in `plugin_dir` with `options` would get
 /// (`build --print-stamp`); `output_dir` is left out of the hash when it lies in the crate.
 pub fn stamp(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Result<Stamp> {
-    Ok(plugin_stamp(plugin_dir, output_dir, options)?.0)
+    Ok(plugin_stamp(plugin_dir, output_dir, options, &mut BuildCache::default())?.0)
+}
+
+/// The facts of the plugin crate in `plugin_dir`, and the files they come from.
+fn package_facts(plugin_dir: &Path) -> Result<(PackageFacts, Vec<PathBuf>)> {
+    let (package, metadata) = plugin_package(plugin_dir)?;
+    let path_packages = crate::stamp::path_packages(&metadata, &package)?;
+    let workspace = metadata.workspace_root.as_std_path();
+    let mut sources = vec![workspace.join("Cargo.toml")];
+    sources.extend(metadata.packages.iter().map(|p| p.manifest_path.as_std_path().to_path_buf()));
+    sources.extend(path_packages.values().map(|d| d.join("Cargo.toml")));
+    sources.extend(crate::stamp::cargo_configs(crate_dir(&package)));
+    Ok((PackageFacts { package, metadata, path_packages }, sources))
 }
 
 /// The stamp a build gets, with the plugin's package and workspace.
-fn plugin_stamp(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Result<(Stamp, Package, Metadata)> {
+fn plugin_stamp(
+    plugin_dir: &Path,
+    output_dir: &Path,
+    options: &BuildOptions,
+    cache: &mut BuildCache,
+) -> Result<(Stamp, Arc<PackageFacts>)> {
     for (flag, patterns) in [("--include", &options.include), ("--exclude", &options.exclude)] {
         for p in patterns {
             // hotswap-build compiles them too; checking here names the flag before a long build.
@@ -78,11 +129,18 @@ fn plugin_stamp(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) ->
             }
         }
     }
-    let (package, metadata) = plugin_package(plugin_dir)?;
+    let facts = cache.package(plugin_dir, || package_facts(plugin_dir))?;
     let output = output_dir.canonicalize().ok();
     let settings = Settings { skip: output.as_deref(), ..Settings::of(options) };
-    let stamp = crate::stamp::stamp(&metadata, &package, &settings, options.verbose)?;
-    Ok((stamp, package, metadata))
+    let stamp = crate::stamp::stamp_cached(
+        &facts.metadata,
+        &facts.package,
+        &facts.path_packages,
+        &settings,
+        options.verbose,
+        cache,
+    )?;
+    Ok((stamp, facts))
 }
 
 /// What cargo said about the plugin crate.
@@ -100,13 +158,27 @@ struct Artifacts {
 /// [`BuildOptions::verbose`] the commands run, and a note if `objcopy` cannot be run (see
 /// [`crate::split_debug`]): notes and tidying come back in [`Built`].
 pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Result<Built> {
+    build_with(plugin_dir, output_dir, options, &mut BuildCache::default())
+}
+
+/// [`build`], taking what has not changed since the last build from `cache` (what a
+/// long-lived `watch` does; see [`crate::build_cache`]).
+pub fn build_with(
+    plugin_dir: &Path,
+    output_dir: &Path,
+    options: &BuildOptions,
+    cache: &mut BuildCache,
+) -> Result<Built> {
     let started = Instant::now();
     crate::output_dir::create(output_dir)?;
     let tidied = crate::output_dir::tidy(output_dir)?;
-    let (stamp, package, metadata) = plugin_stamp(plugin_dir, output_dir, options)?;
+    let stamp_started = Instant::now();
+    let (stamp, facts) = plugin_stamp(plugin_dir, output_dir, options, cache)?;
+    let (package, metadata) = (&facts.package, &facts.metadata);
+    let mut times = BuildTimes { stamp: stamp_started.elapsed(), ..BuildTimes::default() };
     let workspace = metadata.workspace_root.as_std_path();
     let target_dir = metadata.target_directory.as_std_path();
-    let plugin_dir = crate_dir(&package);
+    let plugin_dir = crate_dir(package);
     let temps = if options.leave_temps {
         Some(tempfile::Builder::new().prefix("hotswap-build-").tempdir()?.keep())
     } else {
@@ -127,6 +199,7 @@ pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Re
         .env(hotswap_abi::env::EXCLUDE, options.exclude.join("\n"))
         .env(hotswap_abi::env::LIVE_PREFIX, options.live_prefix.clone().unwrap_or_default());
     let mut found = Artifacts::default();
+    let cargo_started = Instant::now();
     let log = cargo.run(options.cargo_output, options.leave_temps, options.verbose, |message| match message {
         Message::CompilerArtifact(a)
             if a.package_id == package.id && a.target.crate_types.iter().any(|t| t.to_string() == "cdylib") =>
@@ -142,6 +215,7 @@ pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Re
         }
         _ => {}
     })?;
+    times.cargo = cargo_started.elapsed();
     let artifact = found.library.with_context(|| format!("cargo built no cdylib for {}", package.name))?;
     let bytes = std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
     let facts = inspect(&bytes).with_context(|| format!("{} is not a usable plugin", artifact.display()))?;
@@ -159,7 +233,9 @@ pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Re
     let scratch = tempfile::Builder::new().prefix(".hotswap-split-").tempdir_in(output_dir)?;
     let stem = format!("{}@{}", facts.name, facts.version);
     let keep = options.keep_debuginfo || std::env::var_os(hotswap_abi::env::KEEP_DEBUGINFO).is_some_and(|v| v == "1");
+    let split_started = Instant::now();
     let split = if keep { None } else { crate::split_debug::split(&artifact, scratch.path(), &stem)? };
+    times.split = split_started.elapsed();
     let (bytes, debug_file) = match split {
         Some((stripped, debug)) => (stripped, Some(debug)),
         None => (bytes, None),
@@ -178,7 +254,7 @@ pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Re
         notes.extend(crate::repro::embedded_paths(&bytes, &remap));
     }
     let generated: Vec<PathBuf> =
-        [Some(target_dir.to_path_buf()), crate::stamp::cargo_home(), crate::repro::sysroot(plugin_dir)]
+        [Some(target_dir.to_path_buf()), crate::stamp::cargo_home(), cache.toolchain(plugin_dir)?.sysroot]
             .into_iter()
             .flatten()
             .collect();
@@ -207,5 +283,9 @@ pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Re
         tidied,
         temps,
         elapsed: started.elapsed(),
+        times: BuildTimes {
+            install: started.elapsed().saturating_sub(times.stamp + times.cargo + times.split),
+            ..times
+        },
     })
 }

@@ -26,13 +26,14 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package};
 use sha2::{Digest, Sha256};
 
+use crate::build_cache::{BuildCache, GitStatus};
 use crate::options::BuildOptions;
 use crate::paths::normalize;
 
@@ -113,8 +114,24 @@ impl Hasher {
 /// Computes the stamp of the crate `package` of the workspace `metadata`. With `verbose`,
 /// prints the stamp and the full input hash on standard error.
 pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbose: bool) -> Result<Stamp> {
+    let path_packages = path_packages(metadata, package)?;
+    stamp_cached(metadata, package, &path_packages, settings, verbose, &mut BuildCache::default())
+}
+
+/// [`stamp`], with the plugin's path packages ([`path_packages`]) given, and what does not
+/// change between builds taken from `cache` (see [`crate::build_cache`]).
+pub fn stamp_cached(
+    metadata: &Metadata,
+    package: &Package,
+    path_packages: &BTreeMap<String, PathBuf>,
+    settings: &Settings,
+    verbose: bool,
+    cache: &mut BuildCache,
+) -> Result<Stamp> {
     let crate_dir = package.manifest_path.parent().context("a manifest has a folder")?.as_std_path();
     let workspace = metadata.workspace_root.as_std_path();
+    // Runs while the files are hashed.
+    let git = GitStatus::start(crate_dir);
     let mut h = Hasher(Sha256::new());
     h.put("stamp format", b"hotswap 1");
     h.put("crate", format!("{} {}", package.name, package.version).as_bytes());
@@ -131,7 +148,7 @@ pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbos
     h.put("live prefix", settings.live_prefix.unwrap_or("").as_bytes());
     h.put("static", &[u8::from(settings.linked_statically)]);
     h.put("reproducible", &[u8::from(settings.reproducible)]);
-    h.put("toolchain", toolchain(crate_dir)?.as_bytes());
+    h.put("toolchain", cache.toolchain(crate_dir)?.version.as_bytes());
     for (key, value) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if is_flag_variable(&key) {
@@ -152,15 +169,20 @@ pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbos
         h.put("workspace manifest", &text);
         covered.push(root_manifest);
     }
-    for line in lock_closure(workspace, &package.name, &package.version.to_string())? {
+    let version = package.version.to_string();
+    let lines = cache.lock_closure(&workspace.join("Cargo.lock"), &format!("{} {version}", package.name), || {
+        lock_closure(workspace, &package.name, &version)
+    })?;
+    for line in lines.iter() {
         h.put("lock", line.as_bytes());
     }
     let mut includes_outside = BTreeSet::new();
-    for (label, dir) in path_packages(metadata, package)? {
-        let mut files = FolderHash { root: dir.clone(), skip: settings.skip, hasher: &mut h, outside: BTreeSet::new() };
-        files.put_folder(&label)?;
+    for (label, dir) in path_packages {
+        let mut files =
+            FolderHash { root: dir.clone(), skip: settings.skip, hasher: &mut h, outside: BTreeSet::new(), cache };
+        files.put_folder(label)?;
         includes_outside.extend(files.outside);
-        covered.push(dir);
+        covered.push(dir.clone());
     }
     for file in includes_outside {
         let label = file.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or_else(|_| file.clone());
@@ -172,7 +194,7 @@ pub fn stamp(metadata: &Metadata, package: &Package, settings: &Settings, verbos
     let short = &inputs[..HASH_DIGITS];
     let built_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let crate_version = package.version.to_string();
-    let (version, git_revision) = match git_commit(crate_dir) {
+    let (version, git_revision) = match git.finish(cache) {
         Some((commit, dirty)) => {
             let version = format!("{crate_version}+g{commit}{}.h{short}", if dirty { ".dirty" } else { "" });
             (version, Some(if dirty { format!("{commit}-dirty") } else { commit }))
@@ -221,23 +243,8 @@ fn is_flag_variable(key: &str) -> bool {
         || key == "CARGO_BUILD_TARGET"
 }
 
-/// `rustc -vV` as run in the crate's folder (so a `rust-toolchain.toml` there counts).
-fn toolchain(crate_dir: &Path) -> Result<String> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = Command::new(&rustc)
-        .arg("-vV")
-        .current_dir(crate_dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run `{rustc} -vV` for the version stamp"))?;
-    if !out.status.success() {
-        bail!("`{rustc} -vV` failed ({})", out.status);
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Cargo configuration files that apply to a build in `dir`, outermost first.
-fn cargo_configs(dir: &Path) -> Vec<PathBuf> {
+pub fn cargo_configs(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     if let Some(home) = cargo_home() {
         found.extend(["config", "config.toml"].map(|f| home.join(f)));
@@ -257,18 +264,6 @@ pub fn cargo_home() -> Option<PathBuf> {
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-}
-
-/// The short commit of the last commit touching `dir`, and whether `dir` has uncommitted
-/// changes. Nine digits whatever the repository's size, so clones agree.
-fn git_commit(dir: &Path) -> Option<(String, bool)> {
-    let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").arg("-C").arg(dir).args(args).stderr(Stdio::null()).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
-    let commit = git(&["log", "-1", "--format=%H", "--", "."]).filter(|c| c.len() >= 9)?;
-    let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
-    Some((commit[..9].to_string(), dirty))
 }
 
 /// The lines of `Cargo.lock` describing the packages reachable from `name version`, sorted.
@@ -364,7 +359,7 @@ struct LockEntry {
 
 /// The plugin and its path dependencies (normal and build, transitively), each with a label
 /// that does not depend on where the checkout is (`name version`) and its folder.
-fn path_packages(metadata: &Metadata, package: &Package) -> Result<BTreeMap<String, PathBuf>> {
+pub fn path_packages(metadata: &Metadata, package: &Package) -> Result<BTreeMap<String, PathBuf>> {
     let mut found = BTreeMap::new();
     let mut queue: VecDeque<Package> = VecDeque::from([package.clone()]);
     let mut seen = BTreeSet::new();
@@ -410,6 +405,7 @@ struct FolderHash<'a, 'h> {
     skip: Option<&'a Path>,
     hasher: &'h mut Hasher,
     outside: BTreeSet<PathBuf>,
+    cache: &'h mut BuildCache,
 }
 
 impl FolderHash<'_, '_> {
@@ -427,11 +423,11 @@ impl FolderHash<'_, '_> {
                     continue;
                 }
             }
-            let content = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            if path.extension().is_some_and(|e| e == "rs") {
-                self.find_includes(&path, &content);
-            }
-            self.hasher.put(&key, &Sha256::digest(&content));
+            let is_source = path.extension().is_some_and(|e| e == "rs");
+            let facts =
+                self.cache.file(&path, |content| if is_source { includes(&path, content) } else { Vec::new() })?;
+            self.outside.extend(facts.includes.into_iter().filter(|target| !target.starts_with(&self.root)));
+            self.hasher.put(&key, &facts.digest);
         }
         Ok(())
     }
@@ -458,23 +454,20 @@ impl FolderHash<'_, '_> {
         }
         Ok(())
     }
+}
 
-    /// Notes the targets of `include_str!`, `include_bytes!` and `include!` with a literal path that lie
-    /// outside the crate folder (those inside are hashed already).
-    fn find_includes(&mut self, file: &Path, content: &[u8]) {
-        static PATTERN: OnceLock<regex::bytes::Regex> = OnceLock::new();
-        let pattern = PATTERN.get_or_init(|| {
-            regex::bytes::Regex::new(r#"include(?:_str|_bytes)?!\s*\(\s*"([^"\\]+)"\s*\)"#).expect("valid regex")
-        });
-        let folder = file.parent().unwrap_or(Path::new("."));
-        for caps in pattern.captures_iter(content) {
-            let literal = Path::new(std::ffi::OsStr::from_bytes(&caps[1]));
-            let target = normalize(&folder.join(literal));
-            if !target.starts_with(&self.root) {
-                self.outside.insert(target);
-            }
-        }
-    }
+/// The targets of `include_str!`, `include_bytes!` and `include!` with a literal path in the
+/// source `file` (whose content is `content`).
+fn includes(file: &Path, content: &[u8]) -> Vec<PathBuf> {
+    static PATTERN: OnceLock<regex::bytes::Regex> = OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| {
+        regex::bytes::Regex::new(r#"include(?:_str|_bytes)?!\s*\(\s*"([^"\\]+)"\s*\)"#).expect("valid regex")
+    });
+    let folder = file.parent().unwrap_or(Path::new("."));
+    pattern
+        .captures_iter(content)
+        .map(|caps| normalize(&folder.join(Path::new(std::ffi::OsStr::from_bytes(&caps[1])))))
+        .collect()
 }
 
 #[cfg(test)]

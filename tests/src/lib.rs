@@ -5,6 +5,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod http_client;
+pub mod scratch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -12,9 +12,12 @@ use crate::watch::WatchOptions;
 #[derive(Args, Debug)]
 #[command(
     after_help = "Examples:\n  watch demo/hello/plugin/foo demo/hello/plugin/bar demo/hello/bin\n  watch plugins/greeter bin --debug\n\n\
-Each cycle prints one line: what changed, the build time and the reload result (accepted with\n\
-the versions serving, or refused with the reason). A failed build or a refused reload leaves\n\
-the host on the code it was running; the watch goes on. Ctrl-C stops it."
+Each cycle prints one line: what changed, the build time with its parts (cargo, and ours:\n\
+stamp, split debug info, install), the reload result (accepted with the host's reload time and\n\
+the versions serving, or refused with the reason) and the time from the first change to the\n\
+host's answer. A failed build (the line names the compiler's first error) or a refused reload\n\
+leaves the host on the code it was running; the watch goes on. A change made during a build\n\
+builds once more after it. Ctrl-C stops it."
 )]
 pub struct WatchArgs {
     /// The plugin crate folders to watch (PLUGIN_DIR…), then the output folder the host loads
@@ -27,8 +30,9 @@ pub struct WatchArgs {
     /// Only build; do not ask a host to reload.
     #[arg(long)]
     pub no_reload: bool,
-    /// Quiet time after the last change before a build starts, in milliseconds.
-    #[arg(long, default_value_t = 300, value_name = "MS")]
+    /// Quiet time after the last change before a build starts, in milliseconds (a file still
+    /// open for writing is waited for too, up to a second).
+    #[arg(long, default_value_t = 10, value_name = "MS")]
     pub debounce_ms: u64,
     /// Do not build and reload everything once at start.
     #[arg(long)]
@@ -42,6 +46,10 @@ pub struct WatchArgs {
     /// other one.
     #[arg(long)]
     pub no_profile_check: bool,
+    /// Split the debug info out of each library as `build` does (two `objcopy` runs per
+    /// cycle); by default the watch keeps it in the library, which is faster for the loop.
+    #[arg(long)]
+    pub split_debuginfo: bool,
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
     #[arg(long = "also-watch", value_name = "PATH")]
     pub also_watch: Vec<PathBuf>,
@@ -73,6 +81,7 @@ impl From<WatchArgs> for WatchOptions {
         options.also_watch = args.also_watch;
         options.build.profile = if args.debug { Profile::Dev } else { Profile::Release };
         options.build.cargo_args = args.cargo_args;
+        options.build.keep_debuginfo = !args.split_debuginfo;
         options
     }
 }
