@@ -113,7 +113,7 @@ pub trait LiveCall<Args>: sealed::Sealed {
 
     /// Calls the function. A panic in it is caught in its plugin and raised again as a panic
     /// of the caller's own std (the host's, or the calling plugin's), which the caller can
-    /// catch. A [`Value`](crate::Value) it returns is tied to its library.
+    /// catch. A [`Value`] it returns is tied to its library.
     fn call(&self, args: Args) -> Self::Output;
 }
 
