@@ -6,6 +6,7 @@
 
 pub mod http_client;
 pub mod scratch;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -265,13 +266,20 @@ fn build_now(crate_dir: &str) -> BuiltPlugin {
 
 /// For a test that cannot make its real check on this machine (no gdb, not root, ...): when the
 /// environment variable `CI` is set (to anything but empty, `0` or `false`), it fails the test,
-/// so a CI run never passes without the check; elsewhere it prints `skipped: <why>` and the
-/// test returns. Use as `return hotswap_tests::skip_unless_ci("why");`.
+/// so a CI run never passes without the check; elsewhere it prints `skipped: <why>` past the
+/// test harness's capture (so the line shows in `cargo test`'s output beside the test's "ok")
+/// and the test returns. Use as `return hotswap_tests::skip_unless_ci("why");`.
 pub fn skip_unless_ci(why: &str) {
-    if std::env::var("CI").is_ok_and(|ci| !matches!(ci.as_str(), "" | "0" | "false")) {
+    if ci() {
         panic!("cannot run here, and CI is set, so this is a failure, not a skip: {why}");
     }
-    eprintln!("skipped: {why}");
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    tools::loud(&format!("skipped: {test}: {why}"));
+}
+
+/// Whether the environment variable `CI` is set to anything but empty, `0` or `false`.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !matches!(ci.as_str(), "" | "0" | "false"))
 }
 
 /// The distinct files under `dir` mapped into this process, from `/proc/self/maps` (a deleted

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::build_plugin;
+use hotswap_tests::runtime_log::{capture, logged};
 
 /// Deadline for anything that only has to happen eventually; never reached unless stuck.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -25,6 +26,24 @@ fn wait_for_generation(manager: &PluginManager, number: u64) {
     }
 }
 
+/// Waits until `done` holds, at most [`PATIENCE`].
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Threads of this process named `hotswap-signals` (the reloader's).
+fn signal_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "hotswap-signals")
+        .count()
+}
+
 /// Waits until a load is stuck in `ctl_stuck`'s `on_load` (it writes `<marker>.entered`).
 fn wait_until_stuck(marker: &Path) {
     let entered = marker.with_extension("marker.entered");
@@ -37,6 +56,7 @@ fn wait_until_stuck(marker: &Path) {
 
 #[test]
 fn a_reloader_installed_first_survives_sighup_during_the_first_load_and_drops_at_once() {
+    capture();
     let dir = tempfile::tempdir().unwrap();
     build_plugin("tests/plugins/ctl_stuck").install(dir.path());
     let marker = dir.path().join("ctl_stuck.marker");
@@ -53,9 +73,10 @@ fn a_reloader_installed_first_survives_sighup_during_the_first_load_and_drops_at
     wait_until_stuck(&marker);
     assert!(manager.current().is_none(), "the first load is still running");
     sighup();
-    // The process is still here; the first load finishes once released, and the signal's
-    // reload follows it.
-    std::thread::sleep(Duration::from_millis(200));
+    // The process is still here, and the reloader got the signal: it waits for the first load
+    // (logged at debug). The first load finishes once released, and the signal's reload
+    // follows it.
+    wait_until("the reloader waits for the first load", || !logged("SIGHUP", "reloading after it").is_empty());
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(first.join().unwrap().expect("the first load succeeds").generation, 1);
     wait_for_generation(&manager, 2);
@@ -78,8 +99,10 @@ fn a_reloader_installed_first_survives_sighup_during_the_first_load_and_drops_at
     // Released, the abandoned reload finishes on its own thread.
     std::fs::remove_file(&marker).unwrap();
     wait_for_generation(&manager, 3);
-    // After the drop, a SIGHUP is ignored (the process lives on) and reloads nothing.
+    // After the drop, the reloader's thread ends once its abandoned reload is over; a SIGHUP
+    // then has no thread to reload on, and is ignored (the process lives on).
+    wait_until("the reloader's thread ends", || signal_threads() == 0);
     sighup();
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(manager.current().unwrap().number(), 3);
+    assert_eq!(manager.reload_count(), 2, "the two reloads after the first load, nothing after the drop");
 }

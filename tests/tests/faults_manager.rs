@@ -19,6 +19,7 @@ use hotswap_runtime::{
     ControlRequest, ControlResponse, ControlServer, IgnoredReason, LoadError, LoadErrorKind, ManifestError,
     PluginManager, PluginManagerBuilder, Stage, args,
 };
+use hotswap_tests::runtime_log::{capture, logged};
 use hotswap_tests::{build_plugin, copy_atomically};
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -92,6 +93,21 @@ impl Host {
     fn release(&self) {
         std::fs::write(self.dir.join("release"), "").unwrap();
     }
+
+    /// Waits until `mgr_hostile`'s `hook` has started to stall (it writes `stalled-<hook>`).
+    fn wait_until_stalled(&self, hook: &str) {
+        let marker = self.dir.join(format!("stalled-{hook}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "{hook} never started to stall");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether `mgr_hostile`'s stalled `hook` has returned (it writes `left-<hook>`).
+    fn has_left(&self, hook: &str) -> bool {
+        self.dir.join(format!("left-{hook}")).exists()
+    }
 }
 
 /// Asks the host's control socket for its status.
@@ -128,7 +144,7 @@ fn an_on_load_that_never_returns_times_out_and_later_reloads_work() {
     let manager = host.manager.clone();
     let stuck = std::thread::spawn(move || manager.reload());
     // While it is stuck: status, counters, calls and a second request all answer at once.
-    std::thread::sleep(Duration::from_millis(500));
+    host.wait_until_stalled("on_load");
     let t = Instant::now();
     let progress = host.manager.reload_progress().expect("a reload is running");
     assert_eq!((progress.stage, progress.plugin.as_deref()), (Stage::OnLoad, Some("greeter")));
@@ -178,6 +194,8 @@ fn an_on_free_that_never_returns_holds_no_lock() {
     let t = Instant::now();
     assert_eq!(host.manager.reload().unwrap().generation, 3);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // The checks below run while that on_free is stuck, which is what they test.
+    host.wait_until_stalled("on_free");
     assert_eq!(host.manager.reload_count(), 2);
     assert_eq!(host.answer(), "v2");
     match status(&host.socket) {
@@ -186,7 +204,13 @@ fn an_on_free_that_never_returns_holds_no_lock() {
     }
     host.install_newest(V1);
     assert_eq!(host.manager.reload().unwrap().generation, 4);
+    assert!(!host.has_left("on_free"), "on_free was still stuck through status and the later reload");
     host.release();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !host.has_left("on_free") {
+        assert!(Instant::now() < deadline, "the released on_free never returned");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Dropping the manager returns at once even with a reaper that was stuck.
     let t = Instant::now();
     drop(host);
@@ -282,12 +306,58 @@ fn a_huge_sparse_file_is_refused_at_once_with_the_default_limit() {
     let f = std::fs::File::create(&file).unwrap();
     f.set_len(2 << 30).unwrap();
     drop(f);
-    let t = Instant::now();
+    // inotify tells whether the reload opened the file (to look at its size through the open
+    // handle) and whether it read any of it.
+    let watch = Inotify::watch(&file);
     let error = host.manager.reload().unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_names(&error, Some("greeter"), &file, Stage::Copy);
     assert!(error.to_string().contains("over the limit"), "{error}");
+    let events = watch.events();
+    assert!(events & libc::IN_OPEN != 0, "the reload looked at the file (events {events:#x})");
+    assert_eq!(events & libc::IN_ACCESS, 0, "the reload read none of the 2 GiB (events {events:#x})");
     host.still_serving("v1", 1);
+}
+
+/// An inotify watch on one file, for opens and reads.
+struct Inotify(std::os::fd::OwnedFd);
+
+impl Inotify {
+    fn watch(file: &Path) -> Inotify {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: inotify_init1 takes no pointers; a non-negative result is a new descriptor
+        // that nothing else owns.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+        // SAFETY: as above; `fd` is open and owned here only.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(file.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `path` is a NUL-terminated string that outlives the call; `fd` is open.
+        let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), libc::IN_OPEN | libc::IN_ACCESS) };
+        assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+        Inotify(owned)
+    }
+
+    /// The union of the event masks queued so far.
+    fn events(&self) -> u32 {
+        use std::os::fd::AsRawFd;
+        let mut mask = 0;
+        let mut buffer = [0u8; 4096];
+        loop {
+            // SAFETY: `buffer` is writable for its length; the descriptor is open.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+            if n <= 0 {
+                return mask;
+            }
+            // Each event: wd (i32), mask (u32), cookie (u32), len (u32), then `len` name bytes.
+            let mut at = 0;
+            while at + 16 <= n as usize {
+                mask |= u32::from_ne_bytes(buffer[at + 4..at + 8].try_into().unwrap());
+                let len = u32::from_ne_bytes(buffer[at + 12..at + 16].try_into().unwrap()) as usize;
+                at += 16 + len;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,10 +438,14 @@ fn a_manifest_describing_another_plugin_or_library_is_refused() {
 
 #[test]
 fn a_library_without_a_manifest_loads_with_a_warning() {
+    capture();
     let host = serving(|b| b);
     let file = host.install_newest(V2);
     std::fs::remove_file(manifest_of(&file)).unwrap();
     assert_eq!(host.manager.reload().expect("no manifest is not a refusal").generation, 2);
+    let warned = logged("no manifest beside the library", &file.to_string_lossy());
+    assert_eq!(warned.len(), 1, "one warning naming the file: {warned:?}");
+    assert!(warned[0].contains("WARN") && warned[0].contains("greeter"), "{}", warned[0]);
     host.still_serving("v2", 2);
 }
 
@@ -432,6 +506,7 @@ fn a_non_utf8_file_name_is_ignored_and_a_newline_cannot_forge_a_log_line() {
     assert_eq!(ignored.reason, IgnoredReason::NonUtf8Name);
     std::fs::remove_file(&odd).unwrap();
 
+    capture();
     bump_clock();
     let forged = host.dir.join("evil\nINFO generation published.so");
     std::fs::write(&forged, b"junk").unwrap();
@@ -439,6 +514,13 @@ fn a_non_utf8_file_name_is_ignored_and_a_newline_cannot_forge_a_log_line() {
     assert_eq!(error.stage, Stage::Inspect);
     let text = error.to_string();
     assert!(!text.contains('\n') && text.contains("evil\\nINFO"), "{text}");
+    // In the log: the refusal names the file on one line, escaped, and no line of the log starts
+    // with the text after the newline (which would read as a line of its own).
+    let folder = host.dir.to_string_lossy().into_owned();
+    let refusals = logged("reload refused", &folder);
+    assert!(refusals.iter().any(|l| l.contains("evil\\nINFO generation published.so")), "{refusals:?}");
+    let forged_lines = logged("INFO generation published.so", "");
+    assert!(forged_lines.iter().all(|l| !l.starts_with("INFO generation")), "a forged log line: {forged_lines:?}");
     std::fs::remove_file(&forged).unwrap();
     host.still_serving("v1", 2);
 }

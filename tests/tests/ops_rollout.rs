@@ -1,5 +1,5 @@
 //! The Ansible rollout of docs/ops/rollout.yml, for real: `ansible-playbook` (ansible-core,
-//! installed by .ci/run into target/ansible-venv) drives three hello hosts on this machine,
+//! which the test installs into target/ansible-venv on first use, as .ci/run does) drives three hello hosts on this machine,
 //! each with its own plugin folder and control socket (`ansible_connection=local`). A good
 //! build reaches all three; a broken build is refused by the canary, and the other two never
 //! see it and keep serving.
@@ -8,17 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hotswap_tests::tools::{ansible_playbook, cargo_binary};
 use hotswap_tests::{BuiltPlugin, build_plugin, build_plugin_with_cargo_args, workspace_root};
 
 const HOSTS: [&str; 3] = ["canary", "web2", "web3"];
-
-/// `ansible-playbook`: `$HOTSWAP_ANSIBLE_PLAYBOOK`, else the venv .ci/run makes.
-fn ansible_playbook() -> Option<PathBuf> {
-    let path = std::env::var_os("HOTSWAP_ANSIBLE_PLAYBOOK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/ansible-venv/bin/ansible-playbook"));
-    path.is_file().then_some(path)
-}
 
 /// Kills the host processes when the test ends, however it ends.
 struct Hosts(Vec<Child>);
@@ -30,14 +23,6 @@ impl Drop for Hosts {
             let _ = child.wait();
         }
     }
-}
-
-fn cargo_build(package: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status =
-        Command::new(cargo).current_dir(workspace_root()).args(["build", "--quiet", "-p", package]).status().unwrap();
-    assert!(status.success(), "cargo build -p {package}");
-    workspace_root().join("target/debug").join(package)
 }
 
 /// `xtask status --socket S`: the generation and `name version` lines, or the failure.
@@ -80,15 +65,9 @@ fn build_folder(root: &Path, name: &str, build: &BuiltPlugin) -> PathBuf {
 
 #[test]
 fn a_canary_first_rollout_reaches_every_host_and_stops_at_the_first_refusal() {
-    let Some(ansible) = ansible_playbook() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "ansible-playbook is missing: .ci/run installs it into target/ansible-venv"
-        );
-        eprintln!(
-            "skipped: ansible-playbook is not installed (.ci/run installs ansible-core into target/ansible-venv)"
-        );
-        return;
+    let ansible = match ansible_playbook() {
+        Ok(path) => path,
+        Err(why) => return hotswap_tests::skip_unless_ci(&why),
     };
     let started = Instant::now();
     let (foo, bar) = (build_plugin("demo/hello/plugin/foo"), build_plugin("demo/hello/plugin/bar"));
@@ -103,8 +82,8 @@ fn a_canary_first_rollout_reaches_every_host_and_stops_at_the_first_refusal() {
     assert_ne!(foo.version(), foo_new.version());
     // A real build whose `on_load` fails: every reload that picks it is refused.
     let broken = build_plugin("tests/plugins/fault_on_load");
-    let host_binary = cargo_build("hello-host");
-    let xtask = workspace_root().join("target/debug/xtask");
+    let host_binary = cargo_binary("hello-host", "hello-host");
+    let xtask = cargo_binary("xtask", "xtask");
 
     let temp = tempfile::tempdir().unwrap();
     let good_dir = build_folder(temp.path(), "build-good", &foo_new);

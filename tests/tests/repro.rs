@@ -21,8 +21,10 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `cargo xtask <args>` from the workspace root.
+/// Runs `cargo xtask <args>` from the workspace root, offline: every package its builds need
+/// was fetched first ([`fetched`]).
 fn xtask<A: AsRef<OsStr>>(args: &[A]) -> Output {
+    fetched();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     Command::new(cargo)
         .current_dir(workspace_root())
@@ -31,6 +33,38 @@ fn xtask<A: AsRef<OsStr>>(args: &[A]) -> Output {
         .env("CARGO_NET_OFFLINE", "true")
         .output()
         .expect("running cargo xtask")
+}
+
+/// Once per process: `cargo fetch --locked --target <this platform>`, so that the offline
+/// builds below (xtask itself, and the copies' plugins with their build dependencies) find
+/// every package they need even when this test binary was built alone (`cargo test -p
+/// hotswap-tests`) from an empty cargo home. Offline first, so that a machine whose cargo home
+/// holds them all makes no request; only this platform's packages, as a new machine's `cargo
+/// test` downloads (so nothing below may rely on another platform's, which the lock also
+/// names).
+fn fetched() {
+    static FETCHED: std::sync::Once = std::sync::Once::new();
+    FETCHED.call_once(|| {
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let version = Command::new(rustc).arg("-vV").output().expect("running rustc -vV");
+        let host = text(&version.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+            .expect("rustc -vV names the host");
+        let fetch = |offline: bool| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut command = Command::new(cargo);
+            command.current_dir(workspace_root()).args(["fetch", "--locked", "--quiet", "--target", &host]);
+            if offline {
+                command.arg("--offline");
+            }
+            command.output().expect("running cargo fetch")
+        };
+        if !fetch(true).status.success() {
+            let online = fetch(false);
+            assert!(online.status.success(), "cargo fetch --target {host}: {}", text(&online.stderr));
+        }
+    });
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -132,17 +166,16 @@ fn checkout(name: &str) -> PathBuf {
     let with_feature = std::fs::read_to_string(&bar).unwrap() + "\n[features]\nloud = []\n";
     std::fs::write(bar, with_feature).unwrap();
     // The copied Cargo.lock is the whole repository's; cargo trims it to this smaller workspace
-    // at its first command (dropping, say, features' dependencies that only other members
+    // at its first resolve (dropping, say, features' dependencies that only other members
     // enable). Let it do so now, so every stamp below sees the lock a build sees, as in a
-    // real workspace whose lock is settled.
+    // real workspace whose lock is settled. `cargo update --workspace` resolves from the
+    // registry index alone and keeps every locked version: unlike `cargo metadata`, it needs no
+    // package downloaded, so it works offline on a new machine, whose cargo home holds only
+    // this platform's packages (not, say, macOS's kqueue, which the lock also names).
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let settled = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(settled.success(), "cargo metadata in {}", dir.display());
+    let settled =
+        Command::new(cargo).args(["update", "--workspace", "--offline", "--quiet"]).current_dir(&dir).output().unwrap();
+    assert!(settled.status.success(), "cargo update --workspace in {}: {}", dir.display(), text(&settled.stderr));
     dir
 }
 
@@ -281,14 +314,7 @@ struct Host {
 
 impl Host {
     fn start(plugins: &Path, socket: &Path) -> Host {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "--package", "hello-host"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let mut child = Command::new(workspace_root().join("target/debug/hello-host"))
+        let mut child = Command::new(hotswap_tests::tools::cargo_binary("hello-host", "hello-host"))
             .arg("--plugins")
             .arg(plugins)
             .arg("--socket")

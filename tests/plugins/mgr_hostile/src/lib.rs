@@ -3,6 +3,9 @@
 //!
 //! - `loop_on_load`: `on_load` never returns (until a file `release` appears in the folder);
 //! - `loop_on_free`: `on_free` never returns (until `release` appears);
+//!
+//! (a stalled hook writes `stalled-<hook>` into the folder when it starts to wait, and
+//! `left-<hook>` when it returns, so that a test can see it is stuck);
 //! - `reload_from_on_init`: `on_init` calls the host's extension, an
 //!   `Arc<dyn Fn() -> String + Send + Sync>` that asks the manager for a reload, and fails
 //!   with what it answered;
@@ -27,12 +30,15 @@ fn mode() -> String {
         .to_string()
 }
 
-/// Loops until `release` exists in the plugin folder.
-fn stall() {
+/// Loops until `release` exists in the plugin folder, with `stalled-<hook>` written before and
+/// `left-<hook>` after.
+fn stall(hook: &str) {
     let Some(dir) = FOLDER.get() else { return };
+    let _ = std::fs::write(dir.join(format!("stalled-{hook}")), b"");
     while !dir.join("release").exists() {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let _ = std::fs::write(dir.join(format!("left-{hook}")), b"");
 }
 
 pub fn reloadable() -> bool {
@@ -52,7 +58,7 @@ pub fn on_load(ctx: &LoadContext) -> HookResult {
         let _ = FOLDER.set(dir.to_path_buf());
     }
     if mode() == "loop_on_load" {
-        stall();
+        stall("on_load");
     }
     Ok(())
 }
@@ -67,7 +73,7 @@ pub fn on_init(vault: &Arc<Vault>) -> HookResult {
 
 pub fn on_free() {
     if mode() == "loop_on_free" {
-        stall();
+        stall("on_free");
     }
 }
 
