@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{LoadError, Stage};
-use crate::manager::{Generation, PluginReport, ReloadReport};
+use crate::manager::{Generation, MemoryReport, PluginReport, ReloadReport};
 
 /// A request to the host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +37,10 @@ pub enum ControlResponse {
         stage_ms: Vec<StageTime>,
         /// Time the reload took, in milliseconds (cargo excluded).
         total_ms: f64,
+        /// The host's resident memory just after the reload, and its change since the last
+        /// reload and the first load (absent where it cannot be read, or from an older host).
+        #[serde(default)]
+        memory: Option<MemoryReport>,
     },
     /// The request was refused: for a reload, the previous generation keeps serving.
     Refused {
@@ -65,6 +69,10 @@ pub enum ControlResponse {
         plugins: Vec<PluginAnswer>,
         /// The reload running now, if any.
         reload: Option<ReloadInProgress>,
+        /// The host's resident memory now, and its change since the last reload and the first
+        /// load (absent before the first load, where it cannot be read, or from an older host).
+        #[serde(default)]
+        memory: Option<MemoryReport>,
     },
 }
 
@@ -168,6 +176,7 @@ impl ControlResponse {
                 .collect(),
             stage_ms: stage_times(&report.stage_ms),
             total_ms: report.total_ms,
+            memory: report.memory,
         }
     }
 
@@ -187,7 +196,11 @@ impl ControlResponse {
     }
 
     /// The answer to a status request: the published generation, read without any lock.
-    pub(crate) fn serving(current: Option<Arc<Generation>>, reload: Option<ReloadInProgress>) -> Self {
+    pub(crate) fn serving(
+        current: Option<Arc<Generation>>,
+        reload: Option<ReloadInProgress>,
+        memory: Option<MemoryReport>,
+    ) -> Self {
         let plugins = current
             .as_ref()
             .map(|generation| {
@@ -213,7 +226,7 @@ impl ControlResponse {
                     .collect()
             })
             .unwrap_or_default();
-        ControlResponse::Serving { generation: current.map(|g| g.number()), plugins, reload }
+        ControlResponse::Serving { generation: current.map(|g| g.number()), plugins, reload, memory }
     }
 
     /// One JSON line, newline included. Never fails: should serialising ever fail, the line

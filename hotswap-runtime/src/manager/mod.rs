@@ -33,6 +33,7 @@ mod folder;
 mod generation;
 mod hot;
 mod load;
+mod memory;
 mod plan;
 mod progress;
 mod reaper;
@@ -44,6 +45,7 @@ pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManag
 pub(crate) use folder::{FileIdentity, copy_library};
 pub use generation::{Generation, Plugin};
 pub use hot::HotFn;
+pub use memory::MemoryReport;
 pub use progress::ReloadProgress;
 pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
 
@@ -82,6 +84,8 @@ pub(crate) struct Inner {
     copies: AtomicU64,
     /// Reloads given up at their deadline.
     abandoned: AtomicU64,
+    /// Resident memory after each load and reload.
+    memory: memory::MemoryTrack,
     /// Serialises reloads. Held by the thread that asked for a reload while it waits (at most
     /// the deadline) for the reload's own thread; never taken by calls into plugins, status
     /// or counters.
@@ -228,6 +232,14 @@ impl PluginManager {
         lock(&self.inner.active).as_ref().map(|p| p.snapshot())
     }
 
+    /// The process's resident memory now, against what it was just after the first load and
+    /// the last reload (None before the first load, or where `/proc/self/status` cannot be
+    /// read). Never waits. Steady growth per reload is a plugin keeping heap in a static (see
+    /// [`MemoryReport`]).
+    pub fn memory(&self) -> Option<MemoryReport> {
+        self.inner.memory.now()
+    }
+
     /// Number of reloads given up at their deadline so far (their threads may still run).
     pub fn abandoned_reload_count(&self) -> u64 {
         self.inner.abandoned.load(Ordering::Relaxed)
@@ -283,10 +295,11 @@ impl PluginManager {
         let outcome = self.run_reload(dir, extra);
         drop(guard);
         match outcome {
-            Ok((report, old)) => {
+            Ok((mut report, old)) => {
                 if let Some(old) = old {
                     self.retire(old);
                 }
+                report.memory = self.inner.memory.after_reload();
                 Ok(report)
             }
             Err(error) => Err(error),
@@ -395,14 +408,13 @@ impl PluginManager {
         }
     }
 
-    /// Hands a replaced generation to the reaper; with a zero free delay, waits (at most the
-    /// reload deadline) for its `on_free` to have run.
+    /// Hands a replaced generation to the reaper; with a zero free delay, waits for its
+    /// `on_free` to have run, unless the reaper is stuck in one (see `reaper`).
     fn retire(&self, old: Arc<Generation>) {
+        let number = old.number();
         let ticket = self.inner.reaper.retire(old, self.inner.free_delay);
-        if self.inner.free_delay.is_zero() && !self.inner.reaper.wait_for(ticket, self.inner.reload_deadline) {
-            tracing::warn!(
-                "a replaced generation was not freed within the reload deadline: a plugin's on_free may be stuck"
-            );
+        if self.inner.free_delay.is_zero() {
+            reaper::answer_without_stuck(&self.inner.reaper, ticket, number, self.inner.reload_deadline);
         }
     }
 
