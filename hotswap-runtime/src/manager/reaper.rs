@@ -158,7 +158,7 @@ impl Reaper {
         queue.issued += 1;
         let ticket = queue.issued;
         if queue.waiting.len() >= MAX_WAITING {
-            let stuck = queue.busy_since.is_some_and(|since| since.elapsed() > Duration::from_secs(1));
+            let stuck = queue.busy_since.is_some_and(|since| since.elapsed() > FREE_PATIENCE);
             if stuck {
                 queue.leaked += 1;
                 tracing::warn!(
