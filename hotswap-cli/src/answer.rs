@@ -36,6 +36,9 @@ pub fn print(outcome: &Outcome, json: bool) -> Result<ExitCode> {
     for i in &outcome.ignored {
         println!("  ignored {}: {}", i.file, i.note);
     }
+    if let Some(memory) = &outcome.memory {
+        println!("memory: {memory}");
+    }
     match outcome.result {
         OutcomeKind::Refused if outcome.command == "reload" => println!("{PREVIOUS_KEEPS_SERVING}"),
         OutcomeKind::Serving => {

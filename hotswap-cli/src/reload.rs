@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hotswap_runtime::{
-    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, PluginAnswer, ReloadInProgress, Stage, StageTime,
-    send_request,
+    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, MemoryReport, PluginAnswer, ReloadInProgress, Stage,
+    StageTime, send_request,
 };
 
 /// Exit codes of `reload` and `status` (and the `exit_code` field of their JSON).
@@ -64,6 +64,9 @@ pub struct Outcome {
     pub fingerprint: Option<String>,
     /// The plugin folder the host loads from, in a status answer.
     pub folder: Option<String>,
+    /// The host's resident memory (after an accepted reload, or in a status answer), and its
+    /// change since the last reload and the first load.
+    pub memory: Option<MemoryReport>,
 }
 
 /// The `result` of an [`Outcome`].
@@ -136,6 +139,7 @@ impl Outcome {
             reload_in_progress: None,
             fingerprint: None,
             folder: None,
+            memory: None,
         }
     }
 
@@ -160,7 +164,9 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
         Outcome::new(command, socket, OutcomeKind::Error, format!("unexpected answer from the host: {other:?}"))
     };
     match answer {
-        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms } if command == "reload" => {
+        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms, memory }
+            if command == "reload" =>
+        {
             let message = format!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
             Outcome {
                 generation: Some(generation),
@@ -168,6 +174,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 ignored,
                 stage_ms,
                 total_ms: Some(total_ms),
+                memory,
                 ..Outcome::new(command, socket, OutcomeKind::Accepted, message)
             }
         }
@@ -180,7 +187,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
             let message = format!("busy: {reason}; nothing was done, try again later");
             Outcome { reload_in_progress: reload, ..Outcome::new(command, socket, OutcomeKind::Busy, message) }
         }
-        ControlResponse::Serving { generation, plugins, reload, fingerprint, folder } if command == "status" => {
+        ControlResponse::Serving { generation, plugins, reload, fingerprint, folder, memory } if command == "status" => {
             let message = match generation {
                 Some(generation) => format!("serving generation {generation}"),
                 None => "no generation loaded yet".to_string(),
@@ -191,6 +198,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 reload_in_progress: reload,
                 fingerprint,
                 folder,
+                memory,
                 ..Outcome::new(command, socket, OutcomeKind::Serving, message)
             }
         }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{LoadError, Stage};
-use crate::manager::{Generation, PluginReport, ReloadReport};
+use crate::manager::{Generation, MemoryReport, PluginReport, ReloadReport};
 
 /// A request to the host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +37,10 @@ pub enum ControlResponse {
         stage_ms: Vec<StageTime>,
         /// Time the reload took, in milliseconds (cargo excluded).
         total_ms: f64,
+        /// The host's resident memory just after the reload, and its change since the last
+        /// reload and the first load (absent where it cannot be read, or from an older host).
+        #[serde(default)]
+        memory: Option<MemoryReport>,
     },
     /// The request was refused: for a reload, the previous generation keeps serving.
     Refused {
@@ -70,6 +74,10 @@ pub enum ControlResponse {
         fingerprint: Option<String>,
         /// The plugin folder the host loads from (lossy UTF-8; `None` from an older host).
         folder: Option<String>,
+        /// The host's resident memory now, and its change since the last reload and the first
+        /// load (absent before the first load, where it cannot be read, or from an older host).
+        #[serde(default)]
+        memory: Option<MemoryReport>,
     },
 }
 
@@ -173,6 +181,7 @@ impl ControlResponse {
                 .collect(),
             stage_ms: stage_times(&report.stage_ms),
             total_ms: report.total_ms,
+            memory: report.memory,
         }
     }
 
@@ -191,9 +200,14 @@ impl ControlResponse {
         ControlResponse::Refused { reason: reason.into(), plugin: None, file: None, stage: None }
     }
 
-    /// The answer to a status request: the published generation, read without any lock, and
-    /// the plugin folder.
-    pub(crate) fn serving(current: Option<Arc<Generation>>, reload: Option<ReloadInProgress>, folder: &Path) -> Self {
+    /// The answer to a status request: the published generation, read without any lock, the
+    /// plugin folder and the host's resident memory.
+    pub(crate) fn serving(
+        current: Option<Arc<Generation>>,
+        reload: Option<ReloadInProgress>,
+        folder: &Path,
+        memory: Option<MemoryReport>,
+    ) -> Self {
         let plugins = current
             .as_ref()
             .map(|generation| {
@@ -226,6 +240,7 @@ impl ControlResponse {
             fingerprint: Some(crate::abi::FINGERPRINT.to_string()),
             // Absolute (from the host's current folder), so a tool elsewhere can compare it.
             folder: Some(lossy(&std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))),
+            memory,
         }
     }
 

@@ -331,7 +331,7 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
     match request {
         ControlRequest::Status => {
             let reload = reload_progress(manager).or_else(|| shared.gate.progress());
-            ControlResponse::serving(manager.current(), reload, &manager.plugin_dir())
+            ControlResponse::serving(manager.current(), reload, &manager.plugin_dir(), manager.memory())
         }
         ControlRequest::Reload => {
             let _running = match shared.gate.try_begin() {

@@ -142,7 +142,9 @@ impl PluginManagerBuilder {
     /// How long a replaced generation stays alive before its plugins get `on_free` (they get
     /// it later still if a [`Plugin`](crate::Plugin) handle keeps the generation alive).
     /// Default: 5 s. `on_free` runs on the manager's reaper thread, never under the reload
-    /// lock; with a zero delay, the reload waits (at most the reload deadline) until it ran.
+    /// lock; with a zero delay, the reload waits until it ran, unless the reaper has been in
+    /// one `on_free` for 1 s: then it answers without it (one warning per stuck `on_free`),
+    /// and later reloads do not wait behind it.
     /// At most 16 replaced generations wait; beyond that the oldest is freed early.
     pub fn free_delay(mut self, delay: Duration) -> Self {
         self.free_delay = delay;
@@ -271,6 +273,7 @@ impl PluginManagerBuilder {
                 next_generation: AtomicU64::new(1),
                 copies: AtomicU64::new(0),
                 abandoned: AtomicU64::new(0),
+                memory: Default::default(),
                 reload_lock: Mutex::new(()),
                 active: Mutex::new(None),
                 threads: Mutex::new(Vec::new()),

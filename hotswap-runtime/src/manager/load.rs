@@ -122,6 +122,7 @@ impl Build<'_> {
             ignored,
             stage_ms: timings.stages,
             total_ms: 0.0,
+            memory: None,
         };
         Ok((generation, report))
     }

@@ -34,6 +34,7 @@ mod folder;
 mod generation;
 mod hot;
 mod load;
+mod memory;
 mod plan;
 mod progress;
 mod reaper;
@@ -45,6 +46,7 @@ mod workdir;
 pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManagerBuilder};
 pub use generation::{Generation, Plugin};
 pub use hot::HotFn;
+pub use memory::MemoryReport;
 pub use progress::ReloadProgress;
 pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
 
@@ -83,6 +85,8 @@ pub(crate) struct Inner {
     copies: AtomicU64,
     /// Reloads given up at their deadline.
     abandoned: AtomicU64,
+    /// Resident memory after each load and reload.
+    memory: memory::MemoryTrack,
     /// Serialises reloads. Held by the thread that asked for a reload while it waits (at most
     /// the deadline) for the reload's own thread; never taken by calls into plugins, status
     /// or counters.
@@ -227,6 +231,14 @@ impl PluginManager {
     /// Where the running reload is, if one runs.
     pub fn reload_progress(&self) -> Option<ReloadProgress> {
         lock(&self.inner.active).as_ref().map(|p| p.snapshot())
+    }
+
+    /// The process's resident memory now, against what it was just after the first load and
+    /// the last reload (None before the first load, or where `/proc/self/status` cannot be
+    /// read). Never waits. Steady growth per reload is a plugin keeping heap in a static (see
+    /// [`MemoryReport`]).
+    pub fn memory(&self) -> Option<MemoryReport> {
+        self.inner.memory.now()
     }
 
     /// Number of reloads given up at their deadline so far (their threads may still run).

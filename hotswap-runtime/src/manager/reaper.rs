@@ -8,6 +8,12 @@
 //! generation that would overflow the queue is leaked (it stays mapped and gets no
 //! `on_free`) with a warning, so memory stays bounded by the queue and no thread is added.
 //!
+//! A reload with a zero free delay waits for the generation it replaced to be freed, but only
+//! while the reaper makes progress: once the reaper has spent [`FREE_PATIENCE`] in one
+//! generation (a plugin's `on_free` that does not return), the reload answers without it, with
+//! one warning for that stuck `on_free`, and later reloads do not wait behind it at all
+//! ([`Reaper::wait_unless_stuck`]).
+//!
 //! The same thread closes libraries released on other threads (see `crate::retention`), so a
 //! caller dropping the last reference to a replaced library never waits for its `dlclose`.
 
@@ -21,11 +27,26 @@ use crate::retention::{CloseLater, Graveyard};
 /// How many retired generations may wait for their free delay at once.
 pub(crate) const MAX_WAITING: usize = 16;
 
+/// How long a reload with a zero free delay waits for the reaper to get out of one
+/// generation's `on_free` before it answers without it.
+pub(crate) const FREE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What [`Reaper::wait_unless_stuck`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Freed {
+    /// The generation was freed.
+    Yes,
+    /// The reaper has been freeing `what` for longer than the patience, and the generation
+    /// waits behind it. `first`: this stuck `on_free` was not reported before.
+    BehindStuck { what: String, first: bool },
+    /// The limit passed with the reaper not stuck (it was not running, say).
+    TimedOut,
+}
+
 struct Waiting {
     due: Instant,
     ticket: u64,
-    /// Only ever dropped: that is what frees it.
-    #[allow(dead_code)]
+    /// Dropped to free it; read only to name it.
     generation: Arc<Generation>,
 }
 
@@ -39,6 +60,10 @@ struct Queue {
     /// Since when the reaper has been freeing what it is freeing now (a waiting generation, or
     /// remains handed over), if it is.
     busy_since: Option<Instant>,
+    /// What the reaper is freeing now, in words, if it is.
+    busy_with: Option<String>,
+    /// The `busy_since` of the stuck `on_free` already reported by a warning.
+    stuck_reported: Option<Instant>,
     /// The reaper thread runs.
     started: bool,
     /// The manager is gone: free what is left, then stop.
@@ -135,7 +160,7 @@ impl Reaper {
         queue.issued += 1;
         let ticket = queue.issued;
         if queue.waiting.len() >= MAX_WAITING {
-            let stuck = queue.busy_since.is_some_and(|since| since.elapsed() > Duration::from_secs(1));
+            let stuck = queue.busy_since.is_some_and(|since| since.elapsed() > FREE_PATIENCE);
             if stuck {
                 queue.leaked += 1;
                 tracing::warn!(
@@ -183,6 +208,34 @@ impl Reaper {
             queue = self.changed.wait_timeout(queue, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
         true
+    }
+
+    /// Waits until the generation of `ticket` is freed, at most `limit`, but gives up as soon
+    /// as the reaper has been freeing one thing (running a plugin's `on_free`) for longer than
+    /// `patience`: what waits behind a stuck `on_free` may wait forever, and a reload's answer
+    /// must not. Never waits when the reaper is already stuck.
+    pub fn wait_unless_stuck(&self, ticket: u64, patience: Duration, limit: Duration) -> Freed {
+        let deadline = Instant::now() + limit;
+        let mut queue = self.lock();
+        while queue.done < ticket {
+            let now = Instant::now();
+            if let Some(since) = queue.busy_since
+                && now.duration_since(since) >= patience
+            {
+                let first = queue.stuck_reported != Some(since);
+                queue.stuck_reported = Some(since);
+                let what = queue.busy_with.clone().unwrap_or_else(|| "a generation".into());
+                return Freed::BehindStuck { what, first };
+            }
+            if now >= deadline {
+                return Freed::TimedOut;
+            }
+            // Wake up when the thing being freed now would count as stuck, or at the limit.
+            let wake = queue.busy_since.map_or(deadline, |since| (since + patience).min(deadline));
+            let wait = wake.saturating_duration_since(now).max(Duration::from_millis(1));
+            queue = self.changed.wait_timeout(queue, wait).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        Freed::Yes
     }
 
     /// Makes everything waiting due now.
@@ -241,6 +294,8 @@ impl Reaper {
                 queue.handling = true;
                 // Remains run `on_free` too: a reaper stuck in one is stuck (see `retire`).
                 queue.busy_since = Some(Instant::now());
+                queue.busy_with = Some("a generation whose last handle went on another thread".into());
+                self.changed.notify_all();
                 queue = self.unlocked(queue, "freeing a generation or closing a library", || {
                     drop(remains);
                     if close {
@@ -249,6 +304,7 @@ impl Reaper {
                 });
                 queue.handling = false;
                 queue.busy_since = None;
+                queue.busy_with = None;
                 self.changed.notify_all();
                 continue;
             }
@@ -270,8 +326,16 @@ impl Reaper {
                     }
                     let Some(waiting) = queue.waiting.remove(index) else { continue };
                     queue.busy_since = Some(now);
+                    queue.busy_with = Some(format!(
+                        "generation {} ({})",
+                        waiting.generation.number(),
+                        waiting.generation.plugin_names().join(", ")
+                    ));
+                    // Wakes a reload waiting for this generation, to time its patience.
+                    self.changed.notify_all();
                     queue = self.unlocked(queue, "freeing a generation", move || drop(waiting));
                     queue.busy_since = None;
+                    queue.busy_with = None;
                     // Nothing is being freed now, so every ticket below the lowest waiting one
                     // is done (tickets can complete out of order when one was hurried).
                     let lowest_waiting = queue.waiting.iter().map(|w| w.ticket).min();
@@ -279,6 +343,28 @@ impl Reaper {
                     self.changed.notify_all();
                 }
             }
+        }
+    }
+}
+
+/// For a reload with a zero free delay: waits until generation `number` (retired as `ticket`)
+/// is freed, unless the reaper is stuck in an `on_free` (its own or an earlier generation's),
+/// in which case the reload answers now and the generation is freed when the reaper gets
+/// free. A stuck `on_free` is warned about once, not on every reload behind it.
+pub(super) fn answer_without_stuck(reaper: &Reaper, ticket: u64, number: u64, limit: Duration) {
+    match reaper.wait_unless_stuck(ticket, FREE_PATIENCE.min(limit), limit) {
+        Freed::Yes => {}
+        Freed::BehindStuck { what, first: true } => tracing::warn!(
+            generation = number,
+            "a plugin's on_free has not returned after {:.1} s (freeing {what}): the reload answers without waiting for it; replaced generations wait behind it (at most {MAX_WAITING}, then leaked) and later reloads do not wait",
+            FREE_PATIENCE.min(limit).as_secs_f64()
+        ),
+        Freed::BehindStuck { what, first: false } => tracing::debug!(
+            generation = number,
+            "the reaper is still stuck freeing {what}; generation {number} waits behind it"
+        ),
+        Freed::TimedOut => {
+            tracing::warn!(generation = number, "a replaced generation was not freed within the reload deadline")
         }
     }
 }

@@ -62,10 +62,11 @@ impl PluginManager {
         let outcome = self.run_reload(dir, extra);
         drop(guard);
         match outcome {
-            Ok((report, old)) => {
+            Ok((mut report, old)) => {
                 if let Some(old) = old {
                     self.retire(old);
                 }
+                report.memory = self.inner.memory.after_reload();
                 Ok(report)
             }
             Err(error) => Err(error),
@@ -174,14 +175,13 @@ impl PluginManager {
         }
     }
 
-    /// Hands a replaced generation to the reaper; with a zero free delay, waits (at most the
-    /// reload deadline) for its `on_free` to have run.
+    /// Hands a replaced generation to the reaper; with a zero free delay, waits for its
+    /// `on_free` to have run, unless the reaper is stuck in one (see `reaper`).
     fn retire(&self, old: Arc<Generation>) {
+        let number = old.number();
         let ticket = self.inner.reaper.retire(old, self.inner.free_delay);
-        if self.inner.free_delay.is_zero() && !self.inner.reaper.wait_for(ticket, self.inner.reload_deadline) {
-            tracing::warn!(
-                "a replaced generation was not freed within the reload deadline: a plugin's on_free may be stuck"
-            );
+        if self.inner.free_delay.is_zero() {
+            super::reaper::answer_without_stuck(&self.inner.reaper, ticket, number, self.inner.reload_deadline);
         }
     }
 }

@@ -134,4 +134,8 @@ pub struct ReloadReport {
     pub stage_ms: Vec<(Stage, f64)>,
     /// Total time, in milliseconds.
     pub total_ms: f64,
+    /// The process's resident memory just after this reload, and its change since the last
+    /// reload and the first load (None where it cannot be read).
+    #[serde(default)]
+    pub memory: Option<super::MemoryReport>,
 }
