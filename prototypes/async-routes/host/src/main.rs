@@ -248,6 +248,18 @@ fn main() {
         println!("JOINHANDLES dropped without a crash");
         return;
     }
+    #[cfg(feature = "shared")]
+    {
+        // A panic in a task spawned by plugin code: one std, one tokio, so the task harness
+        // catches it and the JoinHandle reports it.
+        let spawn_panic: fn(u64) -> tokio::task::JoinHandle<()> = sym(lib, "proto_spawn_panic").unwrap();
+        let handle = {
+            let _runtime = rt.enter();
+            spawn_panic(10)
+        };
+        let joined = rt.block_on(handle);
+        println!("PANIC_TASK contained {} (JoinError is_panic), host goes on", joined.is_err_and(|e| e.is_panic()));
+    }
     // Raw spawn from plugin code called on a runtime worker (as a handler is).
     let n = 20;
     let spawn_raw: extern "C" fn(u32, u64, extern "C" fn(u32)) -> u32 = sym(lib, "proto_spawn_raw").unwrap();

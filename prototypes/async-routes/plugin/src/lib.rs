@@ -155,3 +155,13 @@ pub unsafe extern "C" fn proto_spawn_entered(
 pub fn proto_spawn_keep(n: u32, sleep_ms: u64, done: Done) -> Vec<tokio::task::JoinHandle<()>> {
     (0..n).map(|i| tokio::spawn(task_body(sleep_ms, done, i))).collect()
 }
+
+/// Route A only: spawns a task that panics after a sleep; the host awaits its `JoinHandle`.
+#[cfg(feature = "shared")]
+#[unsafe(no_mangle)]
+pub fn proto_spawn_panic(sleep_ms: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+        panic!("plugin task panics");
+    })
+}
