@@ -32,6 +32,12 @@ set -e
 echo "== route B: a copy of tokio in the plugin"
 target/copy/debug/host target/copy/debug/libplugin.so 300 2>/dev/null | tee "$out/route-b.txt" || true
 
+echo "== route A deployed: host linked with an \$ORIGIN rpath, libstd and the shared dylib beside it, no LD_LIBRARY_PATH"
+RUSTFLAGS="$A_FLAGS" CARGO_TARGET_DIR=target/shared cargo rustc -q -p host --features shared -- -C 'link-arg=-Wl,-rpath,$ORIGIN'
+dist=$(mktemp -d)
+cp target/shared/debug/host target/shared/debug/deps/libproto_shared.so "$LIBDIR"/libstd-*.so target/shared/debug/libplugin.so "$dist"/
+env -u LD_LIBRARY_PATH "$dist/host" "$dist/libplugin.so" 300 2>/dev/null | grep -E "LOAD|RAW_SPAWN" || true
+rm -rf "$dist"
 echo "== sizes (bytes; stripped in brackets)"
 size() { local s; s=$(mktemp); strip -o "$s" "$1"; echo "$(stat -c %s "$1") [$(stat -c %s "$s")] $1"; rm -f "$s"; }
 size target/shared/debug/libplugin.so
