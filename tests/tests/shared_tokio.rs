@@ -6,6 +6,11 @@
 //! task hook pins the library a spawn comes from (`tests/shared_tokio/host/src/main.rs`).
 //! Without that hook the same run dies with SIGSEGV (the replaced library is unmapped under
 //! the sleeping task), checked by hand with `SHARED_HOST_NO_PIN=1`.
+//!
+//! The same run checks the logs: `tracing` and `log` are one copy too, so the plugin's
+//! `tracing::warn!` (with a field), its `log::warn!` and the spawned task's `tracing::info!`
+//! reach the host's subscriber, inside the span `plugin{name, generation}` the host enters
+//! around the call, which the host's poll hooks keep current in the task.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,7 +41,7 @@ fn toolkit_target(root: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_raw_tokio_spawn_task_outlives_three_reloads_on_the_code_that_spawned_it() {
+fn a_raw_tokio_spawn_task_outlives_three_reloads_on_its_code_and_plugin_logs_reach_the_host() {
     let root = hotswap_tests::workspace_root();
     let fixture = root.join("tests/shared_tokio");
     let target = toolkit_target(&root).join("shared-tokio");
@@ -104,6 +109,9 @@ fn a_raw_tokio_spawn_task_outlives_three_reloads_on_the_code_that_spawned_it() {
             "RELOAD 3 build=v2 first_library_mapped=true",
             "TASK task spawned by v1 finished",
             "PINNED libraries=1 first_library_mapped=true",
+            r#"EVENT WARN start called answer=42 in plugin{name="spawner" generation=1}"#,
+            r#"EVENT WARN log record from start in plugin{name="spawner" generation=1}"#,
+            r#"EVENT INFO task finished in plugin{name="spawner" generation=1}"#,
         ],
         "{stdout}"
     );

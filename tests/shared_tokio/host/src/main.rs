@@ -11,6 +11,12 @@
 //! at its last reference (a `JoinHandle` or waker may outlive the task), and signals no such
 //! moment. `SHARED_HOST_NO_PIN=1` leaves the hook out (the test's control: the process then
 //! runs a task whose library was unmapped).
+//!
+//! Logs: tracing, log and the subscriber are one copy (the shared dylib), so the plugin's
+//! events reach the subscriber installed here. The host calls plugin code inside a span
+//! `plugin{name, generation}`; a task keeps the span current when it was spawned, entered
+//! around each of its polls (`on_before_task_poll` / `on_after_task_poll`). The subscriber
+//! records the plugin's events (`EVENT <level> <message> <fields> in <spans>` lines).
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
@@ -18,9 +24,103 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
 use hotswap_runtime::{Args, PluginManager};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 // Link tokio from the shared dylib.
 use shared_tokio as _;
+
+/// `message` first, then ` key=value` for the other fields; a `log` record's target (tracing-log
+/// gives its events the target `log` and the record's target as the field `log.target`).
+#[derive(Default)]
+struct Fields(String, String, Option<String>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "log.target" {
+            self.2 = Some(value.to_string());
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        } else if !field.name().starts_with("log.") {
+            let _ = write!(self.1, " {}={value:?}", field.name());
+        }
+    }
+}
+
+/// Records the events of the plugin crate (`shared_spawner`), with their span scope.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        let span = ctx.span(id).expect("new span");
+        span.extensions_mut().insert(format!("{}{{{}}}", span.name(), fields.1.trim_start()));
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if !fields.2.as_deref().unwrap_or(meta.target()).starts_with("shared_spawner") {
+            return;
+        }
+        let scope: Vec<String> = ctx
+            .event_scope(event)
+            .map(|scope| {
+                scope.from_root().map(|s| s.extensions().get::<String>().cloned().unwrap_or_default()).collect()
+            })
+            .unwrap_or_default();
+        let line = format!("EVENT {} {}{} in {}", meta.level(), fields.0, fields.1, scope.join(":"));
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+/// The span current when each task was spawned, entered around the task's polls.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+#[derive(Default)]
+struct TaskSpans(Mutex<HashMap<tokio::task::Id, tracing::Span>>);
+
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
+impl TaskSpans {
+    fn spawned(&self, task: tokio::task::Id) {
+        let span = tracing::Span::current();
+        if span.id().is_some() {
+            self.0.lock().unwrap().insert(task, span);
+        }
+    }
+
+    fn id(&self, task: tokio::task::Id) -> Option<tracing::span::Id> {
+        self.0.lock().unwrap().get(&task).and_then(tracing::Span::id)
+    }
+
+    fn before_poll(&self, task: tokio::task::Id) {
+        if let Some(id) = self.id(task) {
+            tracing::dispatcher::get_default(|d| d.enter(&id));
+        }
+    }
+
+    fn after_poll(&self, task: tokio::task::Id) {
+        if let Some(id) = self.id(task) {
+            tracing::dispatcher::get_default(|d| d.exit(&id));
+        }
+    }
+
+    fn terminated(&self, task: tokio::task::Id) {
+        self.0.lock().unwrap().remove(&task);
+    }
+}
 
 /// The file under `dir` that contains `addr`, if `addr` lies in a library loaded from there.
 fn library_under(dir: &Path, addr: *const u8) -> Option<String> {
@@ -55,9 +155,20 @@ fn runtime(work: &Path, pinned: &Arc<Mutex<HashSet<String>>>) -> tokio::runtime:
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_time();
     #[cfg(tokio_unstable)]
-    if std::env::var_os("SHARED_HOST_NO_PIN").is_none() {
+    {
+        let spans = Arc::new(TaskSpans::default());
+        let (a, b, c) = (Arc::clone(&spans), Arc::clone(&spans), Arc::clone(&spans));
+        builder
+            .on_before_task_poll(move |meta| a.before_poll(meta.id()))
+            .on_after_task_poll(move |meta| b.after_poll(meta.id()))
+            .on_task_terminate(move |meta| c.terminated(meta.id()));
+        let pin_too = std::env::var_os("SHARED_HOST_NO_PIN").is_none();
         let (work, pinned) = (work.to_path_buf(), Arc::clone(pinned));
         builder.on_task_spawn(move |meta| {
+            spans.spawned(meta.id());
+            if !pin_too {
+                return;
+            }
             if let Some(library) = library_under(&work, meta.spawned_at().file().as_ptr()) {
                 pin(&pinned, library);
             }
@@ -108,6 +219,8 @@ fn build_of(manager: &PluginManager) -> String {
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let [folder, work, v1, v2] = <[PathBuf; 4]>::try_from(args).expect("usage: <folder> <work> <v1> <v2>");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    tracing_subscriber::registry().with(Recorder(Arc::clone(&events))).init();
     let pinned = Arc::new(Mutex::new(HashSet::new()));
     let rt = runtime(&work, &pinned);
     let manager = PluginManager::builder(&folder)
@@ -126,6 +239,8 @@ fn main() {
     {
         let _runtime = rt.enter();
         let plugin = manager.find_plugin("spawner").unwrap();
+        let span = tracing::info_span!("plugin", name = plugin.name(), generation = plugin.generation().number());
+        let _in_plugin = span.enter();
         plugin.invoke_func("start", Args::new().with(done).with(1500u64)).unwrap();
     }
     for (round, build) in [&v2, &v1, &v2].into_iter().enumerate() {
@@ -148,4 +263,7 @@ fn main() {
         "PINNED libraries={pinned} first_library_mapped={}",
         first.iter().all(|f| mapped_under(&work).contains(f))
     );
+    for line in events.lock().unwrap().iter() {
+        println!("{line}");
+    }
 }

@@ -1,5 +1,6 @@
 //! Plugin `spawner`: ordinary tokio code, a raw `tokio::spawn` whose task outlives the call
-//! (and, in the test, the generation), on the one tokio of the process.
+//! (and, in the test, the generation), on the one tokio of the process; `tracing` and `log`
+//! events from the call and from the task, for the host's subscriber.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +42,11 @@ pub fn invoke_func(name: &str, mut args: Args) -> Result<Value, HookError> {
         "start" => {
             let done = args.take::<tokio::sync::oneshot::Sender<String>>(0)?;
             let ms = args.take::<u64>(1)?;
+            tracing::warn!(answer = 42, "start called");
+            log::warn!("log record from start");
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                tracing::info!("task finished");
                 let _ = done.send(format!("task spawned by {BUILD} finished"));
             });
             Ok(Value::new(()))
