@@ -170,6 +170,7 @@ pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Re
         git_revision: stamp.git_revision.clone(),
         sha256: sha256_hex(&bytes),
         fingerprint: facts.fingerprint.clone(),
+        crate_identity: facts.identity.clone(),
         built_at: stamp.built_at.clone(),
         library: file_name.clone(),
     };
