@@ -36,14 +36,43 @@ fn main() {
     // The contract crate is part of the ABI too: its version and a hash of its sources
     // (computed by the crate itself, so this works from a registry download as well).
     let (abi, abi_source) = (hotswap_abi::VERSION, hotswap_abi::SOURCE_HASH);
+    let cfg = cfg_hash();
     let fingerprint = format!(
-        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); hotswap-abi {abi} (source {abi_source:016x}); layout {LAYOUT_VERSION}"
+        "rustc {release} ({commit}); target {target}; hotswap-runtime {runtime} (source {source:016x}); hotswap-abi {abi} (source {abi_source:016x}); layout {LAYOUT_VERSION}; cfg {cfg:016x}"
     );
     // Build script to this crate only (read by `abi::FINGERPRINT` with `env!`).
     println!("cargo:rustc-env=HOTSWAP_ABI_FINGERPRINT={fingerprint}");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-env-changed=RUSTC");
+    for flags in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+        println!("cargo:rerun-if-env-changed={flags}");
+    }
+}
+
+/// A hash of the configuration the build compiles every crate with, which can change a type's
+/// layout: the `cfg` values (custom ones from `--cfg` in RUSTFLAGS, such as `tokio_unstable`,
+/// and `target_feature`, which `-C target-feature` and `-C target-cpu` change). Left out: what
+/// differs between a host and its plugins without changing layouts (this crate's features),
+/// and what the fingerprint names on its own (the panic strategy, debug assertions).
+fn cfg_hash() -> u64 {
+    const OWN_FIELDS: [&str; 7] = [
+        "CARGO_CFG_FEATURE",
+        "CARGO_CFG_PANIC",
+        "CARGO_CFG_DEBUG_ASSERTIONS",
+        "CARGO_CFG_OVERFLOW_CHECKS",
+        "CARGO_CFG_UB_CHECKS",
+        "CARGO_CFG_RELOCATION_MODEL",
+        "CARGO_CFG_CONTRACT_CHECKS",
+    ];
+    let mut cfgs: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| k.starts_with("CARGO_CFG_") && !OWN_FIELDS.contains(&k.as_str())).collect();
+    cfgs.sort();
+    let mut text = String::new();
+    for (key, value) in &cfgs {
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    hotswap_abi::identity::fnv1a(text.as_bytes())
 }
 
 /// A hash of this crate's sources. The version number alone does not change while the runtime

@@ -7,7 +7,9 @@
 //! * [`LAYOUT_VERSION`] and the exported symbol names derived from it ([`DESCRIPTOR_SYMBOL`],
 //!   [`FINGERPRINT_SYMBOL`], [`NAME_SYMBOL`], [`VERSION_SYMBOL`]);
 //! * the hooks a plugin defines ([`Hook`]);
-//! * the environment variables between the CLI, the build scripts and hosts ([`env`](mod@env)).
+//! * the environment variables between the CLI, the build scripts and hosts ([`env`](mod@env));
+//! * the crate identity record host and plugin compare at load ([`identity`]), and the symbols
+//!   carrying it ([`IDENTITY_SYMBOL`], [`HOST_IDENTITY_SYMBOL`]).
 //!
 //! This crate has no dependencies and no build script. Its sources are part of the ABI
 //! fingerprint: `hotswap-runtime`'s build script adds [`SOURCE_HASH`] to it.
@@ -16,6 +18,7 @@
 
 pub mod env;
 mod hook;
+pub mod identity;
 
 pub use hook::Hook;
 
@@ -46,8 +49,17 @@ pub const NAME_SYMBOL: &str = concat!("HOTSWAP_PLUGIN_NAME_V", __layout_version!
 /// Name of the exported byte array holding the version stamp.
 pub const VERSION_SYMBOL: &str = concat!("HOTSWAP_PLUGIN_VERSION_V", __layout_version!());
 
+/// Name of the exported byte array holding the plugin's crate identity record
+/// ([`identity`]), read from the file before `dlopen`.
+pub const IDENTITY_SYMBOL: &str = concat!("HOTSWAP_CRATE_IDENTITY_V", __layout_version!());
+
+/// Name of the NUL-terminated byte array holding the host's crate identity record, which
+/// `hotswap_build::host_identity()` links into the host executable and exports, so that the
+/// runtime finds it with `dlsym`.
+pub const HOST_IDENTITY_SYMBOL: &str = concat!("HOTSWAP_HOST_IDENTITY_V", __layout_version!());
+
 /// Every symbol a dynamic plugin exports, in the order the generated registry defines them.
-pub const SYMBOLS: [&str; 4] = [FINGERPRINT_SYMBOL, NAME_SYMBOL, VERSION_SYMBOL, DESCRIPTOR_SYMBOL];
+pub const SYMBOLS: [&str; 5] = [FINGERPRINT_SYMBOL, NAME_SYMBOL, VERSION_SYMBOL, IDENTITY_SYMBOL, DESCRIPTOR_SYMBOL];
 
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -56,7 +68,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (a patched checkout, a `[patch]` section) changes the fingerprint even when the version
 /// number does not.
 pub const SOURCE_HASH: u64 = {
-    let files: [&str; 3] = [include_str!("lib.rs"), include_str!("hook.rs"), include_str!("env.rs")];
+    let files: [&str; 4] =
+        [include_str!("lib.rs"), include_str!("hook.rs"), include_str!("env.rs"), include_str!("identity.rs")];
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut f = 0;
     while f < files.len() {
@@ -94,6 +107,6 @@ mod tests {
         let mut names: Vec<_> =
             std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, ["env.rs", "hook.rs", "lib.rs"], "add new files to SOURCE_HASH");
+        assert_eq!(names, ["env.rs", "hook.rs", "identity.rs", "lib.rs"], "add new files to SOURCE_HASH");
     }
 }

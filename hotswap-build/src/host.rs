@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
-/// Generates `$OUT_DIR/hotswap_static_plugins.rs` for a host, which the host includes with
+/// Records the host's crate identity ([`host_identity`](crate::host_identity)) and generates
+/// `$OUT_DIR/hotswap_static_plugins.rs` for a host, which the host includes with
 /// `hotswap_runtime::static_plugins!()`. It defines
 /// `fn static_plugins() -> Vec<&'static hotswap_runtime::abi::PluginDescriptor>`: empty in a
 /// normal build, and the descriptors of the linked plugins when the host is built with its
@@ -53,6 +54,8 @@ pub fn static_host() -> Result<StaticHost, Error> {
             manifest_dir.display()
         )));
     }
+    // The crates this host links, compared with each dynamic plugin's at load.
+    crate::host_identity()?;
     let descriptor = hotswap_abi::DESCRIPTOR_SYMBOL;
     let entries: Vec<String> = plugins.iter().map(|c| format!("&::{c}::__hotswap_registry::{descriptor}")).collect();
     let source = format!(

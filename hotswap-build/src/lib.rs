@@ -27,8 +27,13 @@
 //! }
 //! ```
 //!
-//! A host that can also be built with its plugins linked in (`cargo xtask build
-//! --static-linking`) calls [`static_host`] from its own `build.rs`; see [`StaticHost`].
+//! A host calls [`host_identity`] from its own `build.rs` (it records the crates the host links,
+//! which the runtime compares with each plugin's); a host that can also be built with its
+//! plugins linked in (`cargo xtask build --static-linking`) calls [`static_host`] instead, which
+//! does both; see [`StaticHost`].
+//!
+//! A plugin's registry carries the plugin's crate identity record (see
+//! [`hotswap_abi::identity`]): every crate it links, with a hash of each path crate's files.
 //!
 //! # Environment
 //!
@@ -41,9 +46,12 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod host;
+mod host_identity;
+mod identity;
 mod scan;
 
 pub use host::{StaticHost, static_host};
+pub use host_identity::{HostIdentity, host_identity};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -380,7 +388,16 @@ impl Config {
                 println!("cargo:rerun-if-changed={}", crate_dir.join(file).display());
             }
         }
-        let source = render(&plugin_name, &version, self.unloadable, linked_statically, &found.hooks, &found.live)?;
+        // The crates the plugin links, compared with the host's at load. Not for a plugin
+        // linked into a host (one build), nor without cargo (tests of this crate): an empty
+        // record, which the runtime refuses to load.
+        let identity = if self.emit_cargo && !linked_statically {
+            identity::compute(&crate_dir, &out_dir, false, true)?.render()
+        } else {
+            String::new()
+        };
+        let source =
+            render(&plugin_name, &version, self.unloadable, linked_statically, &found.hooks, &found.live, &identity)?;
         let path = out_dir.join("hotswap_registry.rs");
         write_if_changed(&path, &source)?;
         Ok(Generated { path, source, scanned: found.scanned, hooks: found.hooks, live: found.live })
@@ -399,10 +416,12 @@ fn render(
     linked_statically: bool,
     hooks: &[HookSite],
     live: &[LiveItem],
+    identity: &str,
 ) -> Result<String, Error> {
-    render_template(TEMPLATE, plugin_name, version, unloadable, linked_statically, hooks, live)
+    render_template(TEMPLATE, plugin_name, version, unloadable, linked_statically, hooks, live, identity)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn render_template(
     template: &str,
     plugin_name: &str,
@@ -411,6 +430,7 @@ fn render_template(
     linked_statically: bool,
     hooks: &[HookSite],
     live: &[LiveItem],
+    identity: &str,
 ) -> Result<String, Error> {
     let fill = |template: &str, item: &LiveItem| {
         template
@@ -445,6 +465,9 @@ fn render_template(
         .replace("{{name_symbol}}", hotswap_abi::NAME_SYMBOL)
         .replace("{{version_symbol}}", hotswap_abi::VERSION_SYMBOL)
         .replace("{{descriptor_symbol}}", hotswap_abi::DESCRIPTOR_SYMBOL)
+        .replace("{{identity_symbol}}", hotswap_abi::IDENTITY_SYMBOL)
+        .replace("{{identity_len}}", &identity.len().to_string())
+        .replace("{{identity_bytes}}", &byte_literal(identity))
         .replace("{{unloadable}}", if unloadable { "true" } else { "false" })
         .replace("{{export_attr}}", if linked_statically { "" } else { "#[unsafe(no_mangle)]" })
         .replace("{{plugin_name_lit}}", &format!("{plugin_name:?}"))
@@ -481,7 +504,7 @@ fn unfilled_placeholder(text: &str) -> Option<&str> {
 }
 
 /// `b"..."` for `s`, escaped.
-fn byte_literal(s: &str) -> String {
+pub(crate) fn byte_literal(s: &str) -> String {
     let mut out = String::from("b\"");
     for b in s.bytes() {
         out.extend(std::ascii::escape_default(b).map(char::from));
@@ -523,9 +546,9 @@ mod tests {
     #[test]
     fn rendering_fails_on_a_placeholder_left_in_the_template() {
         let template = super::TEMPLATE.replace("{{live_type_impls}}", "const X: u8 = {{new_placeholder}};");
-        let error = super::render_template(&template, "p", "1", true, false, &[], &[]).unwrap_err();
+        let error = super::render_template(&template, "p", "1", true, false, &[], &[], "").unwrap_err();
         assert!(error.to_string().contains("placeholder `{{new_placeholder}}` was left unfilled"), "{error}");
         // A hook the scan did not provide leaves its constant out; the rest still renders.
-        assert!(super::render_template(super::TEMPLATE, "p", "1", true, false, &[], &[]).is_ok());
+        assert!(super::render_template(super::TEMPLATE, "p", "1", true, false, &[], &[], "").is_ok());
     }
 }

@@ -246,6 +246,7 @@ pub fn build_with(
         git_revision: stamp.git_revision.clone(),
         sha256: sha256_hex(&bytes),
         fingerprint: facts.fingerprint.clone(),
+        crate_identity: facts.identity.clone(),
         built_at: stamp.built_at.clone(),
         library: file_name.clone(),
     };

@@ -16,6 +16,7 @@ const PLUGIN_FILES: &[(&str, &str)] = &[
 ];
 const HOST_FILES: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../templates/new-host/Cargo.toml.tmpl")),
+    ("build.rs", include_str!("../templates/new-host/build.rs.tmpl")),
     ("src/main.rs", include_str!("../templates/new-host/src/main.rs.tmpl")),
 ];
 

@@ -1,7 +1,7 @@
 //! The contract between a host and a plugin library.
 //!
 //! The names, the layout version and the hooks are defined once, in the `hotswap-abi` crate,
-//! and re-exported here. A dynamic plugin built by `hotswap-build` exports exactly the four
+//! and re-exported here. A dynamic plugin built by `hotswap-build` exports exactly the five
 //! symbols of [`SYMBOLS`], each name ending in `_V` and the [`LAYOUT_VERSION`]:
 //!
 //! * [`FINGERPRINT_SYMBOL`]: a plain byte array holding the plugin's [`FINGERPRINT`]. It has no
@@ -9,6 +9,10 @@
 //!   library *before* `dlopen` runs any of its code.
 //! * [`NAME_SYMBOL`] and [`VERSION_SYMBOL`]: plain byte arrays holding the plugin name and
 //!   version stamp, read from the file the same way (`cargo xtask status`, the loader's checks).
+//! * [`IDENTITY_SYMBOL`]: a plain byte array holding the plugin's crate identity record
+//!   ([`hotswap_abi::identity`]): the crates it links, compared at stage `inspect` with the
+//!   host's record ([`HOST_IDENTITY_SYMBOL`], linked into the host by
+//!   `hotswap_build::host_identity()`).
 //! * [`DESCRIPTOR_SYMBOL`]: a [`PluginDescriptor`], read after `dlopen` (with `RTLD_NOW`).
 //!
 //! A plugin compiled to be linked into a host (`HOTSWAP_STATIC=1`) exports none of them: the
@@ -27,14 +31,16 @@ use crate::value::{Args, Value};
 use crate::vault::{Export, Vault};
 
 pub use hotswap_abi::{
-    DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL, Hook, LAYOUT_VERSION, NAME_SYMBOL, SYMBOLS, VERSION_SYMBOL, env,
+    DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL, HOST_IDENTITY_SYMBOL, Hook, IDENTITY_SYMBOL, LAYOUT_VERSION, NAME_SYMBOL,
+    SYMBOLS, VERSION_SYMBOL, env,
 };
 
 /// First bytes of every descriptor.
 pub const MAGIC: [u8; 16] = *b"hotswap-plugin\0\0";
 
 /// rustc version and commit, target triple, hotswap-runtime version and source hash,
-/// hotswap-abi version and source hash, descriptor layout version (from this crate's build script), then the panic strategy and
+/// hotswap-abi version and source hash, descriptor layout version, a hash of the `cfg` values
+/// (`--cfg`, target features; from this crate's build script), then the panic strategy and
 /// whether debug assertions are on, as the compiler really built this crate (`cfg!`, not the
 /// build script's environment: a `panic = "abort"` set in a Cargo profile reaches the crate
 /// but not `CARGO_CFG_PANIC`). A plugin built with `panic = "abort"` would kill the host at

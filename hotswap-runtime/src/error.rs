@@ -15,7 +15,8 @@ pub enum Stage {
     Scan,
     /// Reading the file, checking its manifest and copying it to a fresh path.
     Copy,
-    /// Reading the ELF file and its fingerprint, before any of its code runs.
+    /// Reading the ELF file, its fingerprint and its crate identity (compared with the host's:
+    /// the crates both link), before any of its code runs.
     Inspect,
     /// `dlopen` with `RTLD_NOW` and reading the descriptor.
     Open,

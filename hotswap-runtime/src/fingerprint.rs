@@ -33,6 +33,15 @@ pub(crate) fn mismatch_reason(plugin: &str, host: &str) -> String {
             profile(&h)
         ));
     }
+    if let (Some(p), Some(h)) = (field(&plugin_fields, "cfg"), field(&host_fields, "cfg"))
+        && p != h
+    {
+        causes.push(format!(
+            "the plugin was compiled with other `cfg` values than the host (cfg {p}, the host's {h}): a `--cfg` \
+                 (such as `tokio_unstable`), `-C target-feature` or `-C target-cpu` in RUSTFLAGS or a cargo \
+                 configuration on one side only; build both with the same flags"
+        ));
+    }
     let toolchain_differs = ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout"]
         .iter()
         .any(|key| field(&plugin_fields, key) != field(&host_fields, key));
@@ -47,8 +56,8 @@ pub(crate) fn mismatch_reason(plugin: &str, host: &str) -> String {
 
 /// The `key value` fields of a fingerprint, for the keys this runtime knows.
 fn fields(fingerprint: &str) -> Vec<(&'static str, String)> {
-    const KEYS: [&str; 7] =
-        ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout", "panic", "debug_assertions"];
+    const KEYS: [&str; 8] =
+        ["rustc", "target", "hotswap-runtime", "hotswap-abi", "layout", "cfg", "panic", "debug_assertions"];
     fingerprint
         .split("; ")
         .filter_map(|part| {
@@ -62,7 +71,7 @@ fn fields(fingerprint: &str) -> Vec<(&'static str, String)> {
 mod tests {
     use super::mismatch_reason;
 
-    const DEV: &str = "rustc 1.90.0 (abc); target x86_64-unknown-linux-gnu; hotswap-runtime 0.1.0 (source 1); layout 5; panic unwind; debug_assertions on";
+    const DEV: &str = "rustc 1.90.0 (abc); target x86_64-unknown-linux-gnu; hotswap-runtime 0.1.0 (source 1); layout 5; cfg 00000000000000aa; panic unwind; debug_assertions on";
 
     fn with(from: &str, to: &str) -> String {
         assert!(DEV.contains(from));
@@ -102,6 +111,13 @@ mod tests {
         let reason = mismatch_reason(&with("panic unwind", "panic abort"), DEV);
         assert!(reason.contains("`panic = \"abort\"` (its first panic would kill the host)"), "{reason}");
         assert!(!reason.contains("same profile") && !reason.contains("toolchain"), "{reason}");
+    }
+
+    #[test]
+    fn other_cfg_values_are_told_to_use_the_same_flags() {
+        let reason = mismatch_reason(&with("cfg 00000000000000aa", "cfg 00000000000000bb"), DEV);
+        assert!(reason.contains("other `cfg` values than the host") && reason.contains("tokio_unstable"), "{reason}");
+        assert!(!reason.contains("toolchain") && !reason.contains("same profile"), "{reason}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use object::{Object, ObjectSection, ObjectSymbol};
 use sha2::{Digest, Sha256};
 
 use crate::abi::{DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL, NAME_SYMBOL, VERSION_SYMBOL};
+use hotswap_abi::IDENTITY_SYMBOL;
 
 /// What the file says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,10 @@ pub struct FileFacts {
     pub name: String,
     /// The plugin's version stamp.
     pub version: String,
+    /// The plugin's crate identity record (`hotswap_abi::identity`); `None` when the library
+    /// exports no such symbol. The loader refuses a library without one, or whose record
+    /// differs from the host's for a crate both link.
+    pub identity: Option<String>,
 }
 
 /// Why a file is not a plugin we can read.
@@ -37,7 +42,7 @@ pub enum InspectError {
     BadSymbol(&'static str, String),
 }
 
-/// Reads the fingerprint, name and version of the plugin in `bytes` (the whole file).
+/// Reads the fingerprint, name, version and crate identity of the plugin in `bytes` (the whole file).
 pub fn inspect(bytes: &[u8]) -> Result<FileFacts, InspectError> {
     let file = object::File::parse(bytes).map_err(|e| InspectError::NotALibrary(e.to_string()))?;
     if file.kind() != object::ObjectKind::Dynamic {
@@ -62,6 +67,11 @@ pub fn inspect(bytes: &[u8]) -> Result<FileFacts, InspectError> {
         fingerprint: read_bytes_symbol(&file, FINGERPRINT_SYMBOL)?,
         name: read_bytes_symbol(&file, NAME_SYMBOL)?,
         version: read_bytes_symbol(&file, VERSION_SYMBOL)?,
+        identity: match read_bytes_symbol(&file, IDENTITY_SYMBOL) {
+            Ok(text) => Some(text),
+            Err(InspectError::NotAPlugin(_)) => None,
+            Err(e) => return Err(e),
+        },
     })
 }
 

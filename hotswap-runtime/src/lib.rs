@@ -68,6 +68,8 @@ mod error;
 #[cfg(feature = "host")]
 mod fingerprint;
 #[cfg(feature = "host")]
+mod identity;
+#[cfg(feature = "host")]
 pub mod inspect;
 #[cfg(feature = "host")]
 mod library_file;
@@ -100,6 +102,8 @@ pub use control::{
 };
 #[cfg(feature = "host")]
 pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
+#[cfg(feature = "host")]
+pub use identity::IdentityError;
 #[cfg(feature = "host")]
 pub use manager::{
     DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HotFn, IgnoredFile, IgnoredReason, MemoryReport,

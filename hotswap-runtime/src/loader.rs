@@ -131,7 +131,7 @@ impl LoadedPlugin {
         }
         match &manifest {
             Some(manifest) => manifest
-                .check(file, expected_name, &facts.fingerprint, &sha256)
+                .check(file, expected_name, &facts.fingerprint, facts.identity.as_deref(), &sha256)
                 .map_err(|e| fail(Stage::Copy, e.to_string()).caused_by(ManifestError::Mismatch(Box::new(e))))?,
             None => tracing::warn!(
                 plugin = expected_name,
@@ -142,6 +142,10 @@ impl LoadedPlugin {
         if facts.fingerprint != abi::FINGERPRINT {
             return Err(fail(Stage::Inspect, mismatch_reason(&facts.fingerprint, abi::FINGERPRINT)));
         }
+        // The crates both sides link: same versions, sources, features and (path crates) files,
+        // so every type they share has one layout (a nested field's layout is not in `TypeId`).
+        crate::identity::check(facts.identity.as_deref())
+            .map_err(|e| fail(Stage::Inspect, e.to_string()).caused_by(e))?;
         // A fresh path for every load: dlopen dedups by path and inode, so reopening the same
         // path would hand back the library already mapped. Written under a temporary name
         // while it was read and renamed now, so the loader never sees half a file.

@@ -18,6 +18,11 @@ pub struct Manifest {
     pub sha256: String,
     /// ABI fingerprint read from the library.
     pub fingerprint: String,
+    /// The crate identity record read from the library (`hotswap_abi::identity`): the crates
+    /// the plugin links, which the host compares with its own at stage `inspect`. Checked
+    /// against the library when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crate_identity: Option<String>,
     /// Build time, RFC 3339, UTC: information only. A rebuild that gives the same bytes keeps
     /// the manifest, so this is when these bytes were first built.
     pub built_at: String,
@@ -120,6 +125,12 @@ pub enum ManifestMismatch {
         /// What the library is.
         library: String,
     },
+    /// The crate identity record.
+    #[error("manifest {path} describes other crates than the library's own record (rebuild the plugin)")]
+    CrateIdentity {
+        /// The manifest, escaped for display.
+        path: String,
+    },
     /// The library's sha256.
     #[error("sha256 mismatch: manifest {path} says {manifest}, the file is {library}")]
     Sha256 {
@@ -178,7 +189,14 @@ impl Manifest {
     /// Checks every field that describes the library against what the host found: the
     /// plugin name, the library's file name, the ABI fingerprint read from the file, and its
     /// sha256.
-    pub fn check(&self, library: &Path, name: &str, fingerprint: &str, sha256: &str) -> Result<(), ManifestMismatch> {
+    pub fn check(
+        &self,
+        library: &Path,
+        name: &str,
+        fingerprint: &str,
+        identity: Option<&str>,
+        sha256: &str,
+    ) -> Result<(), ManifestMismatch> {
         let path = Self::path_for(library).to_string_lossy().escape_debug().to_string();
         let file_name = library.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let pair = |manifest: &str, library: &str| (path.clone(), manifest.to_string(), library.to_string());
@@ -193,6 +211,9 @@ impl Manifest {
         if self.fingerprint != fingerprint {
             let (path, manifest, library) = pair(&self.fingerprint, fingerprint);
             return Err(ManifestMismatch::Fingerprint { path, manifest, library });
+        }
+        if self.crate_identity.as_deref().is_some_and(|m| Some(m) != identity) {
+            return Err(ManifestMismatch::CrateIdentity { path });
         }
         if self.sha256 != sha256 {
             let (path, manifest, library) = pair(&self.sha256, sha256);

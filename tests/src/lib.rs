@@ -218,6 +218,12 @@ fn build_labelled(crate_dir: &str, label: &str, debug: bool, env: &[(&str, &str)
     .clone()
 }
 
+/// `cargo xtask build` of the crate at `crate_dir` (relative to the workspace, or absolute) in
+/// the profile this crate was built in, with `env` added, once per process and `label`.
+pub fn build_plugin_with_env(crate_dir: &str, label: &str, env: &[(&str, &str)]) -> BuiltPlugin {
+    build_labelled(crate_dir, label, cfg!(debug_assertions), env, &[])
+}
+
 /// Runs `cargo xtask build [--debug] <crate_dir> <out> [-- <cargo_args>]` with `env` added,
 /// into a fresh `out`, and returns what it wrote.
 fn run_xtask_build(crate_dir: &str, out: &Path, debug: bool, env: &[(&str, &str)], cargo_args: &[&str]) -> BuiltPlugin {

@@ -64,6 +64,10 @@ pub mod __hotswap_registry {
     pub static HOTSWAP_PLUGIN_NAME_V5: [u8; 6] = *b"golden";
     #[unsafe(no_mangle)]
     pub static HOTSWAP_PLUGIN_VERSION_V5: [u8; 12] = *b"1.0.0+golden";
+    /// The crates the plugin links (`hotswap_abi::identity`), read from the file before loading
+    /// it and compared with the host's.
+    #[unsafe(no_mangle)]
+    pub static HOTSWAP_CRATE_IDENTITY_V5: [u8; 0] = *b"";
     /// The plugin descriptor: name, version stamp, fingerprint and hook entry points.
     #[unsafe(no_mangle)]
     pub static HOTSWAP_PLUGIN_DESCRIPTOR_V5: abi::PluginDescriptor = abi::PluginDescriptor::new(

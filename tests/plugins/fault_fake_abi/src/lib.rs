@@ -21,6 +21,11 @@ pub static HOTSWAP_PLUGIN_NAME_V5: [u8; 14] = *b"fault_fake_abi";
 #[unsafe(no_mangle)]
 pub static HOTSWAP_PLUGIN_VERSION_V5: [u8; 5] = *b"1.0.0";
 
+/// A crate identity record that lists nothing (never read: the fingerprint stops the runtime
+/// first).
+#[unsafe(no_mangle)]
+pub static HOTSWAP_CRATE_IDENTITY_V5: [u8; 24] = *b"hotswap crate identity 1";
+
 /// Not a `PluginDescriptor` at all: reading it after `dlopen` would be undefined behaviour,
 /// which is why the fingerprint must stop the runtime first.
 #[unsafe(no_mangle)]

@@ -1,0 +1,6 @@
+// The test binaries are hosts: record the crates they link, which the runtime compares with
+// each plugin's at load.
+fn main() -> Result<(), hotswap_build::Error> {
+    hotswap_build::host_identity()?;
+    Ok(())
+}
