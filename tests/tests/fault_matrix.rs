@@ -3,8 +3,15 @@
 
 use hotswap_tests::workspace_root;
 
-const FAULT_FILES: [&str; 6] =
-    ["faults.rs", "faults_manager.rs", "faults_abort.rs", "control_faults.rs", "control_signals.rs", "security.rs"];
+const FAULT_FILES: [&str; 7] = [
+    "faults.rs",
+    "faults_manager.rs",
+    "faults_abort.rs",
+    "control_faults.rs",
+    "control_signals.rs",
+    "security.rs",
+    "panics_cross.rs",
+];
 
 #[test]
 fn the_guides_fault_matrix_lists_every_fault_test() {
