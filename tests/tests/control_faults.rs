@@ -141,6 +141,14 @@ fn cli_json(command: &str, socket: &Path, extra: &[&str]) -> (i32, Json) {
     (code, json)
 }
 
+/// The host's resident memory, as an accepted reload or a status answer shows it.
+fn assert_memory(json: &Json, reloads: u64) {
+    let memory = &json["memory"];
+    assert!(memory["rss_bytes"].as_u64().is_some_and(|rss| rss > 0), "{json}");
+    assert!(memory["rss_change_bytes"].is_i64() && memory["rss_since_first_load_bytes"].is_i64(), "{json}");
+    assert_eq!(memory["reloads_since_first_load"], reloads, "{json}");
+}
+
 /// The documented schema: every field is there, of its type.
 fn assert_schema(json: &Json) {
     for field in ["command", "result", "socket", "message"] {
@@ -150,7 +158,7 @@ fn assert_schema(json: &Json) {
     for field in ["plugins", "ignored", "stage_ms"] {
         assert!(json[field].is_array(), "{field} is an array: {json}");
     }
-    for field in ["generation", "total_ms", "refusal", "reload_in_progress"] {
+    for field in ["generation", "total_ms", "refusal", "reload_in_progress", "memory"] {
         assert!(json.get(field).is_some(), "{field} is present (null when not applicable): {json}");
     }
     for plugin in json["plugins"].as_array().unwrap() {
@@ -384,6 +392,7 @@ fn reload_and_status_json_follow_the_documented_schema() {
     );
     assert!(json["stage_ms"].as_array().unwrap().iter().any(|s| s["stage"] == "scan"), "{json}");
     assert!(json["total_ms"].is_f64() && json["refusal"].is_null(), "{json}");
+    assert_memory(&json, 1);
 
     // Reloading the same files keeps the instance: origin `unchanged`.
     let (_, json) = cli_json("reload", &host.socket, &[]);
@@ -405,6 +414,7 @@ fn reload_and_status_json_follow_the_documented_schema() {
     assert_eq!((code, json["result"].as_str(), json["generation"].as_u64()), (0, Some("serving"), Some(3)), "{json}");
     assert_eq!(json["plugins"][0]["loaded_in_generation"], 2, "kept since generation 2: {json}");
     assert_eq!(json["plugins"][0]["origin"], "unchanged", "{json}");
+    assert_memory(&json, 2);
 
     // Text mode: refused exits 1 and says the previous generation keeps serving.
     let output = run_cli(&[OsStr::new("reload"), OsStr::new("--socket"), host.socket.as_os_str()]);
@@ -414,6 +424,10 @@ fn reload_and_status_json_follow_the_documented_schema() {
     assert!(stdout.contains("the previous generation keeps serving"), "{stdout}");
     std::fs::remove_file(&broken).unwrap();
     still_serving(&host, 3, "v2");
+    // And `status` says the host's resident memory.
+    let output = run_cli(&[OsStr::new("status"), OsStr::new("--socket"), host.socket.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("since the first load, over 2 reloads)"), "{stdout}");
 }
 
 // ---------------------------------------------------------------------------------------------
