@@ -3,7 +3,8 @@
 //! so any change to the template, the hook table or the symbol names shows as a diff in review.
 //!
 //! After an intended change, refresh the files with `UPDATE_GOLDEN=1 cargo test -p
-//! hotswap-build --test golden` and review the diff.
+//! hotswap-build --test golden` and review the diff. With `CI` set, `UPDATE_GOLDEN` is refused:
+//! a CI run compares, it never rewrites what it compares against.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,10 @@ fn render(files: &[(&str, &str)]) -> String {
 fn check(name: &str, actual: &str) {
     let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{name}.rs"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        assert!(
+            !ci(),
+            "UPDATE_GOLDEN is set under CI: a CI run must compare with the checked-in files, not rewrite them"
+        );
         std::fs::write(&path, actual).unwrap();
         return;
     }
@@ -53,6 +58,12 @@ fn check(name: &str, actual: &str) {
             diff(&expected, actual)
         );
     }
+}
+
+/// Whether the environment variable `CI` is set to anything but empty, `0` or `false` (as
+/// `hotswap_tests::ci`, which this crate cannot depend on).
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !matches!(ci.as_str(), "" | "0" | "false"))
 }
 
 /// A line diff (longest common subsequence), `-` expected, `+` actual, with two lines of

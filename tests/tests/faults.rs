@@ -652,15 +652,26 @@ fn libraries_written_to_a_hidden_file_and_renamed_are_never_seen_half_written() 
             }
         })
     };
+    // Reload until the reloads have really raced the writer: at least 12 reloads, while at
+    // least 6 renames landed after the first one started, and each version loaded at least once
+    // (a reload that only ever saw one file would prove nothing).
     let mut seen = Vec::new();
-    for expected_generation in 2..14 {
+    let renames_before = writes.load(Ordering::Acquire);
+    let deadline = Instant::now() + PATIENCE;
+    let both_seen = |seen: &[String]| seen.contains(&v1.version()) && seen.contains(&v2.version());
+    while seen.len() < 12 || writes.load(Ordering::Acquire) < renames_before + 6 || !both_seen(&seen) {
+        assert!(
+            Instant::now() < deadline,
+            "no race in {PATIENCE:?}: {} renames, the reloads loaded {seen:?}",
+            writes.load(Ordering::Acquire) - renames_before
+        );
         let report = manager.reload().unwrap_or_else(|e| panic!("a reload saw a file being written: {e}"));
-        assert_eq!(report.generation, expected_generation);
+        assert_eq!(report.generation, seen.len() as u64 + 2);
         seen.push(loaded_build(&report, &builds).version());
     }
     stop.store(true, Ordering::Release);
     writer.join().expect("the writer panicked");
-    println!("while {} writes ran, the reloads loaded {seen:?}", writes.load(Ordering::Acquire));
+    println!("while {} writes ran, the reloads loaded {seen:?}", writes.load(Ordering::Acquire) - renames_before);
     callers.finish();
 }
 

@@ -133,7 +133,6 @@ fn an_incompatible_change_is_an_error_for_that_job_and_its_data_is_kept() {
     let (dir, manager) = load(V1);
     let data: LiveData =
         manager.find_plugin("jobs").unwrap().invoke("schedule", args![7_u64, "feed the cat".to_string()]).unwrap();
-    let kept = data.clone();
 
     reload_to(dir.path(), &manager, V3);
     let error =
@@ -143,8 +142,8 @@ fn an_incompatible_change_is_an_error_for_that_job_and_its_data_is_kept() {
     assert!(error.contains("invalid type"), "serde says why: {error}");
     let vault_error = manager.current().unwrap().vault().decode_live(&data).unwrap_err();
     assert!(matches!(vault_error, LiveError::Decode { .. }), "{vault_error}");
-    assert_eq!(data, kept, "the job's data is untouched");
-    // The generation keeps serving, and a compatible version handles the kept job later.
+    // The generation keeps serving, and a compatible version handles the kept job later: the
+    // refusal cost the host nothing of the job.
     reload_to(dir.path(), &manager, V2);
     let text: String = manager.find_plugin("jobs").unwrap().invoke("run", args![data]).unwrap();
     assert_eq!(text, "v2 ran job 7 (priority 5): FEED THE CAT");

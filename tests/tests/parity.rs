@@ -191,11 +191,21 @@ fn switching_the_folder_while_reloads_run_is_safe() {
             reloads
         })
     };
+    // After each switch, a reload of our own reads the new folder and serves its build.
+    let (v1_version, v2_version) = (build_plugin(V1).version(), build_plugin(V2).version());
     for i in 0..20 {
-        manager.set_plugin_dir(if i % 2 == 0 { green.path() } else { blue.path() });
-        let served = answer(&manager);
-        assert!(served == "v1" || served == "v2");
-        std::thread::sleep(Duration::from_millis(5));
+        let (folder, expected, version) =
+            if i % 2 == 0 { (green.path(), "v2", &v2_version) } else { (blue.path(), "v1", &v1_version) };
+        manager.set_plugin_dir(folder);
+        let report = manager.reload().expect("both folders hold a good plugin");
+        assert_eq!(&report.plugins[0].version, version, "switch {i}: the reload after the switch read {folder:?}");
+        // Our generation answers from that folder's build (unless the other thread's reload,
+        // also of this folder or begun before the switch, has already replaced it).
+        let serving = manager.current().unwrap();
+        if serving.number() == report.generation {
+            let served: String = serving.plugins()[0].invoke("answer", args![]).unwrap();
+            assert_eq!(served, expected, "switch {i}");
+        }
     }
     manager.set_plugin_dir(green.path());
     stop.store(true, Ordering::SeqCst);

@@ -1,6 +1,6 @@
 //! Loads real plugin libraries built by `cargo xtask build` and reloads them under load.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -28,58 +28,75 @@ fn reload_under_four_calling_threads_loses_no_call() {
     assert_eq!(first.generation, 1);
     assert_eq!(answer(&manager), "v1");
 
+    // Twenty reloads alternating v2 and v1: odd generations serve v1, even ones v2. Each call
+    // checks that it ran the version of the generation that served it, and that it did not
+    // run a generation older than the newest one published before it started. Before each
+    // reload, every thread has made calls on the serving generation.
     const THREADS: usize = 4;
-    let swapped = Arc::new(AtomicBool::new(false));
+    const RELOADS: u64 = 20;
+    const CALLS_PER_THREAD: u64 = 5;
+    let published = Arc::new(AtomicU64::new(1));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(THREADS + 1));
+    // Calls each thread made on the generation `published` names, reset at each reload.
+    let calls_on_newest: Arc<Vec<AtomicU64>> = Arc::new((0..THREADS).map(|_| AtomicU64::new(0)).collect());
     let workers: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (manager, swapped, stop, start) = (manager.clone(), swapped.clone(), stop.clone(), start.clone());
+        .map(|index| {
+            let (manager, published, stop, start, calls_on_newest) =
+                (manager.clone(), published.clone(), stop.clone(), start.clone(), calls_on_newest.clone());
             std::thread::spawn(move || {
-                let (mut v1_calls, mut v2_calls, mut v1_after_swap) = (0u64, 0u64, 0u64);
+                let mut calls = 0u64;
                 start.wait();
                 while !stop.load(Ordering::Acquire) {
-                    let swapped_before_call = swapped.load(Ordering::Acquire);
+                    let newest_before_call = published.load(Ordering::Acquire);
                     let plugin = manager.find_plugin("greeter").expect("a generation is always published");
                     let text: String = plugin.invoke("answer", args![]).expect("every call succeeds");
                     let sum: i64 = plugin.invoke("add", args![6_i64, 7_i64]).expect("every call succeeds");
-                    match text.as_str() {
-                        "v1" => {
-                            assert_eq!(sum, 13, "v1 adds");
-                            v1_calls += 1;
-                            if swapped_before_call {
-                                v1_after_swap += 1;
-                            }
-                        }
-                        "v2" => {
-                            assert_eq!(sum, 42, "v2 multiplies");
-                            v2_calls += 1;
-                        }
-                        other => panic!("unexpected answer {other:?}"),
+                    let generation = plugin.loaded_in_generation();
+                    assert!(
+                        generation >= newest_before_call,
+                        "a call that started after generation {newest_before_call} was published ran generation {generation}"
+                    );
+                    let expected = if generation % 2 == 1 { ("v1", 13) } else { ("v2", 42) };
+                    assert_eq!((text.as_str(), sum), expected, "generation {generation}'s answer");
+                    if generation == published.load(Ordering::Acquire) {
+                        calls_on_newest[index].fetch_add(1, Ordering::AcqRel);
                     }
+                    calls += 1;
                 }
-                (v1_calls, v2_calls, v1_after_swap)
+                calls
             })
         })
         .collect();
     start.wait();
-    std::thread::sleep(Duration::from_millis(150));
-    v2.install(dir.path());
-    let report = manager.reload().expect("v2 loads");
-    swapped.store(true, Ordering::Release);
-    assert_eq!(report.generation, 2);
-    assert_eq!(report.plugins[0].version, v2.version());
-    std::thread::sleep(Duration::from_millis(150));
-    stop.store(true, Ordering::Release);
-    let (mut v1_total, mut v2_total) = (0, 0);
-    for worker in workers {
-        let (v1_calls, v2_calls, v1_after_swap) = worker.join().expect("no worker panicked");
-        assert_eq!(v1_after_swap, 0, "a call that started after the swap ran v1");
-        v1_total += v1_calls;
-        v2_total += v2_calls;
+    let every_thread_called = || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while calls_on_newest.iter().any(|c| c.load(Ordering::Acquire) < CALLS_PER_THREAD) {
+            assert!(Instant::now() < deadline, "the callers made no progress");
+            std::thread::yield_now();
+        }
+    };
+    for reload in 1..=RELOADS {
+        every_thread_called();
+        let build = if reload % 2 == 1 { &v2 } else { &v1 };
+        build.install_newest(dir.path());
+        let report = manager.reload().expect("every reload loads");
+        assert_eq!(report.generation, reload + 1);
+        assert_eq!(report.plugins[0].version, build.version());
+        // Published first: a call counted between the two ran the new generation (a count
+        // lost to the reset only makes the wait longer).
+        published.store(report.generation, Ordering::Release);
+        for count in calls_on_newest.iter() {
+            count.store(0, Ordering::Release);
+        }
     }
-    assert!(v1_total > 0 && v2_total > 0, "both versions served calls: v1 {v1_total}, v2 {v2_total}");
-    assert_eq!(answer(&manager), "v2");
+    every_thread_called();
+    stop.store(true, Ordering::Release);
+    for worker in workers {
+        let calls = worker.join().expect("no worker panicked");
+        assert!(calls >= (RELOADS + 1) * CALLS_PER_THREAD, "{calls} calls");
+    }
+    assert_eq!(answer(&manager), "v1");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::runtime_log::{capture, logged};
-use hotswap_tests::{build_plugin, mapped_under, unloading_manager};
+use hotswap_tests::{build_plugin, build_plugin_with_cargo_args, mapped_under, unloading_manager};
 
 const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
@@ -20,10 +20,11 @@ fn memory_stays_bounded_over_many_reloads() {
     let manager = unloading_manager(dir.path(), 1);
     manager.load_plugins().unwrap();
     for i in 0..20 {
-        build_plugin(if i % 2 == 0 { V2 } else { V1 }).install(dir.path());
+        let (crate_dir, expected) = if i % 2 == 0 { (V2, "v2") } else { (V1, "v1") };
+        build_plugin(crate_dir).install_newest(dir.path());
         manager.reload().unwrap();
         let served: String = manager.find_plugin("greeter").unwrap().invoke("answer", args![]).unwrap();
-        assert!(served == "v1" || served == "v2");
+        assert_eq!(served, expected, "reload {i} serves the build just installed");
     }
     let mapped = mapped_under(manager.work_dir());
     // The serving library and at most one released one.
@@ -79,7 +80,16 @@ fn a_live_function_handle_keeps_its_library_mapped() {
 fn a_caller_dropping_the_last_reference_never_runs_on_free_nor_closes_the_library() {
     capture();
     let dir = tempfile::tempdir().unwrap();
-    build_plugin("tests/plugins/live_v1").install(dir.path());
+    // A build of live_v1 of this test's own (another cargo setting, so another version): the
+    // `on_free` lines of its version are this test's, whatever the other tests load.
+    let own = build_plugin_with_cargo_args(
+        "tests/plugins/live_v1",
+        "retention-caller",
+        cfg!(debug_assertions),
+        &["--config", "profile.dev.debug=1"],
+    );
+    assert_ne!(own.version(), build_plugin("tests/plugins/live_v1").version());
+    own.install(dir.path());
     let manager = unloading_manager(dir.path(), 0);
     manager.load_plugins().unwrap();
     let v1 = manager.find_plugin("jobs").unwrap();
@@ -102,13 +112,11 @@ fn a_caller_dropping_the_last_reference_never_runs_on_free_nor_closes_the_librar
         .unwrap();
     assert!(manager.free_released_now(Duration::from_secs(10)));
     assert!(!mapped_under(manager.work_dir()).contains(&v1_library), "closed");
-    // Other tests of this binary load the same builds, so `on_free` lines are told apart by
-    // thread: none from this test's caller. The library's private copy is this manager's own.
-    let version = manager.find_plugin("jobs").unwrap().version().to_string();
-    let freed: Vec<String> =
-        logged("on_free done", "plugin=jobs").into_iter().filter(|l| !l.contains(&version)).collect();
-    assert!(freed.iter().any(|l| l.contains(" hotswap-reaper ")), "{freed:?}");
-    assert!(!freed.iter().any(|l| l.contains(" caller ")), "{freed:?}");
+    // One `on_free` of this test's own build, on the reaper, none on the caller. The library's
+    // private copy is this manager's own.
+    let freed = logged("on_free done", &format!("version={}", own.version()));
+    assert_eq!(freed.len(), 1, "{freed:?}");
+    assert!(freed[0].contains(" hotswap-reaper "), "{freed:?}");
     let closed = logged(&v1_library, "library closed and unmapped");
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert!(closed[0].contains(" hotswap-reaper "), "{closed:?}");

@@ -1,17 +1,20 @@
 //! The service demo under load: a real HTTP host (demo/service/host as a library) serving
 //! handlers from the real demo plugins, reloaded while keep-alive clients hammer it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::PluginManager;
 use hotswap_tests::http_client::Client;
 use hotswap_tests::{BuiltPlugin, build_plugin, build_plugin_with_cargo_args};
-use service_host::{AppState, BackendServer, PluginHandlers};
-use service_shared::{Backend, ServiceExt};
+use service_host::{AppState, BackendServer, Handlers, PluginHandlers, ResponseFuture, Route};
+use service_shared::{Backend, Request, Response, ServiceExt};
 use tokio::net::TcpListener;
 
 /// Clients (keep-alive connections, one task each).
@@ -58,6 +61,68 @@ struct Service {
     addr: SocketAddr,
     manager: PluginManager,
     app: Arc<AppState>,
+    handlers: Arc<Counts>,
+}
+
+/// What the plugin handlers' futures did, counted by [`Counting`].
+#[derive(Debug, Default)]
+struct Counts {
+    /// Polled once: the handler runs inside the plugin (a sleeping one waits there).
+    started: AtomicU64,
+    /// Ran to their answer.
+    finished: AtomicU64,
+    /// Dropped, finished or not.
+    dropped: AtomicU64,
+}
+
+/// The demo's [`PluginHandlers`], each future counted.
+struct Counting {
+    inner: PluginHandlers,
+    counts: Arc<Counts>,
+}
+
+impl Handlers for Counting {
+    fn handle(&self, route: Route, request: Request) -> ResponseFuture {
+        let inner = self.inner.handle(route, request);
+        Box::pin(Counted { inner, counts: Arc::clone(&self.counts), polled: false })
+    }
+}
+
+struct Counted {
+    inner: ResponseFuture,
+    counts: Arc<Counts>,
+    polled: bool,
+}
+
+impl Future for Counted {
+    type Output = Response;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        let this = &mut *self;
+        let poll = this.inner.as_mut().poll(cx);
+        if !std::mem::replace(&mut this.polled, true) {
+            this.counts.started.fetch_add(1, Ordering::SeqCst);
+        }
+        if poll.is_ready() {
+            this.counts.finished.fetch_add(1, Ordering::SeqCst);
+        }
+        poll
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (on the runtime's timer) until `done` holds, at most 30 s.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn start_service(plugins: &Path, work: &Path, free_delay: Duration) -> Service {
@@ -76,9 +141,10 @@ async fn start_service(plugins: &Path, work: &Path, free_delay: Duration) -> Ser
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Arc::new(AppState::default());
-    let handlers = Arc::new(PluginHandlers::new(manager.clone()));
+    let counts = Arc::new(Counts::default());
+    let handlers = Arc::new(Counting { inner: PluginHandlers::new(manager.clone()), counts: Arc::clone(&counts) });
     tokio::spawn(service_host::serve(listener, handlers, Arc::clone(&app)));
-    Service { addr, manager, app }
+    Service { addr, manager, app, handlers: counts }
 }
 
 /// `connection N` as the host numbered the connection, read from a handler's answer.
@@ -271,7 +337,8 @@ fn a_request_in_flight_during_a_reload_finishes_on_the_old_code() {
         let mut other = Client::connect(service.addr).await;
         // v1's handler sleeps 4 s inside the plugin, on the host's timer.
         let in_flight = tokio::spawn(async move { slow.get("/hello?name=slow&delay_ms=4000").await });
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        let counts = Arc::clone(&service.handlers);
+        wait_until("the slow request sleeps in v1's handler", || counts.started.load(Ordering::SeqCst) == 1).await;
         let manager = service.manager.clone();
         let report = tokio::task::spawn_blocking(move || {
             manager.set_plugin_dir(&dir_v2);
@@ -318,18 +385,23 @@ fn a_panicking_handler_is_a_500_for_that_request_only() {
 fn a_client_that_goes_away_mid_request_drops_the_plugin_future_safely() {
     with_service(|service, dir_v2| async move {
         let addr = service.addr;
-        // Ten requests sleeping in v1's handler, whose clients disconnect after 100 ms: hyper
-        // drops each request's future, which drops the plugin's future inside the plugin.
+        let counts = Arc::clone(&service.handlers);
+        // Ten requests sleeping in v1's handler (10 s, its longest), whose clients then disconnect:
+        // hyper drops each request's future, which drops the plugin's future inside the plugin.
         let mut gone = Vec::new();
         for index in 0..10 {
             gone.push(tokio::spawn(async move {
                 let mut client = Client::connect(addr).await;
-                let slow = format!("/hello?name=gone{index}&delay_ms=5000");
-                tokio::time::timeout(Duration::from_millis(100), client.get(&slow)).await.is_err()
+                let slow = format!("/hello?name=gone{index}&delay_ms=10000");
+                client.get(&slow).await
             }));
         }
+        wait_until("the ten requests sleep in v1's handler", || counts.started.load(Ordering::SeqCst) == 10).await;
+        let old = Arc::downgrade(&service.manager.current().unwrap());
         for task in gone {
-            assert!(task.await.unwrap(), "the slow request was cut off by its client");
+            // The client goes away mid-request: its task, connection and all, is dropped.
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
         }
         // Their generation is replaced (free delay zero) and released once the dropped
         // futures let go of it.
@@ -341,12 +413,10 @@ fn a_client_that_goes_away_mid_request_drops_the_plugin_future_safely() {
         .await
         .unwrap()
         .expect("reload to v2 accepted");
-        // Well before the handlers' 5 s sleeps would have ended: the futures were dropped.
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
-        while service.app.open_connections.load(Ordering::SeqCst) != 0 {
-            assert!(std::time::Instant::now() < deadline, "the abandoned requests were not dropped");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until("every abandoned handler future is dropped", || counts.dropped.load(Ordering::SeqCst) == 10).await;
+        assert_eq!(counts.finished.load(Ordering::SeqCst), 0, "no abandoned handler ran to its answer");
+        wait_until("generation 1 is released", || old.upgrade().is_none()).await;
+        wait_until("the connections are closed", || service.app.open_connections.load(Ordering::SeqCst) == 0).await;
         let mut client = Client::connect(addr).await;
         let (status, body) = client.get("/hello?name=after").await.unwrap();
         assert!(status == 200 && body.starts_with("Howdy, after!") && body.contains("generation 2"), "{body}");

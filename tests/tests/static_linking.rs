@@ -47,11 +47,10 @@ fn static_host() -> PathBuf {
 
 /// The same host built normally, and a folder with the plugins built by `cargo xtask build`.
 fn dynamic_host() -> (PathBuf, tempfile::TempDir) {
-    run_ok(cargo().args(["build", "--quiet", "--package", "slink-host"]));
     let plugins = tempfile::tempdir().unwrap();
     build_plugin("demo/slink/plugin/store").install(plugins.path());
     build_plugin("demo/slink/plugin/shop").install(plugins.path());
-    (workspace_root().join("target/debug/slink-host"), plugins)
+    (hotswap_tests::tools::cargo_binary("slink-host", "slink-host"), plugins)
 }
 
 fn run_host(binary: &Path, args: &[&str]) -> Vec<String> {

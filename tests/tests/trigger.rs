@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_runtime::{HotFn, PluginManager};
 use hotswap_tests::build_plugin;
+use hotswap_tests::runtime_log::{capture, logged};
 
 /// `live_add` is `a + b` in v1 and `a + b + 100` in v2.
 const V1: &str = "tests/plugins/live_v1";
@@ -68,13 +69,31 @@ fn serving_v1() -> (tempfile::TempDir, PluginManager, HotFn<Add>) {
     (dir, manager, add)
 }
 
-/// Threads of this process named `hotswap-trigger`.
-fn trigger_threads() -> usize {
+/// The `/proc/self/task/<tid>` folders of this process's threads named `hotswap-trigger`.
+fn trigger_tasks() -> Vec<std::path::PathBuf> {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim() == "hotswap-trigger")
-        .count()
+        .filter_map(|t| Some(t.ok()?.path()))
+        .filter(|task| std::fs::read_to_string(task.join("comm")).is_ok_and(|name| name.trim() == "hotswap-trigger"))
+        .collect()
+}
+
+/// Threads of this process named `hotswap-trigger`.
+fn trigger_threads() -> usize {
+    trigger_tasks().len()
+}
+
+/// How many times the trigger threads have woken up so far (their voluntary context switches):
+/// a waiting trigger does not wake, a trigger retrying a busy reload wakes every 20 ms.
+fn trigger_wakeups() -> u64 {
+    trigger_tasks()
+        .iter()
+        .filter_map(|task| std::fs::read_to_string(task.join("status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
 }
 
 #[test]
@@ -108,30 +127,35 @@ fn hidden_files_manifests_and_reads_trigger_nothing() {
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
     std::fs::rename(dir.path().join("notes.txt"), dir.path().join("notes2.txt")).unwrap();
     let _ = std::fs::read(&installed).unwrap();
-    // Then a real build, which must be the only reload.
+    // A quiet gap of many debounce periods: a reload these wrongly triggered would start in it,
+    // on its own, not merged with the real build's below.
+    std::thread::sleep(Duration::from_millis(300));
+    // Then a real build, which must be the only reload. The trigger handles events in order,
+    // so once the real build is served every reload the earlier files caused has happened.
     install(dir.path(), V2);
     let add = add(&manager);
     wait_until("the real build is served", || add.call((1, 2)) == 103);
-    // Give a wrongly triggered extra reload the time to happen (several debounce periods).
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(manager.reload_count(), 1, "only the real build triggered a reload");
 }
 
 #[test]
 fn a_refused_build_keeps_the_old_generation_and_the_trigger_working() {
     let _serial = serial();
+    capture();
     let (dir, manager, add) = serving_v1();
 
     // Not a library, under the plugin's name and newer: the triggered reload is refused.
     std::thread::sleep(Duration::from_millis(20));
     let junk = dir.path().join(".junk");
     std::fs::write(&junk, b"not an ELF file").unwrap();
-    std::fs::rename(&junk, dir.path().join("jobs@9.9.9.so")).unwrap();
-    // The refusal is visible only as "nothing changed"; wait until the trigger has certainly
-    // tried (the file is gone from under a later scan otherwise), then replace the junk.
-    std::thread::sleep(Duration::from_millis(300));
+    let broken = dir.path().join("jobs@9.9.9.so");
+    std::fs::rename(&junk, &broken).unwrap();
+    // The manager logs the refusal, naming the file (this test's own folder): wait for it.
+    let named = broken.to_string_lossy().into_owned();
+    wait_until("the trigger's reload is refused", || !logged("reload refused", &named).is_empty());
     assert_eq!((manager.generation_number(), add.call((1, 2))), (1, 3), "the serving generation keeps serving");
-    std::fs::remove_file(dir.path().join("jobs@9.9.9.so")).unwrap();
+    assert_eq!(manager.reload_count(), 0);
+    std::fs::remove_file(&broken).unwrap();
 
     install(dir.path(), V2);
     wait_until("the good build after the refused one is served", || add.call((1, 2)) == 103);
@@ -157,8 +181,11 @@ fn a_build_landing_during_another_reload_is_loaded_after_it() {
         })
     };
     entered.recv().unwrap();
+    let wakeups = trigger_wakeups();
     install(dir.path(), V2); // the trigger's try_reload finds the held reload: Busy
-    std::thread::sleep(Duration::from_millis(200));
+    // The event and the debounce wake the trigger twice; more wakeups are its retries of the
+    // busy reload (every 20 ms): wait for several.
+    wait_until("the trigger retries the busy reload", || trigger_wakeups() >= wakeups + 6);
     assert_eq!(add.call((1, 2)), 3, "nothing new is served while the reload is held");
     release.send(()).unwrap();
     held.join().unwrap().expect("the held reload succeeds (with v1)");
