@@ -78,12 +78,18 @@ pub struct FileFacts {
     pub includes: Vec<PathBuf>,
 }
 
+/// A value and the files (and their keys) it was computed from.
+type Keyed<T> = (Vec<PathBuf>, Vec<FileKey>, T);
+
+/// The lock closure of a plugin (`name version`) in a lock file, and the lock file's key.
+type LockEntry = (FileKey, Arc<Vec<String>>);
+
 /// See the module's documentation.
 #[derive(Debug, Default)]
 pub struct BuildCache {
-    packages: HashMap<PathBuf, (Vec<PathBuf>, Vec<FileKey>, Arc<PackageFacts>)>,
-    toolchains: HashMap<PathBuf, (Vec<PathBuf>, Vec<FileKey>, Toolchain)>,
-    locks: HashMap<(PathBuf, String), (FileKey, Arc<Vec<String>>)>,
+    packages: HashMap<PathBuf, Keyed<Arc<PackageFacts>>>,
+    toolchains: HashMap<PathBuf, Keyed<Toolchain>>,
+    locks: HashMap<(PathBuf, String), LockEntry>,
     files: HashMap<PathBuf, (FileKey, FileFacts)>,
     commits: HashMap<(PathBuf, String), Option<String>>,
 }
