@@ -40,9 +40,7 @@ pub struct WatchOptions {
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
     pub also_watch: Vec<PathBuf>,
     /// How each plugin is built; cargo's output is captured (shown with a failed build only)
-    /// by default, so that each cycle is one line, and the debug info is kept in the library
-    /// (`keep_debuginfo`): splitting it out runs `objcopy` twice per cycle (about 130 ms for a
-    /// dev build on a loaded 2-CPU machine), more than the reload gains from a smaller library.
+    /// by default, so that each cycle is one line.
     pub build: BuildOptions,
 }
 
