@@ -55,7 +55,7 @@ impl WatchOptions {
             debounce: Duration::from_millis(10),
             initial_build: true,
             also_watch: Vec::new(),
-            build: BuildOptions { cargo_output: CargoOutput::Capture, keep_debuginfo: true, ..BuildOptions::default() },
+            build: BuildOptions { cargo_output: CargoOutput::Capture, ..BuildOptions::default() },
         }
     }
 }
