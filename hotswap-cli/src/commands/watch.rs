@@ -40,6 +40,10 @@ pub struct WatchArgs {
     /// Build with the dev profile instead of release.
     #[arg(long)]
     pub debug: bool,
+    /// Split the debug info out of each library as `build` does (two `objcopy` runs per
+    /// cycle); by default the watch keeps it in the library, which makes the loop faster.
+    #[arg(long)]
+    pub split_debuginfo: bool,
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
     #[arg(long = "also-watch", value_name = "PATH")]
     pub also_watch: Vec<PathBuf>,
@@ -59,6 +63,7 @@ impl From<WatchArgs> for WatchOptions {
         options.also_watch = args.also_watch;
         options.build.profile = if args.debug { Profile::Dev } else { Profile::Release };
         options.build.cargo_args = args.cargo_args;
+        options.build.keep_debuginfo = !args.split_debuginfo;
         options
     }
 }
