@@ -78,12 +78,18 @@ pub struct FileFacts {
     pub includes: Vec<PathBuf>,
 }
 
+/// A value and the files (and their keys) it was computed from.
+type Keyed<T> = (Vec<PathBuf>, Vec<FileKey>, T);
+
+/// The lock closure of a plugin (`name version`) in a lock file, and the lock file's key.
+type LockEntry = (FileKey, Arc<Vec<String>>);
+
 /// See the module's documentation.
 #[derive(Debug, Default)]
 pub struct BuildCache {
-    packages: HashMap<PathBuf, (Vec<PathBuf>, Vec<FileKey>, Arc<PackageFacts>)>,
-    toolchains: HashMap<PathBuf, (Vec<PathBuf>, Vec<FileKey>, Toolchain)>,
-    locks: HashMap<(PathBuf, String), (FileKey, Arc<Vec<String>>)>,
+    packages: HashMap<PathBuf, Keyed<Arc<PackageFacts>>>,
+    toolchains: HashMap<PathBuf, Keyed<Toolchain>>,
+    locks: HashMap<(PathBuf, String), LockEntry>,
     files: HashMap<PathBuf, (FileKey, FileFacts)>,
     commits: HashMap<(PathBuf, String), Option<String>>,
 }
@@ -133,7 +139,7 @@ impl BuildCache {
         {
             return Ok(toolchain.clone());
         }
-        let toolchain = Toolchain { version: rustc_version(crate_dir)?, sysroot: crate::repro::sysroot(crate_dir) };
+        let toolchain = Toolchain { version: rustc_version(crate_dir)?, sysroot: sysroot(crate_dir) };
         let old = keys(&paths);
         self.toolchains.insert(crate_dir.to_path_buf(), (paths, old, toolchain.clone()));
         Ok(toolchain)
@@ -212,6 +218,13 @@ fn rustc_version(crate_dir: &Path) -> Result<String> {
         bail!("`{rustc} -vV` failed ({})", out.status);
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The toolchain's sysroot (`rustc --print sysroot`) as run in `crate_dir`.
+pub fn sysroot(crate_dir: &Path) -> Option<PathBuf> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).args(["--print", "sysroot"]).current_dir(crate_dir).output().ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {

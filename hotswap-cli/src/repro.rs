@@ -171,9 +171,7 @@ fn split_escaped(list: &str) -> Vec<OsString> {
 
 /// The toolchain's sysroot (`rustc --print sysroot`), whose files are covered by `rustc -vV`.
 pub fn sysroot(crate_dir: &Path) -> Option<PathBuf> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = Command::new(rustc).args(["--print", "sysroot"]).current_dir(crate_dir).output().ok()?;
-    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    crate::build_cache::sysroot(crate_dir)
 }
 
 #[cfg(test)]

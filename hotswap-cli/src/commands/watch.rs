@@ -47,7 +47,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub no_profile_check: bool,
     /// Split the debug info out of each library as `build` does (two `objcopy` runs per
-    /// cycle); by default the watch keeps it in the library, which is faster for the loop.
+    /// cycle); by default the watch keeps it in the library, which makes the loop faster.
     #[arg(long)]
     pub split_debuginfo: bool,
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).

@@ -176,7 +176,7 @@ fn number(line: &str, before: &str, after: &str) -> Option<f64> {
 
 fn parts(line: &str) -> Option<Parts> {
     Some(Parts {
-        serving_after_change: number(line, "serving ", " ms after the change")?,
+        serving_after_change: number(&line[line.rfind("· serving ")?..], "serving ", " ms")?,
         waited: number(line, "waited ", " ms")?,
         cargo: number(line, "(cargo ", " ms")?,
         ours: number(line, "ours ", " ms")?,
