@@ -100,8 +100,9 @@ pub use control::{
 pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
 #[cfg(feature = "host")]
 pub use manager::{
-    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HotFn, IgnoredFile, IgnoredReason, Plugin,
-    PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress, ReloadReport,
+    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HealthCheck, HotFn, IgnoredFile, IgnoredReason,
+    Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation, ProbationEnd, ProbationError,
+    ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
 };
 #[cfg(feature = "host")]
 pub use manifest::{Manifest, ManifestError, ManifestMismatch};

@@ -286,7 +286,7 @@ fn a_stuck_reload_blocks_neither_status_nor_the_next_answer_nor_shutdown() {
 
     // Status answers at once, from the published generation, and says a reload runs.
     match status(&host.socket).1 {
-        ControlResponse::Serving { generation: Some(1), reload: Some(running), plugins } => {
+        ControlResponse::Serving { generation: Some(1), reload: Some(running), plugins, .. } => {
             assert!(running.running_ms >= 1000, "{running:?}");
             assert_eq!(plugins[0].name, "greeter");
         }
