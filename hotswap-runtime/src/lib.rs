@@ -86,7 +86,8 @@ pub mod private;
 pub use private as __private;
 
 pub use live::{
-    LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo, SignatureMismatch,
+    LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveMigrate, LiveType, LiveTypeInfo,
+    SignatureMismatch,
 };
 pub use value::{ArgError, Args, TypeMismatch, Value};
 pub use vault::{Export, Extension, Vault, VaultError};

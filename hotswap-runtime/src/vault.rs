@@ -192,14 +192,7 @@ impl Vault {
             name: data.type_name.clone(),
             missing: "does not implement serde's Serialize and Deserialize".into(),
         })?;
-        decode(&data.bytes).map(|value| value.keep_alive(Arc::clone(&ty.library))).map_err(|message| {
-            LiveError::Decode {
-                type_name: data.type_name.clone(),
-                written_by: data.written_by.clone(),
-                reader: ty.version.clone(),
-                message,
-            }
-        })
+        decode(&data.bytes, &data.written_by).map(|value| value.keep_alive(Arc::clone(&ty.library)))
     }
 
     fn registered_type(&self, name: &str) -> Result<&RegisteredType, LiveError> {
