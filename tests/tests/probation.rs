@@ -269,3 +269,23 @@ fn the_cli_reloads_with_probation_shows_it_confirms_and_refuses_a_rollback_after
     assert!(refused["message"].as_str().unwrap().contains("made permanent"), "{refused}");
     assert_eq!(answer(&manager), "p2");
 }
+
+#[test]
+fn a_rollback_the_hosts_hot_fn_could_not_follow_is_refused_and_the_newer_generation_keeps_serving() {
+    // `live_v2` (plugin `jobs`) lacks `LIVE_twice`, which `live_v1` has.
+    let dir = tempfile::tempdir().unwrap();
+    hotswap_tests::build_plugin("tests/plugins/live_v2").install_newest(dir.path());
+    let manager = plain(dir.path());
+    manager.load_plugins().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    hotswap_tests::build_plugin("tests/plugins/live_v1").install_newest(dir.path());
+    manager.reload_on_probation(Probation::new(Duration::from_secs(600))).unwrap();
+    let twice = manager.hot_fn::<fn(i64) -> i64>("LIVE_twice").unwrap();
+    let refused = manager.rollback().unwrap_err();
+    assert!(matches!(refused, ProbationError::Refused { from: 2, to: 1, .. }), "{refused:?}");
+    assert!(refused.to_string().contains("HotFn on live function `LIVE_twice`"), "{refused}");
+    assert_eq!((manager.generation_number(), twice.call((21,))), (2, 42));
+    assert!(manager.probation().is_some(), "still on probation");
+    drop(twice);
+    assert_eq!(manager.rollback().unwrap().previous, 1, "once the HotFn is gone");
+}
