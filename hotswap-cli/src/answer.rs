@@ -45,6 +45,18 @@ pub fn print(outcome: &Outcome, json: bool) -> Result<ExitCode> {
             if let Some(running) = &outcome.reload_in_progress {
                 println!("{running}");
             }
+            if let Some(end) = &outcome.last_probation {
+                println!(
+                    "last probation: generation {} {} ({}{})",
+                    end.generation,
+                    match end.result {
+                        hotswap_runtime::ProbationResult::Confirmed => "confirmed",
+                        _ => "rolled back",
+                    },
+                    if end.automatic { "by the host: " } else { "" },
+                    end.reason
+                );
+            }
         }
         _ => {}
     }

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hotswap_runtime::{
-    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, MemoryReport, PluginAnswer, ReloadInProgress, Stage,
-    StageTime, send_request,
+    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, MemoryReport, PluginAnswer, ProbationEnd,
+    ProbationResult, ProbationStatus, ReloadInProgress, Stage, StageTime, send_request,
 };
 
 /// Exit codes of `reload` and `status` (and the `exit_code` field of their JSON).
@@ -67,6 +67,10 @@ pub struct Outcome {
     /// The host's resident memory (after an accepted reload, or in a status answer), and its
     /// change since the last reload and the first load.
     pub memory: Option<MemoryReport>,
+    /// The generation on probation (after `reload --probation`, or in a status answer).
+    pub probation: Option<ProbationStatus>,
+    /// How the last probation ended (`confirm`, `rollback`, or in a status answer).
+    pub last_probation: Option<ProbationEnd>,
 }
 
 /// The `result` of an [`Outcome`].
@@ -81,6 +85,10 @@ pub enum OutcomeKind {
     Busy,
     /// The host answered a status request.
     Serving,
+    /// The generation on probation was made permanent.
+    Confirmed,
+    /// The previous generation serves again.
+    RolledBack,
     /// No host listens.
     NoHost,
     /// No answer in time.
@@ -110,7 +118,7 @@ impl OutcomeKind {
     /// The process's exit code for this result (one of [`exit`]).
     pub fn exit_code(self) -> u8 {
         match self {
-            OutcomeKind::Accepted | OutcomeKind::Serving => exit::OK,
+            OutcomeKind::Accepted | OutcomeKind::Serving | OutcomeKind::Confirmed | OutcomeKind::RolledBack => exit::OK,
             OutcomeKind::Refused => exit::REFUSED,
             OutcomeKind::NoHost => exit::NO_HOST,
             OutcomeKind::Busy => exit::BUSY,
@@ -140,12 +148,22 @@ impl Outcome {
             fingerprint: None,
             folder: None,
             memory: None,
+            probation: None,
+            last_probation: None,
         }
     }
 
     /// Whether the request failed without an answer from a host.
     pub fn is_error(&self) -> bool {
-        !matches!(self.result, OutcomeKind::Accepted | OutcomeKind::Refused | OutcomeKind::Busy | OutcomeKind::Serving)
+        !matches!(
+            self.result,
+            OutcomeKind::Accepted
+                | OutcomeKind::Refused
+                | OutcomeKind::Busy
+                | OutcomeKind::Serving
+                | OutcomeKind::Confirmed
+                | OutcomeKind::RolledBack
+        )
     }
 }
 
@@ -154,6 +172,8 @@ impl Outcome {
 pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcome {
     let command = match request {
         ControlRequest::Status => "status",
+        ControlRequest::Confirm => "confirm",
+        ControlRequest::Rollback => "rollback",
         _ => "reload",
     };
     let answer = match send_request(socket, request, timeout) {
@@ -164,11 +184,19 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
         Outcome::new(command, socket, OutcomeKind::Error, format!("unexpected answer from the host: {other:?}"))
     };
     match answer {
-        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms, memory }
+        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms, memory, probation }
             if command == "reload" =>
         {
-            let message = format!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
+            let mut message = format!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
+            if let Some(p) = &probation {
+                message.push_str(&format!(
+                    "; on probation for {:.1} s, generation {} kept ready (confirm or rollback)",
+                    p.period_ms as f64 / 1000.0,
+                    p.previous
+                ));
+            }
             Outcome {
+                probation,
                 generation: Some(generation),
                 plugins,
                 ignored,
@@ -187,12 +215,24 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
             let message = format!("busy: {reason}; nothing was done, try again later");
             Outcome { reload_in_progress: reload, ..Outcome::new(command, socket, OutcomeKind::Busy, message) }
         }
-        ControlResponse::Serving { generation, plugins, reload, fingerprint, folder, memory } if command == "status" => {
-            let message = match generation {
+        ControlResponse::Serving { generation, plugins, reload, fingerprint, folder, memory, probation, last_probation } if command == "status" => {
+            let mut message = match generation {
                 Some(generation) => format!("serving generation {generation}"),
                 None => "no generation loaded yet".to_string(),
             };
+            if let Some(p) = &probation {
+                message.push_str(&format!(
+                    " on probation ({:.1} s left, {} panics of {} allowed, {} health checks passed; generation {} kept ready)",
+                    p.remaining_ms as f64 / 1000.0,
+                    p.panics,
+                    p.max_panics,
+                    p.health_checks_passed,
+                    p.previous
+                ));
+            }
             Outcome {
+                probation,
+                last_probation,
                 generation,
                 plugins,
                 reload_in_progress: reload,
@@ -201,6 +241,25 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 memory,
                 ..Outcome::new(command, socket, OutcomeKind::Serving, message)
             }
+        }
+        ControlResponse::ProbationEnded(end) if command == "confirm" || command == "rollback" => {
+            let (kind, message) = match end.result {
+                ProbationResult::Confirmed => (
+                    OutcomeKind::Confirmed,
+                    format!(
+                        "confirmed: generation {} is permanent, generation {} is retired",
+                        end.generation, end.previous
+                    ),
+                ),
+                _ => (
+                    OutcomeKind::RolledBack,
+                    format!(
+                        "rolled back: generation {} serves again, generation {} is retired (took {:.1} ms)",
+                        end.previous, end.generation, end.took_ms
+                    ),
+                ),
+            };
+            Outcome { last_probation: Some(end), ..Outcome::new(command, socket, kind, message) }
         }
         other => unexpected(&other),
     }

@@ -24,10 +24,11 @@ fn read(path: &str) -> String {
 /// is added (and so documented).
 fn all_results() -> Vec<OutcomeKind> {
     use OutcomeKind::*;
-    let all = [Accepted, Refused, Busy, Serving, NoHost, Timeout, Forbidden, Untrusted, Error];
+    let all = [Accepted, Refused, Busy, Serving, Confirmed, RolledBack, NoHost, Timeout, Forbidden, Untrusted, Error];
     for kind in all {
         match kind {
-            Accepted | Refused | Busy | Serving | NoHost | Timeout | Forbidden | Untrusted | Error => {}
+            Accepted | Refused | Busy | Serving | Confirmed | RolledBack | NoHost | Timeout | Forbidden | Untrusted
+            | Error => {}
         }
     }
     all.to_vec()

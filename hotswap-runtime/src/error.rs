@@ -77,6 +77,9 @@ pub enum LoadErrorKind {
     Reentrant,
     /// The host was built with `--static-linking`: no new code can be loaded.
     StaticallyLinked,
+    /// A generation is on probation: it must be confirmed or rolled back before another
+    /// reload ([`PluginManager::reload_on_probation`](crate::PluginManager::reload_on_probation)).
+    OnProbation,
 }
 
 /// A load or reload failed; nothing was published.
@@ -125,7 +128,7 @@ impl std::error::Error for LoadError {
 impl LoadErrorKind {
     fn verb(self) -> &'static str {
         match self {
-            LoadErrorKind::Refused | LoadErrorKind::StaticallyLinked => "refused",
+            LoadErrorKind::Refused | LoadErrorKind::StaticallyLinked | LoadErrorKind::OnProbation => "refused",
             LoadErrorKind::Busy => "busy",
             LoadErrorKind::TimedOut => "timed out",
             LoadErrorKind::Reentrant => "re-entrant reload refused",

@@ -90,7 +90,8 @@ pub mod private;
 pub use private as __private;
 
 pub use live::{
-    LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveType, LiveTypeInfo, SignatureMismatch,
+    LiveCall, LiveData, LiveError, LiveFn, LiveFuncInfo, LiveHandle, LiveMigrate, LiveType, LiveTypeInfo,
+    SignatureMismatch,
 };
 pub use value::{ArgError, Args, TypeMismatch, Value};
 pub use vault::{Export, Extension, Vault, VaultError};
@@ -106,9 +107,9 @@ pub use error::{InvokeError, LoadError, LoadErrorKind, Stage};
 pub use identity::IdentityError;
 #[cfg(feature = "host")]
 pub use manager::{
-    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HotFn, IgnoredFile, IgnoredReason, MemoryReport,
-    Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, ReloadCallback, ReloadProgress,
-    ReloadReport,
+    DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HealthCheck, HotFn, IgnoredFile, IgnoredReason,
+    MemoryReport, Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation, ProbationEnd,
+    ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
 };
 #[cfg(feature = "host")]
 pub use manifest::{Manifest, ManifestError, ManifestMismatch};

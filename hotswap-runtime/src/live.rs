@@ -17,7 +17,8 @@
 //!   the plugin version that wrote it, serde-serialised bytes), which holds no pointer into
 //!   any library. The generation that runs the job decodes it with its own type of that
 //!   name, so new code reads old data; memory of one version's type is never reinterpreted
-//!   as another's. Fields one version does not know survive its [`LiveData::update`].
+//!   as another's. Fields one version does not know survive its [`LiveData::update`]; a type
+//!   whose shape changed declares how its values migrate, up and down ([`LiveMigrate`]).
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
@@ -29,10 +30,12 @@ use crate::value::Value;
 mod data;
 pub(crate) mod guarded;
 pub mod handle;
+mod migrate;
 
 pub use data::LiveData;
 pub use guarded::{Guarded, GuardedFn};
 pub use handle::{LiveCall, LiveFn, LiveHandle};
+pub use migrate::{LiveMigrate, Migrations, ProbeMigrate, ProbeNoMigrate, crate_version};
 
 // The entries below are made by generated code inside a plugin: their `&'static str`s and
 // function pointers live in that plugin's library, which is closed once nothing refers to
@@ -41,11 +44,13 @@ pub use handle::{LiveCall, LiveFn, LiveHandle};
 // (`LiveFuncInfo`, `LiveTypeInfo`) or borrowed from a handle that holds the library
 // (`LiveFn::name`).
 
-/// Decodes live data bytes into a value of a live type (made by generated code, when the type
-/// implements serde's `Serialize` and `Deserialize`). It runs inside the plugin's
-/// `catch_unwind`: serde's error comes back as `HookFailure::Error`, a panic in the type's
-/// `Deserialize` as `HookFailure::Panic`, never as an unwind into the caller.
-pub type LiveDecodeFn = fn(&[u8]) -> HookOutcome<Value>;
+/// Decodes live data bytes, written by the build stamped with the second argument, into a value
+/// of a live type, migrating them first when the type implements [`LiveMigrate`] (made by
+/// generated code, when the type implements serde's `Serialize` and `Deserialize`). It runs
+/// inside the plugin's `catch_unwind`: serde's and the migration's errors come back as the inner
+/// `Err`, a panic in the type's `Deserialize` or its migration as `HookFailure::Panic`, never as
+/// an unwind into the caller.
+pub type LiveDecodeFn = fn(&[u8], &str) -> HookOutcome<Result<Value, LiveError>>;
 
 /// Makes a default value of a live type (made by generated code, when the type implements
 /// `Default`), inside the plugin's `catch_unwind`: a panic in `Default` comes back as
@@ -148,6 +153,12 @@ pub trait LiveType: Any {
     const PLUGIN: &'static str;
     /// The version stamp of the build that defines it.
     const VERSION: &'static str;
+
+    /// How its values migrate between versions: generated code returns the type's
+    /// [`LiveMigrate`] implementation, if it has one. `None` by default (nothing migrates).
+    fn migrations() -> Option<Migrations> {
+        None
+    }
 }
 
 /// Errors of live functions, types and data.
@@ -195,7 +206,8 @@ pub enum LiveError {
     },
     /// Live data could not be read by the current type: an incompatible change.
     #[error(
-        "live data of type `{type_name}` written by version {written_by} cannot be read by version {reader}: {message}"
+        "live data of type `{type_name}` written by version {written_by} cannot be read by version {reader}{}: {message}",
+        field.as_ref().map(|f| format!(" (field `{f}`)")).unwrap_or_default()
     )]
     Decode {
         /// The type.
@@ -204,6 +216,9 @@ pub enum LiveError {
         written_by: String,
         /// Version that tried to read it.
         reader: String,
+        /// The field that could not be read (a path such as `owner.name` when nested), when
+        /// serde says.
+        field: Option<String>,
         /// serde's message.
         message: String,
     },
@@ -219,6 +234,20 @@ pub enum LiveError {
         /// What was running: `Default` or `Deserialize`.
         during: &'static str,
         /// The panic message.
+        message: String,
+    },
+    /// The type's [`LiveMigrate::migrate`] refused the value.
+    #[error(
+        "live data of type `{type_name}` written by version {written_by} could not be migrated to version {reader}: {message}"
+    )]
+    Migrate {
+        /// The type.
+        type_name: String,
+        /// Version that wrote the data.
+        written_by: String,
+        /// Version that tried to read it.
+        reader: String,
+        /// The migration's message.
         message: String,
     },
     /// The envelope holds another type.
@@ -406,11 +435,13 @@ pub trait ProbeSerde {
     /// A decoder of live data bytes.
     fn probe_decode(&self) -> Option<LiveDecodeFn>;
 }
-impl<T: serde::de::DeserializeOwned + serde::Serialize + Any + Send> ProbeSerde for LiveProbe<T> {
+impl<T: LiveType + serde::de::DeserializeOwned + serde::Serialize + Send> ProbeSerde for LiveProbe<T> {
     fn probe_decode(&self) -> Option<LiveDecodeFn> {
-        // Monomorphised in the plugin: its own std catches a panic of `T`'s `Deserialize`
-        // (and of serde's error's `Display` or drop).
-        Some(|bytes| crate::private::guard(|| serde_json::from_slice::<T>(bytes).map(Value::new)))
+        // Monomorphised in the plugin: its own std catches a panic of `T`'s `Deserialize` or
+        // its migration (and of serde's error's `Display` or drop).
+        Some(|bytes, written_by| {
+            crate::private::guard_infallible(|| migrate::read::<T>(bytes, written_by).map(Value::new))
+        })
     }
 }
 /// Fallback when `T` is not serialisable.

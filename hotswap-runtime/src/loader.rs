@@ -32,6 +32,8 @@ pub(crate) struct LoadedPlugin {
     /// mapped for as long as this struct exists, `Drop` (which calls `on_free`) included.
     pub hooks: &'static PluginHooks,
     pub on_load_done: AtomicBool,
+    /// Calls into it that panicked (counted for probation).
+    pub panics: std::sync::atomic::AtomicU64,
     pub mapping: Arc<Mapping>,
     /// The identity of `file` when it was read, to recognise it later without reading it.
     pub identity: Option<crate::library_file::FileIdentity>,
@@ -220,6 +222,7 @@ impl LoadedPlugin {
             export: None,
             hooks: &descriptor.hooks,
             on_load_done: AtomicBool::new(false),
+            panics: std::sync::atomic::AtomicU64::new(0),
             mapping: Arc::new(Mapping {
                 library: Some(ManuallyDrop::new(library)),
                 plugin: expected_name.to_string(),
@@ -267,6 +270,7 @@ impl LoadedPlugin {
             export: None,
             hooks: &descriptor.hooks,
             on_load_done: AtomicBool::new(false),
+            panics: std::sync::atomic::AtomicU64::new(0),
             mapping: Arc::new(Mapping {
                 library: None,
                 plugin: String::new(),

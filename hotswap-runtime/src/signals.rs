@@ -1,4 +1,5 @@
-//! Reloading on SIGHUP and SIGUSR1, so that `systemctl reload` works.
+//! Reloading on SIGHUP and SIGUSR1, so that `systemctl reload` works; rolling back a generation
+//! on probation on SIGUSR2.
 //!
 //! ```ini
 //! # /etc/systemd/system/game.service
@@ -13,13 +14,14 @@
 
 use std::time::Duration;
 
-use signal_hook::consts::{SIGHUP, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::control::reload_call::{ReloadOutcome, run_reload};
 use crate::manager::PluginManager;
 
-/// Reloads the manager's plugins whenever the process gets SIGHUP or SIGUSR1. Each result is
+/// Reloads the manager's plugins whenever the process gets SIGHUP or SIGUSR1, and rolls back
+/// the generation on probation ([`PluginManager::rollback`]) on SIGUSR2. Each result is
 /// logged (the control socket remains the way to get an answer).
 ///
 /// It may be installed before the first load, and should be: a signal that arrives while the
@@ -35,17 +37,21 @@ pub struct SignalReloader {
 
 impl std::fmt::Debug for SignalReloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignalReloader").field("signals", &["SIGHUP", "SIGUSR1"]).finish_non_exhaustive()
+        f.debug_struct("SignalReloader").field("signals", &["SIGHUP", "SIGUSR1", "SIGUSR2"]).finish_non_exhaustive()
     }
 }
 
 impl SignalReloader {
     pub(crate) fn start(manager: PluginManager) -> std::io::Result<Self> {
-        let mut signals = Signals::new([SIGHUP, SIGUSR1])?;
+        let mut signals = Signals::new([SIGHUP, SIGUSR1, SIGUSR2])?;
         let handle = signals.handle();
         let closed = handle.clone();
         std::thread::Builder::new().name("hotswap-signals".into()).spawn(move || {
             for signal in signals.forever() {
+                if signal == SIGUSR2 {
+                    rollback_on_signal(&manager, &closed);
+                    continue;
+                }
                 let name = if signal == SIGHUP { "SIGHUP" } else { "SIGUSR1" };
                 reload_on_signal(&manager, name, &closed);
             }
@@ -56,7 +62,7 @@ impl SignalReloader {
 
 fn reload_on_signal(manager: &PluginManager, name: &str, closed: &Handle) {
     loop {
-        match run_reload(manager) {
+        match run_reload(manager, None) {
             ReloadOutcome::Done(report) => {
                 tracing::info!(signal = name, generation = report.generation, "reload on signal accepted");
             }
@@ -72,6 +78,22 @@ fn reload_on_signal(manager: &PluginManager, name: &str, closed: &Handle) {
                     continue;
                 }
             }
+        }
+        return;
+    }
+}
+
+fn rollback_on_signal(manager: &PluginManager, closed: &Handle) {
+    loop {
+        match manager.try_rollback() {
+            Ok(end) => {
+                tracing::info!(signal = "SIGUSR2", generation = end.previous, "rollback on signal done");
+            }
+            Err(crate::ProbationError::Busy) if !closed.is_closed() => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(error) => tracing::error!(signal = "SIGUSR2", "rollback on signal refused: {error}"),
         }
         return;
     }

@@ -200,12 +200,14 @@ impl Vault {
             name: data.type_name.clone(),
             missing: "does not implement serde's Serialize and Deserialize".into(),
         })?;
-        match decode(&data.bytes) {
-            Ok(value) => Ok(value.keep_alive(Arc::clone(&ty.library))),
+        match decode(&data.bytes, &data.written_by) {
+            Ok(Ok(value)) => Ok(value.keep_alive(Arc::clone(&ty.library))),
+            Ok(Err(error)) => Err(error),
             Err(HookFailure::Error(message)) => Err(LiveError::Decode {
                 type_name: data.type_name.clone(),
                 written_by: data.written_by.clone(),
                 reader: ty.version.clone(),
+                field: None,
                 message,
             }),
             Err(failure) => Err(ty.failed(&data.type_name, "Deserialize", failure)),

@@ -155,21 +155,41 @@ pub mod __hotswap_registry {
         const NAME: &'static str = "LiveJob";
         const PLUGIN: &'static str = "golden";
         const VERSION: &'static str = "1.0.0+golden";
+        fn migrations() -> ::core::option::Option<hotswap_runtime::live::Migrations> {
+            #[allow(unused_imports)]
+            use hotswap_runtime::live::{ProbeMigrate as _, ProbeNoMigrate as _};
+            (&hotswap_runtime::live::LiveProbe::<Self>::new()).probe_migrate()
+        }
     }
     impl hotswap_runtime::LiveType for crate::jobs::LiveJobJob {
         const NAME: &'static str = "LiveJobJob";
         const PLUGIN: &'static str = "golden";
         const VERSION: &'static str = "1.0.0+golden";
+        fn migrations() -> ::core::option::Option<hotswap_runtime::live::Migrations> {
+            #[allow(unused_imports)]
+            use hotswap_runtime::live::{ProbeMigrate as _, ProbeNoMigrate as _};
+            (&hotswap_runtime::live::LiveProbe::<Self>::new()).probe_migrate()
+        }
     }
     impl hotswap_runtime::LiveType for crate::jobs::LiveJobState {
         const NAME: &'static str = "LiveJobState";
         const PLUGIN: &'static str = "golden";
         const VERSION: &'static str = "1.0.0+golden";
+        fn migrations() -> ::core::option::Option<hotswap_runtime::live::Migrations> {
+            #[allow(unused_imports)]
+            use hotswap_runtime::live::{ProbeMigrate as _, ProbeNoMigrate as _};
+            (&hotswap_runtime::live::LiveProbe::<Self>::new()).probe_migrate()
+        }
     }
     impl hotswap_runtime::LiveType for crate::LiveState {
         const NAME: &'static str = "LiveState";
         const PLUGIN: &'static str = "golden";
         const VERSION: &'static str = "1.0.0+golden";
+        fn migrations() -> ::core::option::Option<hotswap_runtime::live::Migrations> {
+            #[allow(unused_imports)]
+            use hotswap_runtime::live::{ProbeMigrate as _, ProbeNoMigrate as _};
+            (&hotswap_runtime::live::LiveProbe::<Self>::new()).probe_migrate()
+        }
     }
     /// ABI fingerprint, a plain byte array the runtime reads from the file before loading it.
     #[unsafe(no_mangle)]

@@ -32,8 +32,12 @@ pub enum Command {
     Build(BuildArgs),
     /// Ask a running host to reload its plugins.
     Reload(ReloadArgs),
-    /// Show the generation a running host is serving.
+    /// Show the generation a running host is serving, and its probation.
     Status(StatusArgs),
+    /// Make the generation on probation permanent now.
+    Confirm(StatusArgs),
+    /// Go back to the generation the reload on probation kept ready.
+    Rollback(StatusArgs),
     /// Rebuild plugins when their sources change and ask the host to reload.
     Watch(WatchArgs),
     /// Create a plugin or host crate from the templates and add it to the workspace.
@@ -47,6 +51,8 @@ pub fn run(cli: Cli, tool: &str) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args).map(|()| ExitCode::SUCCESS),
         Command::Reload(args) => reload::reload(args),
         Command::Status(args) => reload::status(args),
+        Command::Confirm(args) => reload::confirm(args),
+        Command::Rollback(args) => reload::rollback(args),
         Command::Watch(args) => watch::run(args).map(|()| ExitCode::SUCCESS),
         Command::New(args) => new::run(args, tool).map(|()| ExitCode::SUCCESS),
     }

@@ -20,9 +20,17 @@ pub struct ReloadArgs {
     /// Print one JSON object instead of text (schema in the guide, section 6).
     #[arg(long)]
     json: bool,
+    /// Put the new generation on probation for this many seconds: the previous generation
+    /// stays loaded and ready until `confirm`, `rollback`, a failed check, or the end of the
+    /// period with every check passed.
+    #[arg(long, value_name = "SECS")]
+    probation: Option<f64>,
+    /// With --probation: plugin panics tolerated during the period; one more rolls back.
+    #[arg(long, value_name = "N", requires = "probation")]
+    max_panics: Option<u64>,
 }
 
-/// Arguments of `status`.
+/// Arguments of `status`, `confirm` and `rollback`.
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// Control socket of the host (same default as `reload`).
@@ -38,7 +46,24 @@ pub struct StatusArgs {
 
 /// `reload`: exit codes in [`crate::reload::exit`].
 pub fn reload(args: ReloadArgs) -> Result<ExitCode> {
-    ask(args.socket, ControlRequest::Reload, args.timeout, args.json)
+    let request = match args.probation {
+        None => ControlRequest::Reload,
+        Some(secs) if secs.is_finite() && secs >= 0.001 => {
+            ControlRequest::ReloadOnProbation { period_ms: (secs * 1000.0).round() as u64, max_panics: args.max_panics }
+        }
+        Some(secs) => anyhow::bail!("--probation {secs}: give a number of seconds of at least 0.001"),
+    };
+    ask(args.socket, request, args.timeout, args.json)
+}
+
+/// `confirm`: exit codes in [`crate::reload::exit`].
+pub fn confirm(args: StatusArgs) -> Result<ExitCode> {
+    ask(args.socket, ControlRequest::Confirm, args.timeout, args.json)
+}
+
+/// `rollback`: exit codes in [`crate::reload::exit`].
+pub fn rollback(args: StatusArgs) -> Result<ExitCode> {
+    ask(args.socket, ControlRequest::Rollback, args.timeout, args.json)
 }
 
 /// `status`: exit codes in [`crate::reload::exit`].

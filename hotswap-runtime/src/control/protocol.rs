@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{LoadError, Stage};
-use crate::manager::{Generation, MemoryReport, PluginReport, ReloadReport};
+use crate::manager::{Generation, MemoryReport, PluginReport, ProbationEnd, ProbationStatus, ReloadReport};
 
 /// A request to the host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -18,6 +18,21 @@ pub enum ControlRequest {
     Reload,
     /// Report the generation serving now. Never waits for a reload.
     Status,
+    /// Reload the plugin folder and put the new generation on probation
+    /// ([`PluginManager::reload_on_probation`](crate::PluginManager::reload_on_probation)):
+    /// `{"command":"reload_on_probation","period_ms":30000,"max_panics":0}`.
+    ReloadOnProbation {
+        /// The probation period, in milliseconds (above 0).
+        period_ms: u64,
+        /// Panics tolerated during the period (default 0: the first one rolls back).
+        #[serde(default)]
+        max_panics: Option<u64>,
+    },
+    /// Make the generation on probation permanent now: `{"command":"confirm"}`.
+    Confirm,
+    /// Go back to the generation kept ready by the reload on probation:
+    /// `{"command":"rollback"}`.
+    Rollback,
 }
 
 /// The host's answer.
@@ -41,7 +56,13 @@ pub enum ControlResponse {
         /// reload and the first load (absent where it cannot be read, or from an older host).
         #[serde(default)]
         memory: Option<MemoryReport>,
+        /// The probation it is on (`reload_on_probation`; `null` for a plain reload).
+        #[serde(default)]
+        probation: Option<ProbationStatus>,
     },
+    /// Answer to [`ControlRequest::Confirm`] and [`ControlRequest::Rollback`]: how the
+    /// probation ended (its fields at the top level of the answer).
+    ProbationEnded(ProbationEnd),
     /// The request was refused: for a reload, the previous generation keeps serving.
     Refused {
         /// Why, as one sentence (for a reload: the [`LoadError`]'s text).
@@ -78,6 +99,13 @@ pub enum ControlResponse {
         /// load (absent before the first load, where it cannot be read, or from an older host).
         #[serde(default)]
         memory: Option<MemoryReport>,
+        /// The generation on probation, if one is.
+        #[serde(default)]
+        probation: Option<ProbationStatus>,
+        /// How the last probation ended (confirmed or rolled back, automatically or not,
+        /// why), if one did.
+        #[serde(default)]
+        last_probation: Option<ProbationEnd>,
     },
 }
 
@@ -170,7 +198,7 @@ impl From<&PluginReport> for PluginAnswer {
 
 impl ControlResponse {
     /// The answer to an accepted reload.
-    pub(crate) fn accepted(report: &ReloadReport) -> Self {
+    pub(crate) fn accepted(report: &ReloadReport, probation: Option<ProbationStatus>) -> Self {
         ControlResponse::Accepted {
             generation: report.generation,
             plugins: report.plugins.iter().map(PluginAnswer::from).collect(),
@@ -182,6 +210,7 @@ impl ControlResponse {
             stage_ms: stage_times(&report.stage_ms),
             total_ms: report.total_ms,
             memory: report.memory,
+            probation,
         }
     }
 
@@ -201,12 +230,14 @@ impl ControlResponse {
     }
 
     /// The answer to a status request: the published generation, read without any lock, the
-    /// plugin folder and the host's resident memory.
+    /// plugin folder, the host's resident memory and its probation.
     pub(crate) fn serving(
         current: Option<Arc<Generation>>,
         reload: Option<ReloadInProgress>,
         folder: &Path,
         memory: Option<MemoryReport>,
+        probation: Option<ProbationStatus>,
+        last_probation: Option<ProbationEnd>,
     ) -> Self {
         let plugins = current
             .as_ref()
@@ -241,6 +272,8 @@ impl ControlResponse {
             // Absolute (from the host's current folder), so a tool elsewhere can compare it.
             folder: Some(lossy(&std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))),
             memory,
+            probation,
+            last_probation,
         }
     }
 

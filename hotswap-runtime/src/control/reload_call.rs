@@ -2,7 +2,7 @@
 //! signal) is started, and where its progress is read.
 
 use crate::error::{LoadError, LoadErrorKind};
-use crate::manager::{PluginManager, ReloadReport};
+use crate::manager::{PluginManager, Probation, ReloadReport};
 
 use super::ReloadInProgress;
 
@@ -20,8 +20,13 @@ pub(crate) enum ReloadOutcome {
 /// The single call site of a reload for the control socket and the signal thread: never waits
 /// for another reload ([`PluginManager::try_reload`]); a reload already running is answered
 /// as busy with its stage and plugin.
-pub(crate) fn run_reload(manager: &PluginManager) -> ReloadOutcome {
-    match manager.try_reload() {
+/// With `probation`, the new generation is put on probation.
+pub(crate) fn run_reload(manager: &PluginManager, probation: Option<Probation>) -> ReloadOutcome {
+    let result = match probation {
+        Some(terms) => manager.try_reload_on_probation(terms),
+        None => manager.try_reload(),
+    };
+    match result {
         Ok(report) => ReloadOutcome::Done(report),
         Err(error) if error.kind == LoadErrorKind::Busy => {
             ReloadOutcome::Busy(reload_progress(manager).unwrap_or(ReloadInProgress {

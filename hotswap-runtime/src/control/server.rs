@@ -16,7 +16,7 @@ use super::deadline::{is_timeout, read_line_by, write_all_by};
 use super::reload_call::{ReloadOutcome, reload_progress, run_reload};
 use super::socket_file::{FileIdentity, clear_socket_path, own_uid, prepare_folder};
 use super::{ControlError, ControlRequest, ControlResponse, ReloadInProgress, io};
-use crate::manager::PluginManager;
+use crate::manager::{PluginManager, Probation, ProbationEnd, ProbationError};
 
 /// The longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -331,9 +331,27 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
     match request {
         ControlRequest::Status => {
             let reload = reload_progress(manager).or_else(|| shared.gate.progress());
-            ControlResponse::serving(manager.current(), reload, &manager.plugin_dir(), manager.memory())
+            ControlResponse::serving(
+                manager.current(),
+                reload,
+                &manager.plugin_dir(),
+                manager.memory(),
+                manager.probation(),
+                manager.last_probation(),
+            )
         }
-        ControlRequest::Reload => {
+        ControlRequest::Confirm => probation_answer(manager.try_confirm()),
+        ControlRequest::Rollback => probation_answer(manager.try_rollback()),
+        ControlRequest::Reload | ControlRequest::ReloadOnProbation { .. } => {
+            let probation = match request {
+                ControlRequest::ReloadOnProbation { period_ms: 0, .. } => {
+                    return ControlResponse::refused("invalid probation period 0 ms: give a period above 0");
+                }
+                ControlRequest::ReloadOnProbation { period_ms, max_panics } => {
+                    Some(Probation::new(Duration::from_millis(period_ms)).max_panics(max_panics.unwrap_or(0)))
+                }
+                _ => None,
+            };
             let _running = match shared.gate.try_begin() {
                 Ok(guard) => guard,
                 Err(running) => {
@@ -341,14 +359,26 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
                     return ControlResponse::Busy { reason: running.to_string(), reload: Some(running) };
                 }
             };
-            match run_reload(manager) {
-                ReloadOutcome::Done(report) => ControlResponse::accepted(&report),
+            match run_reload(manager, probation) {
+                ReloadOutcome::Done(report) => {
+                    let probation = manager.probation().filter(|p| p.generation == report.generation);
+                    ControlResponse::accepted(&report, probation)
+                }
                 ReloadOutcome::Refused(error) => ControlResponse::refused_reload(&error),
                 ReloadOutcome::Busy(running) => {
                     ControlResponse::Busy { reason: running.to_string(), reload: Some(running) }
                 }
             }
         }
+    }
+}
+
+/// The answer to a confirm or a rollback.
+fn probation_answer(result: Result<ProbationEnd, ProbationError>) -> ControlResponse {
+    match result {
+        Ok(end) => ControlResponse::ProbationEnded(end),
+        Err(ProbationError::Busy) => ControlResponse::Busy { reason: ProbationError::Busy.to_string(), reload: None },
+        Err(error) => ControlResponse::refused(error.to_string()),
     }
 }
 

@@ -61,8 +61,17 @@ impl LiveData {
     /// envelope, use [`LiveData::update`] on that envelope instead, which keeps the fields
     /// this version does not know.
     pub fn new<T: LiveType + serde::Serialize>(value: &T) -> Result<Self, LiveError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| LiveError::Encode { type_name: T::NAME.to_string(), message: e.to_string() })?;
+        let encode =
+            |e: serde_json::Error| LiveError::Encode { type_name: T::NAME.to_string(), message: e.to_string() };
+        let bytes = if T::migrations().is_none() {
+            serde_json::to_vec(value).map_err(encode)?
+        } else {
+            let mut new = serde_json::to_value(value).map_err(encode)?;
+            if let serde_json::Value::Object(fields) = &mut new {
+                super::migrate::write_down::<T>(fields, None)?;
+            }
+            serde_json::to_vec(&new).map_err(encode)?
+        };
         Ok(LiveData {
             type_name: T::NAME.to_string(),
             plugin: T::PLUGIN.to_string(),
@@ -75,12 +84,7 @@ impl LiveData {
     /// in the envelope.
     pub fn decode<T: LiveType + DeserializeOwned>(&self) -> Result<T, LiveError> {
         self.check_type::<T>()?;
-        serde_json::from_slice(&self.bytes).map_err(|e| LiveError::Decode {
-            type_name: self.type_name.clone(),
-            written_by: self.written_by.clone(),
-            reader: T::VERSION.to_string(),
-            message: e.to_string(),
-        })
+        super::migrate::read::<T>(&self.bytes, &self.written_by)
     }
 
     /// Replaces the value with `value`, keeping every field of the old value that `T` does
@@ -118,7 +122,12 @@ impl LiveData {
         let encode =
             |e: serde_json::Error| LiveError::Encode { type_name: T::NAME.to_string(), message: e.to_string() };
         let mut new = serde_json::to_value(value).map_err(encode)?;
-        if let (Some(known), serde_json::Value::Object(fields)) = (field_names::<T>(), &mut new) {
+        let known = field_names::<T>();
+        if let serde_json::Value::Object(fields) = &mut new {
+            // The fields older builds read, fresh from this value (see `LiveMigrate`).
+            super::migrate::write_down::<T>(fields, known)?;
+        }
+        if let (Some(known), serde_json::Value::Object(fields)) = (known, &mut new) {
             // An old value that is not an object (the type was an enum, say) has no field to keep.
             if let Ok(serde_json::Value::Object(old)) = serde_json::from_slice::<serde_json::Value>(&self.bytes) {
                 for (name, value) in old {

@@ -50,6 +50,7 @@ pub struct PluginManagerBuilder {
     max_library_size: u64,
     require_manifest: bool,
     reload_on_new_builds: Option<Duration>,
+    health: Option<(Duration, super::HealthCheck)>,
 }
 
 impl std::fmt::Debug for PluginManagerBuilder {
@@ -69,6 +70,7 @@ impl std::fmt::Debug for PluginManagerBuilder {
             .field("max_library_size", &self.max_library_size)
             .field("require_manifest", &self.require_manifest)
             .field("reload_on_new_builds", &self.reload_on_new_builds)
+            .field("health_check", &self.health.as_ref().map(|(interval, _)| interval))
             .finish()
     }
 }
@@ -90,6 +92,7 @@ impl PluginManagerBuilder {
             max_library_size: DEFAULT_MAX_LIBRARY_SIZE,
             require_manifest: false,
             reload_on_new_builds: None,
+            health: None,
         }
     }
 
@@ -238,6 +241,20 @@ impl PluginManagerBuilder {
         self
     }
 
+    /// The health check of reloads on probation
+    /// ([`PluginManager::reload_on_probation`]): called with the generation on probation every
+    /// `interval` and once at the end of the period, on the probation's own thread (never on a
+    /// caller's). An error or a panic rolls the generation back at once, and the reason is
+    /// logged and kept for `status` ([`PluginManager::last_probation`]). Without one, a
+    /// generation on probation is judged by its panic count only.
+    pub fn health_check<F>(mut self, interval: Duration, check: F) -> Self
+    where
+        F: Fn(&Arc<Generation>) -> Result<(), HookError> + Send + Sync + 'static,
+    {
+        self.health = Some((interval.max(Duration::from_millis(1)), Arc::new(check)));
+        self
+    }
+
     /// Creates the manager. Nothing is loaded until [`PluginManager::load_plugins`].
     pub fn build(self) -> std::io::Result<PluginManager> {
         let root = match &self.work_root {
@@ -279,6 +296,7 @@ impl PluginManagerBuilder {
                 threads: Mutex::new(Vec::new()),
                 hot_contracts: Mutex::new(Vec::new()),
                 trigger: std::sync::OnceLock::new(),
+                probation: super::probation::State::new(self.health),
                 work,
             }),
         };

@@ -176,6 +176,7 @@ fn hook_failure(plugin: &LoadedPlugin, func: &str, failure: HookFailure) -> Invo
             InvokeError::Failed { plugin: plugin.name.clone(), func: func.to_string(), message }
         }
         HookFailure::Panic(message) => {
+            plugin.panics.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             InvokeError::Panicked { plugin: plugin.name.clone(), func: func.to_string(), message }
         }
     }

@@ -6,6 +6,7 @@
 //! - `plan`: what to carry over and in which order to load (pure functions, unit-tested);
 //! - `load`: building one generation, phase by phase;
 //! - `progress`: where a running reload is;
+//! - `probation`: reloads on probation, confirm and rollback;
 //! - `reaper`: freeing replaced generations after the free delay;
 //! - `generation`: a generation and handles on its plugins;
 //! - `reloading`: running one reload on its thread, publishing, retiring the old generation;
@@ -36,6 +37,7 @@ mod hot;
 mod load;
 mod memory;
 mod plan;
+mod probation;
 mod progress;
 mod reaper;
 mod reloading;
@@ -47,6 +49,7 @@ pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManag
 pub use generation::{Generation, Plugin};
 pub use hot::HotFn;
 pub use memory::MemoryReport;
+pub use probation::{HealthCheck, Probation, ProbationEnd, ProbationError, ProbationResult, ProbationStatus};
 pub use progress::ReloadProgress;
 pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
 
@@ -99,6 +102,8 @@ pub(crate) struct Inner {
     hot_contracts: hot::Contracts,
     /// The watch of [`PluginManagerBuilder::reload_on_new_builds`], if asked for.
     trigger: std::sync::OnceLock<trigger::Trigger>,
+    /// The health check, and the generation on probation with the one kept ready.
+    probation: probation::State,
     work: tempfile::TempDir,
 }
 
@@ -110,6 +115,9 @@ impl Drop for Inner {
         // The serving generation and everything waiting are freed now, on the reaper's thread,
         // which then ends. Waited for, but not joined: a plugin stuck in `on_free` must not
         // keep the host from shutting down.
+        if let Some(previous) = self.probation.take_previous() {
+            self.reaper.retire(previous, Duration::ZERO);
+        }
         let ticket = match self.current.swap(None) {
             Some(current) => self.reaper.retire(current, Duration::ZERO),
             None => self.reaper.issued(),
@@ -172,9 +180,9 @@ impl PluginManager {
     ///
     /// The reload runs on a thread of its own; this waits for it at most the
     /// [reload deadline](PluginManagerBuilder::reload_deadline), then reports
-    /// [`LoadErrorKind::TimedOut`]. If another reload is running, this waits for it first;
+    /// [`LoadErrorKind::TimedOut`](crate::LoadErrorKind::TimedOut). If another reload is running, this waits for it first;
     /// [`PluginManager::try_reload`] answers at once instead. Called from inside a hook or
-    /// reload callback of a running reload, it returns [`LoadErrorKind::Reentrant`] at once.
+    /// reload callback of a running reload, it returns [`LoadErrorKind::Reentrant`](crate::LoadErrorKind::Reentrant) at once.
     ///
     /// # Examples
     ///
@@ -196,14 +204,41 @@ impl PluginManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn reload(&self) -> Result<ReloadReport, LoadError> {
-        self.reload_inner(None, true)
+        self.reload_inner(None, true, None)
+    }
+
+    /// Like [`PluginManager::reload`], but the generation replaced stays loaded and ready
+    /// until the new one is confirmed ([`PluginManager::confirm`]), or passes its checks for
+    /// the whole period; it serves again on [`PluginManager::rollback`], or as soon as a check
+    /// fails (the builder's [`health_check`](PluginManagerBuilder::health_check), or more
+    /// panics than [`Probation::max_panics`]). Refused for the first load (nothing to go back
+    /// to). While a generation is on probation, every other reload is refused
+    /// ([`LoadErrorKind::OnProbation`](crate::LoadErrorKind::OnProbation)).
+    ///
+    /// ```no_run
+    /// # fn f(manager: &hotswap_runtime::PluginManager) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use hotswap_runtime::Probation;
+    /// manager.reload_on_probation(Probation::new(Duration::from_secs(60)).max_panics(3))?;
+    /// // ... watch it serve; then either:
+    /// manager.confirm()?; // or manager.rollback()?
+    /// # Ok(()) }
+    /// ```
+    pub fn reload_on_probation(&self, terms: Probation) -> Result<ReloadReport, LoadError> {
+        self.reload_inner(None, true, Some(terms))
+    }
+
+    /// [`PluginManager::reload_on_probation`] that answers [`LoadErrorKind::Busy`](crate::LoadErrorKind::Busy) at once
+    /// if another reload is running. For control sockets and signals.
+    pub fn try_reload_on_probation(&self, terms: Probation) -> Result<ReloadReport, LoadError> {
+        self.reload_inner(None, false, Some(terms))
     }
 
     /// Like [`PluginManager::reload`], but if another reload is running, returns at once with
-    /// [`LoadErrorKind::Busy`], naming the stage and plugin that reload is at. For control
+    /// [`LoadErrorKind::Busy`](crate::LoadErrorKind::Busy), naming the stage and plugin that reload is at. For control
     /// sockets and signals.
     pub fn try_reload(&self) -> Result<ReloadReport, LoadError> {
-        self.reload_inner(None, false)
+        self.reload_inner(None, false, None)
     }
 
     /// [`PluginManager::reload`] with one extra callback for this reload only, run after the
@@ -212,7 +247,7 @@ impl PluginManager {
     where
         F: Fn(&Arc<Generation>, Option<&Arc<Generation>>) -> Result<(), HookError> + Send + Sync + 'static,
     {
-        self.reload_inner(Some(Arc::new(callback)), true)
+        self.reload_inner(Some(Arc::new(callback)), true, None)
     }
 
     /// Switches to another plugin folder (for blue/green folders). Does not wait: a reload in
@@ -268,7 +303,8 @@ impl PluginManager {
     }
 
     /// Reloads whenever the process receives SIGHUP or SIGUSR1 (for systemd's
-    /// `ExecReload=kill -HUP $MAINPID`) until the returned guard is dropped.
+    /// `ExecReload=kill -HUP $MAINPID`), and rolls back a generation on probation on SIGUSR2,
+    /// until the returned guard is dropped.
     pub fn reload_on_signals(&self) -> std::io::Result<crate::SignalReloader> {
         crate::SignalReloader::start(self.clone())
     }

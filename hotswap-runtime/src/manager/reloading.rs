@@ -8,11 +8,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::progress::Progress;
-use super::{Generation, PluginManager, ReloadCallback, ReloadReport, load, lock};
+use super::{Generation, PluginManager, Probation, ReloadCallback, ReloadReport, load, lock};
 use crate::error::{LoadError, LoadErrorKind, Stage};
 
 impl PluginManager {
-    pub(super) fn reload_inner(&self, extra: Option<ReloadCallback>, wait: bool) -> Result<ReloadReport, LoadError> {
+    pub(super) fn reload_inner(
+        &self,
+        extra: Option<ReloadCallback>,
+        wait: bool,
+        probation: Option<Probation>,
+    ) -> Result<ReloadReport, LoadError> {
         let dir = self.plugin_dir();
         if let Some(own) = lock(&self.inner.threads).iter().find(|p| p.is_current_thread()) {
             let at = own.snapshot();
@@ -59,18 +64,45 @@ impl PluginManager {
                 }
             }
         };
-        let outcome = self.run_reload(dir, extra);
-        drop(guard);
-        match outcome {
-            Ok((mut report, old)) => {
-                if let Some(old) = old {
-                    self.retire(old);
-                }
-                report.memory = self.inner.memory.after_reload();
-                Ok(report)
-            }
-            Err(error) => Err(error),
+        if let Some((generation, previous)) = self.inner.probation.on_probation() {
+            let error = LoadError::new(
+                None,
+                &dir,
+                Stage::Scan,
+                format!("generation {generation} is on probation (generation {previous} is kept ready to go back to): confirm it or roll back before reloading again"),
+            )
+            .with_kind(LoadErrorKind::OnProbation);
+            tracing::warn!("{error}");
+            return Err(error);
         }
+        if probation.is_some() && self.inner.current.load().is_none() {
+            let error = LoadError::new(
+                None,
+                &dir,
+                Stage::Scan,
+                "nothing serves yet: a first load cannot be on probation (there is no generation to go back to)",
+            );
+            tracing::warn!("{error}");
+            return Err(error);
+        }
+        let (mut report, old) = self.run_reload(dir, extra)?;
+        if let (Some(terms), Some(old)) = (probation, &old)
+            && let Some(new) = self.current()
+        {
+            let started = self.begin_probation(&new, Arc::clone(old), terms);
+            drop(guard);
+            if let Err(e) = started {
+                self.abandon_probation(new.number(), &e);
+            }
+            report.memory = self.inner.memory.after_reload();
+            return Ok(report);
+        }
+        drop(guard);
+        if let Some(old) = old {
+            self.retire(old);
+        }
+        report.memory = self.inner.memory.after_reload();
+        Ok(report)
     }
 
     /// Runs one reload on its own thread and publishes its generation; called with the
@@ -177,7 +209,7 @@ impl PluginManager {
 
     /// Hands a replaced generation to the reaper; with a zero free delay, waits for its
     /// `on_free` to have run, unless the reaper is stuck in one (see `reaper`).
-    fn retire(&self, old: Arc<Generation>) {
+    pub(super) fn retire(&self, old: Arc<Generation>) {
         let number = old.number();
         let ticket = self.inner.reaper.retire(old, self.inner.free_delay);
         if self.inner.free_delay.is_zero() {
