@@ -215,7 +215,16 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
             let message = format!("busy: {reason}; nothing was done, try again later");
             Outcome { reload_in_progress: reload, ..Outcome::new(command, socket, OutcomeKind::Busy, message) }
         }
-        ControlResponse::Serving { generation, plugins, reload, fingerprint, folder, memory, probation, last_probation } if command == "status" => {
+        ControlResponse::Serving {
+            generation,
+            plugins,
+            reload,
+            fingerprint,
+            folder,
+            memory,
+            probation,
+            last_probation,
+        } if command == "status" => {
             let mut message = match generation {
                 Some(generation) => format!("serving generation {generation}"),
                 None => "no generation loaded yet".to_string(),

@@ -91,12 +91,13 @@ fn documented_codes(rows: &[Vec<String>], names: usize) -> BTreeMap<u8, BTreeSet
         .collect()
 }
 
-/// The codes of `reload` only (`serving` is the answer to `status`).
+/// The codes of `reload` only (`serving` is the answer to `status`, `confirmed` and
+/// `rolled_back` those of `confirm` and `rollback`).
 fn reload_codes() -> BTreeMap<u8, BTreeSet<String>> {
+    let others: Vec<String> =
+        [OutcomeKind::Serving, OutcomeKind::Confirmed, OutcomeKind::RolledBack].iter().map(serde_name).collect();
     let mut codes = exit_codes();
-    codes.values_mut().for_each(|names| {
-        names.remove("serving");
-    });
+    codes.values_mut().for_each(|names| names.retain(|name| !others.contains(name)));
     codes
 }
 
