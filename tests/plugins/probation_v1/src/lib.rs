@@ -1,5 +1,5 @@
 //! Test fixture: build `p1` of plugin `probe`, for the probation and rollback tests
-//! (`probation_v1` and `probation_v2` differ only in [`LABEL`]). Each hook appends
+//! (`probation_v1` and `probation_v2` differ only in `LABEL`). Each hook appends
 //! `<hook> <label>` to the file `hooks.log` in its plugin folder (so a test sees which build's
 //! hooks ran, and how many times); `answer` returns the label, `boom` panics, and `health`
 //! fails when the file `sick-<label>` exists in the plugin folder.
