@@ -38,7 +38,11 @@ pub(crate) fn compute(manifest_dir: &Path, out_dir: &Path, with_dev: bool, emit:
     let mut files_seen = BTreeMap::new();
     let mut record = Record::default();
     for p in &resolved {
-        let mut entry = CrateEntry::new(&p.name, &p.version, p.source.as_deref().unwrap_or("path"), p.features.clone());
+        // The `host` feature of a hotswap crate (`hotswap-tokio`) only adds the host's modules,
+        // like the runtime's: hosts turn it on and plugins do not.
+        let features =
+            p.features.iter().filter(|f| !(p.name.starts_with("hotswap-") && *f == "host")).cloned().collect();
+        let mut entry = CrateEntry::new(&p.name, &p.version, p.source.as_deref().unwrap_or("path"), features);
         if let (None, Some(dir)) = (&p.source, &p.dir) {
             let mut listed = Vec::new();
             walk(dir, dir, &mut listed)?;
@@ -117,7 +121,7 @@ impl Cached {
     }
 
     fn render(&self) -> String {
-        let mut out = format!("v1 {}\n", u8::from(self.with_dev));
+        let mut out = format!("v2 {}\n", u8::from(self.with_dev));
         for (key, path) in &self.inputs {
             out.push_str(&format!("input\t{key}\t{}\n", path.display()));
         }
@@ -139,7 +143,7 @@ impl Cached {
 
     fn parse(text: &str) -> Option<Cached> {
         let mut lines = text.lines();
-        let with_dev = lines.next()?.strip_prefix("v1 ")? == "1";
+        let with_dev = lines.next()?.strip_prefix("v2 ")? == "1";
         let mut c = Cached { with_dev, inputs: Vec::new(), packages: Vec::new(), files: BTreeMap::new() };
         for line in lines {
             let fields: Vec<&str> = line.split('\t').collect();
@@ -254,17 +258,8 @@ fn resolve(manifest_dir: &Path, with_dev: bool) -> Result<(Vec<Resolved>, Vec<Pa
             }
             _ => None,
         };
-        // The `host` feature of a hotswap crate (`hotswap-tokio`) only adds the host's modules,
-        // like the runtime's: hosts turn it on and plugins do not.
-        let hotswap_host = |f: &&str| name.starts_with("hotswap-") && *f == "host";
-        let features = node["features"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.as_str())
-            .filter(|f| !hotswap_host(f))
-            .map(str::to_string)
-            .collect();
+        let features =
+            node["features"].as_array().into_iter().flatten().filter_map(|f| f.as_str()).map(str::to_string).collect();
         out.push(Resolved {
             name,
             version: p["version"].as_str().unwrap_or_default().to_string(),
