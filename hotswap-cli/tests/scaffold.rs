@@ -177,7 +177,8 @@ fn a_fresh_workspace_scaffolds_builds_runs_and_reloads_its_own_plugin() {
     edit("fn greet(who: &str) -> String {", "fn greet(who: &str) -> String { let broken: u32 = \"text\";");
     let failed = wait_for(&watch_lines, "FAILED", "the failed build");
     assert!(
-        failed.last().unwrap().contains("build of greeter FAILED; the host stays on its current code"),
+        failed.last().unwrap().contains("build of greeter FAILED: error[E0308]")
+            && failed.last().unwrap().contains("the host stays on its current code"),
         "{failed:?}"
     );
     wait_for(&host_lines, "[gen 3] greeter: Hi there", "the host after a failed build");
