@@ -207,6 +207,12 @@ fn resolve(manifest_dir: &Path, with_dev: bool) -> Result<(Vec<Resolved>, Vec<Pa
     let mut queue = vec![(root, true)];
     while let Some((id, is_root)) = queue.pop() {
         let Some(node) = nodes.get(id) else { continue };
+        // The runtime and the contract are covered by the fingerprint, and their dependencies
+        // are theirs: the workspace's unified `host` feature would otherwise list host-only
+        // crates (libloading, …) in a plugin's record.
+        if !is_root && packages.get(id).is_some_and(|p| IN_FINGERPRINT.iter().any(|n| p["name"].as_str() == Some(n))) {
+            continue;
+        }
         for dep in node["deps"].as_array().into_iter().flatten() {
             let kinds = dep["dep_kinds"].as_array().into_iter().flatten();
             let linked = kinds.into_iter().any(|k| match k["kind"].as_str() {
