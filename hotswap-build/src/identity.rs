@@ -121,7 +121,7 @@ impl Cached {
     }
 
     fn render(&self) -> String {
-        let mut out = format!("v2 {}\n", u8::from(self.with_dev));
+        let mut out = format!("v3 {}\n", u8::from(self.with_dev));
         for (key, path) in &self.inputs {
             out.push_str(&format!("input\t{key}\t{}\n", path.display()));
         }
@@ -143,7 +143,7 @@ impl Cached {
 
     fn parse(text: &str) -> Option<Cached> {
         let mut lines = text.lines();
-        let with_dev = lines.next()?.strip_prefix("v2 ")? == "1";
+        let with_dev = lines.next()?.strip_prefix("v3 ")? == "1";
         let mut c = Cached { with_dev, inputs: Vec::new(), packages: Vec::new(), files: BTreeMap::new() };
         for line in lines {
             let fields: Vec<&str> = line.split('\t').collect();
