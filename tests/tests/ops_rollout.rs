@@ -1,8 +1,12 @@
 //! The Ansible rollout of docs/ops/rollout.yml, for real: `ansible-playbook` (ansible-core,
-//! which the test installs into target/ansible-venv on first use, as .ci/run does) drives three hello hosts on this machine,
-//! each with its own plugin folder and control socket (`ansible_connection=local`). A good
-//! build reaches all three; a broken build is refused by the canary, and the other two never
-//! see it and keep serving.
+//! which the test installs into target/ansible-venv on first use, as .ci/run does) drives three
+//! hello hosts on this machine, each with its own plugin folder and control socket
+//! (`ansible_connection=local`). A good build goes through the canary's probation and confirm,
+//! then reaches the other two; a build that loads but fails (its `greet` panics, or errs so the
+//! host's health check fails) is rolled back by the canary's host by itself, a good build whose
+//! health command fails is rolled back by the playbook, and a build whose `on_load` fails is
+//! refused by the canary: each time the rollout stops there, the other two never see the build,
+//! and all three keep serving the good build.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,11 +29,17 @@ impl Drop for Hosts {
     }
 }
 
-/// `xtask status --socket S`: the generation and `name version` lines, or the failure.
-fn status(xtask: &Path, socket: &Path) -> String {
-    let output = Command::new(xtask).arg("status").arg("--socket").arg(socket).output().unwrap();
+/// `xtask status --json --socket S`.
+fn status(xtask: &Path, socket: &Path) -> serde_json::Value {
+    let output = Command::new(xtask).args(["status", "--json", "--socket"]).arg(socket).output().unwrap();
     assert!(output.status.success(), "status: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The generation `status` shows and the version of its plugin `foo`.
+fn serving_foo(status: &serde_json::Value) -> (u64, String) {
+    let plugin = status["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "foo").expect("foo serves");
+    (status["generation"].as_u64().unwrap(), plugin["version"].as_str().unwrap().to_string())
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -39,13 +49,21 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
-fn playbook(ansible: &Path, inventory: &Path, build: &Path) -> (bool, String) {
-    let output = Command::new(ansible)
+/// Runs the playbook on `build` with the extra variables `extra` (`name=value` or JSON), watching the
+/// canary for 2 s, looking every second; returns whether it succeeded and its output.
+fn playbook(ansible: &Path, inventory: &Path, build: &Path, extra: &[String]) -> (bool, String) {
+    let mut command = Command::new(ansible);
+    command
         .arg("-i")
         .arg(inventory)
         .arg(workspace_root().join("docs/ops/rollout.yml"))
         .arg("-e")
         .arg(format!("build_dir={}", build.display()))
+        .args(["-e", "canary_watch_secs=2", "-e", "canary_poll_secs=1"]);
+    for variable in extra {
+        command.arg("-e").arg(variable);
+    }
+    let output = command
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
         .stdin(Stdio::null())
@@ -63,126 +81,247 @@ fn build_folder(root: &Path, name: &str, build: &BuiltPlugin) -> PathBuf {
     dir
 }
 
+/// Three hello hosts, `canary` first, serving `foo` and `bar`, and the inventory naming them.
+struct Fleet {
+    temp: tempfile::TempDir,
+    hosts: Hosts,
+    sockets: Vec<PathBuf>,
+    plugin_dirs: Vec<PathBuf>,
+    inventory: PathBuf,
+    ansible: PathBuf,
+    xtask: PathBuf,
+}
+
+impl Fleet {
+    fn start(ansible: PathBuf, first: [&BuiltPlugin; 2]) -> Fleet {
+        let host_binary = cargo_binary("hello-host", "hello-host");
+        let xtask = cargo_binary("xtask", "xtask");
+        let temp = tempfile::tempdir().unwrap();
+        let python = ansible.with_file_name("python3");
+        let mut inventory = String::from("[hotswap]\n");
+        let mut fleet = Fleet {
+            hosts: Hosts(Vec::new()),
+            sockets: Vec::new(),
+            plugin_dirs: Vec::new(),
+            inventory: temp.path().join("inventory.ini"),
+            temp,
+            ansible,
+            xtask,
+        };
+        for name in HOSTS {
+            let home = fleet.temp.path().join(name);
+            let plugins = home.join("plugins");
+            std::fs::create_dir_all(&plugins).unwrap();
+            for build in first {
+                build.install(&plugins);
+            }
+            let socket = home.join("control.sock");
+            let log = std::fs::File::create(home.join("host.log")).unwrap();
+            let child = Command::new(&host_binary)
+                .arg("--plugins")
+                .arg(&plugins)
+                .arg("--socket")
+                .arg(&socket)
+                .args(["--interval-ms", "100", "--health-interval-ms", "100"])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            fleet.hosts.0.push(child);
+            inventory.push_str(&format!(
+                "{name} ansible_connection=local ansible_python_interpreter={} hotswap_plugin_dir={} hotswap_socket={} hotswap_cli={}\n",
+                python.display(),
+                plugins.display(),
+                socket.display(),
+                fleet.xtask.display(),
+            ));
+            fleet.sockets.push(socket);
+            fleet.plugin_dirs.push(plugins);
+        }
+        std::fs::write(&fleet.inventory, &inventory).unwrap();
+        for socket in &fleet.sockets {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !socket.exists() {
+                assert!(Instant::now() < deadline, "host on {} did not start", socket.display());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(status(&fleet.xtask, socket)["generation"], 1);
+        }
+        fleet
+    }
+
+    fn playbook(&self, build: &Path, extra: &[String]) -> (bool, String) {
+        playbook(&self.ansible, &self.inventory, build, extra)
+    }
+
+    fn status(&self, host: usize) -> serde_json::Value {
+        status(&self.xtask, &self.sockets[host])
+    }
+
+    /// A rollout of `build` that must stop at the canary: the playbook fails with `expected` in
+    /// its output, the canary's status has passed `canary` (its `last_probation`, or the whole
+    /// status for a refusal), `web2` and `web3` are never touched, every plugin folder is as it
+    /// was, and every host still serves `serving` (generation 2, with `foo` of `good`), its rounds
+    /// going on. Returns how long the playbook took.
+    fn stopped_at_the_canary(
+        &mut self,
+        build: &Path,
+        extra: &[String],
+        expected: &[&str],
+        canary: impl FnOnce(&serde_json::Value),
+        good: &BuiltPlugin,
+    ) -> Duration {
+        let before: Vec<Vec<String>> = self.plugin_dirs.iter().map(|d| files_in(d)).collect();
+        let started = Instant::now();
+        let (ok, output) = self.playbook(build, extra);
+        let took = started.elapsed();
+        assert!(!ok, "the rollout succeeded:\n{output}");
+        for text in expected {
+            assert!(output.contains(text), "no `{text}` in:\n{output}");
+        }
+        assert!(
+            !output.contains("[web2]") && !output.contains("[web3]"),
+            "hosts after the canary were touched:\n{output}"
+        );
+        canary(&self.status(0));
+        for (index, dir) in self.plugin_dirs.iter().enumerate() {
+            let status = self.status(index);
+            assert!(status["probation"].is_null(), "{}: {status}", HOSTS[index]);
+            assert_eq!(serving_foo(&status), (2, good.version()), "{}: {status}", HOSTS[index]);
+            // The canary's copy was taken back out; the others never got one.
+            assert_eq!(files_in(dir), before[index], "{}", HOSTS[index]);
+        }
+        self.assert_rounds_on(good);
+        took
+    }
+
+    /// Every host is still running and its last round called `foo` of `build`.
+    fn assert_rounds_on(&mut self, build: &BuiltPlugin) {
+        let logs: Vec<usize> = HOSTS.iter().map(|name| self.log(name).len()).collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (index, name) in HOSTS.iter().enumerate() {
+            // A round that started after this check did.
+            let last = loop {
+                let log = self.log(name);
+                let last = log[logs[index]..].lines().rev().find(|l| l.contains("] foo ")).map(str::to_string);
+                if let Some(last) = last {
+                    break last;
+                }
+                assert!(Instant::now() < deadline, "{name}: no round within 20 s");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            assert!(last.contains(&build.version()) && !last.contains("error"), "{name}: {last}");
+        }
+        for (index, child) in self.hosts.0.iter_mut().enumerate() {
+            assert!(child.try_wait().unwrap().is_none(), "{} exited", HOSTS[index]);
+        }
+    }
+
+    fn log(&self, host: &str) -> String {
+        std::fs::read_to_string(self.temp.path().join(host).join("host.log")).unwrap()
+    }
+}
+
 #[test]
-fn a_canary_first_rollout_reaches_every_host_and_stops_at_the_first_refusal() {
+fn a_canary_on_probation_passes_the_build_to_the_fleet_or_rolls_it_back_and_stops_the_rollout() {
     let ansible = match ansible_playbook() {
         Ok(path) => path,
         Err(why) => return hotswap_tests::skip_unless_ci(&why),
     };
     let started = Instant::now();
-    let (foo, bar) = (build_plugin("demo/hello/plugin/foo"), build_plugin("demo/hello/plugin/bar"));
-    // Another build of foo (versions come from content, so another setting makes another
+    const FOO: &str = "demo/hello/plugin/foo";
+    let (foo, bar) = (build_plugin(FOO), build_plugin("demo/hello/plugin/bar"));
+    // Other builds of foo (versions come from content, so another setting makes another
     // library and version).
-    let foo_new = build_plugin_with_cargo_args(
-        "demo/hello/plugin/foo",
-        "rollout-good",
-        true,
-        &["--config", "profile.dev.debug=1"],
-    );
-    assert_ne!(foo.version(), foo_new.version());
+    let foo_new = build_plugin_with_cargo_args(FOO, "rollout-good", true, &["--config", "profile.dev.debug=1"]);
+    let foo_other = build_plugin_with_cargo_args(FOO, "rollout-other", true, &["--config", "profile.dev.debug=0"]);
+    assert!(foo.version() != foo_new.version() && foo_new.version() != foo_other.version());
+    // Builds of foo that load but fail in `greet`: an error, or a panic.
+    let erring = build_plugin("tests/plugins/hello_faulty");
+    let panicking =
+        build_plugin_with_cargo_args("tests/plugins/hello_faulty", "panics", true, &["--features", "panics"]);
     // A real build whose `on_load` fails: every reload that picks it is refused.
     let broken = build_plugin("tests/plugins/fault_on_load");
-    let host_binary = cargo_binary("hello-host", "hello-host");
-    let xtask = cargo_binary("xtask", "xtask");
 
-    let temp = tempfile::tempdir().unwrap();
-    let good_dir = build_folder(temp.path(), "build-good", &foo_new);
-    let broken_dir = build_folder(temp.path(), "build-broken", &broken);
-    let python = ansible.with_file_name("python3");
-    // The playbook's default is `cargo hotswap reload --json`; here the same CLI as `xtask`,
-    // with `--json` once the CLI has it (the playbook reads only the exit code either way).
-    let help = Command::new(&xtask).args(["reload", "--help"]).output().unwrap();
-    let reload_command = if String::from_utf8_lossy(&help.stdout).contains("--json") {
-        format!("{} reload --json", xtask.display())
-    } else {
-        format!("{} reload", xtask.display())
-    };
-    let mut inventory = String::from("[hotswap]\n");
-    let mut hosts = Hosts(Vec::new());
-    let mut sockets = Vec::new();
-    let mut plugin_dirs = Vec::new();
-    for name in HOSTS {
-        let plugins = temp.path().join(name).join("plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        foo.install(&plugins);
-        bar.install(&plugins);
-        let socket = temp.path().join(name).join("control.sock");
-        let log = std::fs::File::create(temp.path().join(name).join("host.log")).unwrap();
-        let child = Command::new(&host_binary)
-            .arg("--plugins")
-            .arg(&plugins)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--interval-ms", "100"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        hosts.0.push(child);
-        inventory.push_str(&format!(
-            "{name} ansible_connection=local ansible_python_interpreter={} hotswap_plugin_dir={} hotswap_socket={} hotswap_reload_command=\"{reload_command}\"\n",
-            python.display(),
-            plugins.display(),
-            socket.display(),
-        ));
-        sockets.push(socket);
-        plugin_dirs.push(plugins);
-    }
-    let inventory_file = temp.path().join("inventory.ini");
-    std::fs::write(&inventory_file, &inventory).unwrap();
-    for socket in &sockets {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "host on {} did not start", socket.display());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(status(&xtask, socket).contains("serving generation 1"));
-    }
+    let mut fleet = Fleet::start(ansible, [&foo, &bar]);
+    let root = fleet.temp.path().to_path_buf();
+    let health_ran = root.join("health-ran");
+    let health = |command: &str| serde_json::json!({ "hotswap_health_command": command }).to_string();
 
-    // A good build: every host reloads, the canary first.
+    // A good build: the canary reloads on probation, is watched, passes the health command and
+    // is confirmed; then the other two reload.
     let good_started = Instant::now();
-    let (ok, output) = playbook(&ansible, &inventory_file, &good_dir);
+    let (ok, output) = fleet
+        .playbook(&build_folder(&root, "build-good", &foo_new), &[health(&format!("touch {}", health_ran.display()))]);
     let good_took = good_started.elapsed();
     assert!(ok, "the good rollout failed:\n{output}");
-    let canary_at = output.find("changed: [canary]").unwrap_or_else(|| panic!("{output}"));
-    assert!(
-        output[canary_at..].contains("changed: [web2]") && output[canary_at..].contains("changed: [web3]"),
-        "{output}"
-    );
-    for socket in &sockets {
-        let serving = status(&xtask, socket);
-        assert!(serving.contains("serving generation 2") && serving.contains(&foo_new.version()), "{serving}");
+    let confirmed_at = output.find("TASK [Confirm the canary's build]").unwrap_or_else(|| panic!("{output}"));
+    assert!(output[confirmed_at..].contains("changed: [canary]"), "{output}");
+    let web_reloaded_at = output.find("changed: [web2]").unwrap_or_else(|| panic!("{output}"));
+    assert!(confirmed_at < web_reloaded_at && output[confirmed_at..].contains("changed: [web3]"), "{output}");
+    assert!(health_ran.exists(), "the health command ran on the canary:\n{output}");
+    let canary = fleet.status(0);
+    assert_eq!(serving_foo(&canary), (2, foo_new.version()), "{canary}");
+    let end = &canary["last_probation"];
+    assert_eq!((end["result"].as_str(), end["automatic"].as_bool()), (Some("confirmed"), Some(false)), "{canary}");
+    assert!(canary["probation"].is_null(), "{canary}");
+    for index in 1..3 {
+        let status = fleet.status(index);
+        assert_eq!(serving_foo(&status), (2, foo_new.version()), "{status}");
+        assert!(status["last_probation"].is_null(), "the fleet reloads without probation: {status}");
     }
+    fleet.assert_rounds_on(&foo_new);
 
-    // A broken build: the canary refuses it and the rollout stops there.
-    let before: Vec<Vec<String>> = plugin_dirs.iter().map(|d| files_in(d)).collect();
-    let broken_started = Instant::now();
-    let (ok, output) = playbook(&ansible, &inventory_file, &broken_dir);
-    let broken_took = broken_started.elapsed();
-    assert!(!ok, "the broken rollout succeeded:\n{output}");
-    assert!(output.contains("refused") && output.contains("fault_on_load refuses to load"), "{output}");
-    assert!(!output.contains("[web2]") && !output.contains("[web3]"), "hosts after the canary were touched:\n{output}");
-    for (index, socket) in sockets.iter().enumerate() {
-        let serving = status(&xtask, socket);
-        assert!(
-            serving.contains("serving generation 2") && serving.contains(&foo_new.version()),
-            "{}: {serving}",
-            HOSTS[index]
-        );
-        // The canary's copy was taken back out; the others never got one.
-        assert_eq!(files_in(&plugin_dirs[index]), before[index], "{}", HOSTS[index]);
-    }
-    // Every host is still running its rounds on the good build.
-    std::thread::sleep(Duration::from_millis(300));
-    for (index, child) in hosts.0.iter_mut().enumerate() {
-        assert!(child.try_wait().unwrap().is_none(), "{} exited", HOSTS[index]);
-        let log = std::fs::read_to_string(temp.path().join(HOSTS[index]).join("host.log")).unwrap();
-        let last = log.lines().rev().find(|l| l.contains("foo")).unwrap_or_default();
-        assert!(last.contains(&foo_new.version()), "{}: {last}", HOSTS[index]);
-    }
+    // A build whose `greet` panics: the canary's host rolls it back at the first panic.
+    let panicking_took = fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-panicking", &panicking),
+        &[],
+        &["rolled the build back by itself", "generation 3", "panicked"],
+        |canary| {
+            let end = &canary["last_probation"];
+            assert_eq!((end["result"].as_str(), end["automatic"].as_bool()), (Some("rolled_back"), Some(true)));
+            assert_eq!((end["generation"].as_u64(), end["previous"].as_u64()), (Some(3), Some(2)), "{canary}");
+        },
+        &foo_new,
+    );
+
+    // A build whose `greet` returns an error: the host's health check fails and rolls it back.
+    fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-erring", &erring),
+        &[],
+        &["rolled the build back by itself", "health check of generation 4 failed", "the faulty foo cannot greet"],
+        |canary| {
+            let end = &canary["last_probation"];
+            assert_eq!((end["result"].as_str(), end["automatic"].as_bool()), (Some("rolled_back"), Some(true)));
+            assert_eq!(end["generation"].as_u64(), Some(4), "{canary}");
+        },
+        &foo_new,
+    );
+
+    // A good build whose health command fails: the playbook rolls the canary back.
+    fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-unhealthy", &foo_other),
+        &[health("false")],
+        &["Run the health command on the canary", "rolled back: "],
+        |canary| {
+            let end = &canary["last_probation"];
+            assert_eq!((end["result"].as_str(), end["automatic"].as_bool()), (Some("rolled_back"), Some(false)));
+            assert_eq!((end["generation"].as_u64(), end["reason"].as_str()), (Some(5), Some("rolled back on request")));
+        },
+        &foo_new,
+    );
+
+    // A build the canary refuses to load: nothing to roll back, the rollout stops there.
+    let broken_took = fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-broken", &broken),
+        &[],
+        &["refused", "fault_on_load refuses to load"],
+        |canary| assert!(canary["last_probation"]["generation"] == 5, "{canary}"),
+        &foo_new,
+    );
     eprintln!(
-        "rollout test took {:.1?} (good rollout to 3 hosts {good_took:.1?}, refused by the canary {broken_took:.1?})",
+        "rollout test took {:.1?} (good rollout to 3 hosts {good_took:.1?}, rolled back by the canary {panicking_took:.1?}, refused by the canary {broken_took:.1?})",
         started.elapsed()
     );
 }

@@ -1,5 +1,7 @@
 //! The hello demo's host. Loads the plugins in `--plugins`, calls `greet` on each once a
-//! second, and reloads when `cargo xtask reload` asks on the control socket.
+//! second, and reloads when `cargo xtask reload` asks on the control socket. A generation on
+//! probation (`cargo xtask reload --probation SECS`) is healthy while every plugin answers
+//! `greet` without an error: the host's health check rolls it back at the first that does not.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +22,9 @@ struct Cli {
     /// Milliseconds between rounds of calls.
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
+    /// Milliseconds between health checks of a generation on probation.
+    #[arg(long, default_value_t = 1000)]
+    health_interval_ms: u64,
     /// Stop after this many rounds (0: run until killed).
     #[arg(long, default_value_t = 0)]
     rounds: u64,
@@ -31,7 +36,15 @@ fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     let cli = Cli::parse();
-    let manager = PluginManager::builder(&cli.plugins).free_delay(Duration::from_secs(2)).build()?;
+    let manager = PluginManager::builder(&cli.plugins)
+        .free_delay(Duration::from_secs(2))
+        .health_check(Duration::from_millis(cli.health_interval_ms), |generation| {
+            for plugin in generation.plugins() {
+                plugin.invoke::<String>("greet", args!["health check".to_string(), 0u64])?;
+            }
+            Ok(())
+        })
+        .build()?;
     let report = manager.load_plugins().context("loading the first generation")?;
     println!("loaded generation {} in {:.1} ms", report.generation, report.total_ms);
     let socket = cli.socket.unwrap_or_else(default_socket_path);
