@@ -4,6 +4,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod child_case;
 pub mod http_client;
 pub mod scratch;
 pub mod tools;
@@ -176,6 +177,18 @@ pub fn build_plugin_release_with_env(crate_dir: &str, label: &str, env: &[(&str,
 /// `label`, into its own folder, serialised like [`build_plugin_release_with_env`].
 pub fn build_plugin_with_cargo_args(crate_dir: &str, label: &str, debug: bool, cargo_args: &[&str]) -> BuiltPlugin {
     build_labelled(crate_dir, label, debug, &[], cargo_args)
+}
+
+/// Builds the plugin crate at `crate_dir` with the cargo features `features` (none: its default
+/// build), in release or, with `debug`, dev (`cfg!(debug_assertions)` for the test's own
+/// profile), once per process, feature list and profile. A crate built with several feature
+/// lists writes the same cargo artifact each time, so every build of it should come through
+/// here (or another serialised build of this module), never [`build_plugin`].
+pub fn build_plugin_with_features(crate_dir: &str, features: &[&str], debug: bool) -> BuiltPlugin {
+    let joined = features.join(",");
+    let args: &[&str] = if features.is_empty() { &[] } else { &["--features", &joined] };
+    let profile = if debug { "dev" } else { "release" };
+    build_labelled(crate_dir, &format!("{profile}-features-{}", features.join("+")), debug, &[], args)
 }
 
 /// The folder every test process builds its plugins into, one subfolder per crate, label and

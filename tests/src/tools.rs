@@ -4,7 +4,7 @@
 //! --workspace` on a new machine runs the rollout test for real instead of skipping it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
@@ -36,6 +36,24 @@ pub fn cargo_binary(package: &str, bin: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo build --package {package} named no executable {bin}"));
     built.insert(key, path.clone());
     path
+}
+
+/// The hotswap CLI as the workspace builds it: binary `xtask` (the CLI under the name `cargo
+/// xtask`, the same code as `cargo hotswap`), built once per process.
+pub fn cli() -> PathBuf {
+    cargo_binary("xtask", "xtask")
+}
+
+/// Runs `xtask <args> --json --socket <socket>` and returns its exit code and its answer, which
+/// must be one JSON object on one line that states that exit code.
+pub fn cli_json(socket: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let output = Command::new(cli()).args(args).arg("--json").arg("--socket").arg(socket).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object on one line: {stdout}");
+    let code = output.status.code().unwrap();
+    assert_eq!(json["exit_code"], code, "the JSON says the exit code: {json}");
+    (code, json)
 }
 
 /// The `executable` of the binary target `bin` in cargo's JSON messages.

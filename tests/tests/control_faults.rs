@@ -15,14 +15,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{
     ControlConfig, ControlError, ControlRequest, ControlResponse, ControlServer, PluginManager, Stage, args,
     send_request,
 };
-use hotswap_tests::{build_plugin, workspace_root};
+use hotswap_tests::build_plugin;
+use hotswap_tests::tools::cli_json;
 use serde_json::Value as Json;
 
 const V1: &str = "tests/plugins/greeter_v1";
@@ -103,42 +103,9 @@ fn require_root(what: &str) -> bool {
 // The CLI, run as a process.
 // ---------------------------------------------------------------------------------------------
 
-/// The `xtask` binary (the hotswap CLI under the name `cargo xtask`), built once.
-fn cli() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "--package", "xtask", "--message-format=json"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "building xtask: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Json>(line).ok())
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the xtask executable")
-    })
-}
-
 /// Runs `xtask <args>` and returns its output.
 fn run_cli(args: &[&OsStr]) -> Output {
-    Command::new(cli()).args(args).output().unwrap()
-}
-
-/// Runs `xtask <command> --json --socket <socket> <extra>` and returns (exit code, JSON).
-fn cli_json(command: &str, socket: &Path, extra: &[&str]) -> (i32, Json) {
-    let mut args: Vec<&OsStr> =
-        vec![OsStr::new(command), OsStr::new("--json"), OsStr::new("--socket"), socket.as_os_str()];
-    args.extend(extra.iter().map(OsStr::new));
-    let output = run_cli(&args);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let json: Json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}"));
-    assert_eq!(stdout.trim().lines().count(), 1, "one JSON object on one line: {stdout}");
-    let code = output.status.code().unwrap();
-    assert_eq!(json["exit_code"], code, "the JSON says the exit code: {json}");
-    (code, json)
+    Command::new(hotswap_tests::tools::cli()).args(args).output().unwrap()
 }
 
 /// The host's resident memory, as an accepted reload or a status answer shows it.
@@ -242,7 +209,7 @@ fn connections_beyond_the_bound_are_answered_busy_at_once() {
     }
     assert!(started.elapsed() < Duration::from_secs(3), "answered before any slot was freed");
     // The CLI says so with its own exit code.
-    let (code, json) = cli_json("status", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["status"]);
     assert_eq!((code, json["result"].as_str()), (3, Some("busy")), "{json}");
     assert_schema(&json);
     // The idle ones are cut off at their deadline, with a reason, and free their slots.
@@ -316,11 +283,11 @@ fn a_stuck_reload_blocks_neither_status_nor_the_next_answer_nor_shutdown() {
         }
         other => panic!("expected busy, got {other:?}"),
     }
-    let (code, json) = cli_json("reload", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["reload"]);
     assert_eq!((code, json["result"].as_str()), (3, Some("busy")), "{json}");
     assert!(json["reload_in_progress"]["running_ms"].as_u64().unwrap() >= 1000, "{json}");
     assert_schema(&json);
-    let (code, json) = cli_json("status", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["status"]);
     assert_eq!((code, json["result"].as_str(), json["generation"].as_u64()), (0, Some("serving"), Some(1)), "{json}");
     assert!(json["reload_in_progress"].is_object(), "{json}");
     still_serving(&host, 1, "v1");
@@ -355,13 +322,13 @@ fn a_host_that_never_answers_is_a_timeout_not_no_host() {
     let _mute = UnixListener::bind(&socket).unwrap();
     let error = send_request(&socket, &ControlRequest::Status, Duration::from_millis(500)).unwrap_err();
     assert!(matches!(error, ControlError::Timeout { .. }), "{error:?}");
-    let (code, json) = cli_json("status", &socket, &["--timeout", "1"]);
+    let (code, json) = cli_json(&socket, &["status", "--timeout", "1"]);
     assert_eq!((code, json["result"].as_str()), (4, Some("timeout")), "{json}");
     let message = json["message"].as_str().unwrap();
     assert!(message.contains("within 1 s; the host may be stuck in a reload"), "{message}");
     assert_schema(&json);
     // Nothing there at all is "no host", exit 2.
-    let (code, json) = cli_json("reload", &tmp.path().join("nothing.sock"), &[]);
+    let (code, json) = cli_json(&tmp.path().join("nothing.sock"), &["reload"]);
     assert_eq!((code, json["result"].as_str()), (2, Some("no-host")), "{json}");
     assert!(json["message"].as_str().unwrap().contains("no host is listening"), "{json}");
 }
@@ -375,7 +342,7 @@ fn reload_and_status_json_follow_the_documented_schema() {
     let host = host(ControlConfig::default());
     let v2 = build_plugin(V2);
     v2.install(&host.plugins);
-    let (code, json) = cli_json("reload", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["reload"]);
     assert_schema(&json);
     assert_eq!((code, json["result"].as_str(), json["generation"].as_u64()), (0, Some("accepted"), Some(2)), "{json}");
     assert_eq!(json["command"], "reload");
@@ -395,12 +362,12 @@ fn reload_and_status_json_follow_the_documented_schema() {
     assert_memory(&json, 1);
 
     // Reloading the same files keeps the instance: origin `unchanged`.
-    let (_, json) = cli_json("reload", &host.socket, &[]);
+    let (_, json) = cli_json(&host.socket, &["reload"]);
     assert_eq!(json["plugins"][0]["origin"], "unchanged", "{json}");
 
     let broken = host.plugins.join("greeter@9.9.9.so");
     std::fs::write(&broken, b"\x7fELF, but cut short").unwrap();
-    let (code, json) = cli_json("reload", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["reload"]);
     assert_schema(&json);
     assert_eq!((code, json["result"].as_str()), (1, Some("refused")), "{json}");
     let refusal = &json["refusal"];
@@ -409,7 +376,7 @@ fn reload_and_status_json_follow_the_documented_schema() {
     assert_eq!(refusal["stage"], "inspect", "{json}");
     assert!(refusal["reason"].as_str().unwrap().contains("refused at stage `inspect`"), "{json}");
 
-    let (code, json) = cli_json("status", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["status"]);
     assert_schema(&json);
     assert_eq!((code, json["result"].as_str(), json["generation"].as_u64()), (0, Some("serving"), Some(3)), "{json}");
     assert_eq!(json["plugins"][0]["loaded_in_generation"], 2, "kept since generation 2: {json}");
@@ -453,7 +420,7 @@ fn a_plugin_folder_with_a_non_utf8_name_is_reported_lossily() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    let (code, json) = cli_json("status", &host.socket, &[]);
+    let (code, json) = cli_json(&host.socket, &["status"]);
     assert_eq!(code, 0, "{json}");
     still_serving(&host, 2, "v2");
 }
@@ -566,7 +533,7 @@ fn a_server_running_as_another_user_is_not_trusted() {
         other => panic!("expected an untrusted server, got {other:?}"),
     }
     assert!(error.to_string().contains(&format!("runs as uid {OTHER_UID}")), "{error}");
-    let (code, json) = cli_json("reload", &socket, &[]);
+    let (code, json) = cli_json(&socket, &["reload"]);
     assert_eq!((code, json["result"].as_str()), (6, Some("untrusted")), "{json}");
     assert!(json["generation"].is_null(), "the forged generation is not reported: {json}");
     assert_schema(&json);
@@ -584,7 +551,7 @@ fn a_user_who_may_not_use_the_socket_is_told_a_host_is_there() {
     let bin = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let copy = bin.path().join("xtask");
-    std::fs::copy(cli(), &copy).unwrap();
+    std::fs::copy(hotswap_tests::tools::cli(), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let setpriv = Path::new("/usr/bin/setpriv");
     assert!(setpriv.exists(), "setpriv (util-linux) is needed to run as another user");

@@ -8,7 +8,7 @@
 //! profile than the host.
 //!
 //! An abort cannot be caught, so every case runs in a child process: the test binary runs
-//! itself again for that one test (with [`CHILD`] set) and the parent asserts that the child
+//! itself again for that one test ([`in_child`]) and the parent asserts that the child
 //! exited normally and reached its end. Each case asserts that the host survives, that a
 //! refusal or error names the plugin, the file or function, and the stage, that the serving
 //! generation keeps answering, and that nothing is left in the manager's work folder beyond
@@ -22,69 +22,28 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{InvokeError, LoadError, PluginManager, Stage, args};
+use hotswap_tests::child_case::{PATIENCE, in_child};
 use hotswap_tests::{BuiltPlugin, build_plugin, build_plugin_with_cargo_args};
 
 const GREETER: &str = "tests/plugins/greeter_v1";
 const HOOKS: &str = "tests/plugins/abort_hooks";
 const STRATEGY: &str = "tests/plugins/abort_strategy";
 
-/// Set in the child process to the name of the test it runs.
-const CHILD: &str = "HOTSWAP_FAULTS_ABORT_CHILD";
-/// The fixture libraries the parent built, one path a line.
-const FIXTURES: &str = "HOTSWAP_FAULTS_ABORT_FIXTURES";
-/// Printed by the child when its case ran to the end.
-const DONE: &str = "faults_abort: the child ran its case to the end";
-/// Deadline for what only has to happen eventually; never reached unless stuck.
-const PATIENCE: Duration = Duration::from_secs(60);
-
 // ---------------------------------------------------------------------------------------------
 // Running a case in a child process.
 // ---------------------------------------------------------------------------------------------
 
-/// In the parent: builds the fixtures with `build`, runs test `test` of this binary in a child
-/// process with `ABORT_FAULT=fault`, and asserts it exited normally after running `case` to the
-/// end; returns the child's standard error. In the child: runs `case` with the parent's
-/// fixtures and returns `None`.
+/// [`in_child`] with `ABORT_FAULT=fault` in the child's environment.
 fn isolated(
     test: &str,
     fault: &str,
     build: impl FnOnce() -> Vec<BuiltPlugin>,
     case: impl FnOnce(&[BuiltPlugin]),
 ) -> Option<String> {
-    if std::env::var(CHILD).as_deref() == Ok(test) {
-        let fixtures: Vec<BuiltPlugin> = std::env::var(FIXTURES)
-            .expect("the parent passes the fixtures")
-            .lines()
-            .map(|library| BuiltPlugin {
-                library: library.into(),
-                manifest: PathBuf::from(library).with_extension("json"),
-            })
-            .collect();
-        case(&fixtures);
-        println!("{DONE}");
-        return None;
-    }
-    let fixtures = build();
-    let paths: Vec<String> = fixtures.iter().map(|f| f.library.display().to_string()).collect();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, test)
-        .env(FIXTURES, paths.join("\n"))
-        .env("ABORT_FAULT", fault)
-        .output()
-        .expect("running the test binary again");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(DONE),
-        "the child running `{test}` did not finish normally ({}; an abort is signal 6)\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    Some(stderr.into_owned())
+    in_child(test, &[("ABORT_FAULT", fault)], build, case)
 }
 
 /// The fixtures built the usual way (in the host's profile).

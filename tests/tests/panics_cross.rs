@@ -14,24 +14,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hotswap_runtime::{Args, LiveData, LiveError, PluginManager, args};
+use hotswap_tests::child_case::{self, PATIENCE};
 use hotswap_tests::{BuiltPlugin, build_plugin, build_plugin_with_cargo_args};
 
 const CALLER: &str = "tests/plugins/panic_caller";
 const PEER: &str = "tests/plugins/panic_peer";
-
-/// Set in the child process to the name of the test it runs.
-const CHILD: &str = "HOTSWAP_PANICS_CROSS_CHILD";
-/// The fixture libraries the parent built (caller, peer v1, peer v2), one path a line.
-const FIXTURES: &str = "HOTSWAP_PANICS_CROSS_FIXTURES";
-/// Printed by the child when its case ran to the end.
-const DONE: &str = "panics_cross: the child ran its case to the end";
-/// Deadline for what only has to happen eventually; never reached unless stuck.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 struct Fixtures {
     caller: BuiltPlugin,
@@ -39,44 +30,21 @@ struct Fixtures {
     peer_v2: BuiltPlugin,
 }
 
-/// In the parent: builds the fixtures, runs test `test` of this binary in a child process and
-/// asserts it exited normally after running `case` to the end; returns the child's standard
+/// [`child_case::in_child`] with this file's fixtures: in the parent, builds them, runs test
+/// `test` in a child process and asserts it ran `case` to the end; returns the child's standard
 /// error. In the child: runs `case` and returns `None`.
 fn in_child(test: &str, case: impl FnOnce(&Fixtures)) -> Option<String> {
-    if std::env::var(CHILD).as_deref() == Ok(test) {
-        let paths: Vec<BuiltPlugin> = std::env::var(FIXTURES)
-            .expect("the parent passes the fixtures")
-            .lines()
-            .map(|library| BuiltPlugin {
-                library: library.into(),
-                manifest: PathBuf::from(library).with_extension("json"),
-            })
-            .collect();
-        let [caller, peer, peer_v2] = <[BuiltPlugin; 3]>::try_from(paths).expect("three fixtures");
+    let build = || {
+        vec![
+            build_plugin(CALLER),
+            build_plugin(PEER),
+            build_plugin_with_cargo_args(PEER, "v2", cfg!(debug_assertions), &["--features", "v2"]),
+        ]
+    };
+    child_case::in_child(test, &[], build, |built| {
+        let [caller, peer, peer_v2] = <[BuiltPlugin; 3]>::try_from(built.to_vec()).expect("three fixtures");
         case(&Fixtures { caller, peer, peer_v2 });
-        println!("{DONE}");
-        return None;
-    }
-    let built = [
-        build_plugin(CALLER),
-        build_plugin(PEER),
-        build_plugin_with_cargo_args(PEER, "v2", cfg!(debug_assertions), &["--features", "v2"]),
-    ];
-    let paths: Vec<String> = built.iter().map(|f| f.library.display().to_string()).collect();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, test)
-        .env(FIXTURES, paths.join("\n"))
-        .output()
-        .expect("running the test binary again");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains(DONE),
-        "the child running `{test}` did not finish normally ({}; an abort is signal 6, a SIGSEGV signal 11)\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    Some(stderr.into_owned())
+    })
 }
 
 /// Panics when dropped: the host's extension, dropped by whoever drops its vault last.

@@ -19,7 +19,6 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use hotswap_tests::scratch::{Scratch, hello_workspace};
-use hotswap_tests::workspace_root;
 
 const PATIENCE: Duration = Duration::from_secs(600);
 
@@ -28,14 +27,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn xtask() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status =
-        Command::new(cargo).current_dir(workspace_root()).args(["build", "--quiet", "-p", "xtask"]).status().unwrap();
-    assert!(status.success(), "building xtask");
-    workspace_root().join("target/debug/xtask")
 }
 
 /// A child whose output lines arrive on a channel; killed on drop.
@@ -175,7 +166,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 /// The scratch workspace with foo built once into `bin` (dev profile) and the dev host built.
 fn prepared() -> (Scratch, PathBuf) {
-    let xtask = xtask();
+    let xtask = hotswap_tests::tools::cli();
     let scratch = hello_workspace("edit-loop");
     let mut c = scratch.cargo();
     assert!(c.args(["build", "--quiet", "-p", "hello-host"]).status().unwrap().success());
@@ -192,6 +183,27 @@ fn host(scratch: &Scratch) -> Lines {
     let mut lines = Lines::start(c);
     lines.wait_for("foo");
     lines
+}
+
+/// The hello host serving `foo` from a prepared scratch workspace, and a watch of `foo` that
+/// reloads it over the host's control socket; the scratch workspace goes last.
+struct Reloading {
+    host: Lines,
+    watch: Lines,
+    /// foo's `src/lib.rs`, and its text before the test.
+    source: PathBuf,
+    original: String,
+    _scratch: Scratch,
+}
+
+fn reloading() -> Reloading {
+    let (scratch, xtask) = prepared();
+    let host = host(&scratch);
+    let socket = scratch.path().join("control.sock");
+    let watch = watch(&scratch, &xtask, None, &["--socket", socket.to_str().unwrap()]);
+    let source = scratch.foo_source();
+    let original = std::fs::read_to_string(&source).unwrap();
+    Reloading { host, watch, source, original, _scratch: scratch }
 }
 
 #[test]
@@ -257,12 +269,7 @@ fn a_burst_of_saves_builds_once() {
 #[test]
 fn a_failing_build_keeps_the_host_serving_and_says_why_in_one_line() {
     let _serial = serial();
-    let (scratch, xtask) = prepared();
-    let mut host = host(&scratch);
-    let socket = scratch.path().join("control.sock");
-    let mut watch = watch(&scratch, &xtask, None, &["--socket", socket.to_str().unwrap()]);
-    let source = scratch.foo_source();
-    let original = std::fs::read_to_string(&source).unwrap();
+    let Reloading { mut host, mut watch, source, original, _scratch } = reloading();
     let broken = greeting(&original, "broken-save").replacen(
         "fn greet(who: &str) -> String {",
         "fn greet(who: &str) -> String {\n    let wrong: u32 = \"text\";",
@@ -287,12 +294,7 @@ fn a_failing_build_keeps_the_host_serving_and_says_why_in_one_line() {
 #[test]
 fn a_refused_reload_keeps_the_host_serving_and_says_why_in_one_line() {
     let _serial = serial();
-    let (scratch, xtask) = prepared();
-    let mut host = host(&scratch);
-    let socket = scratch.path().join("control.sock");
-    let mut watch = watch(&scratch, &xtask, None, &["--socket", socket.to_str().unwrap()]);
-    let source = scratch.foo_source();
-    let original = std::fs::read_to_string(&source).unwrap();
+    let Reloading { mut host, mut watch, source, original, _scratch } = reloading();
     let refusing = greeting(&original, "refused-save").replacen(
         "pub fn on_load(ctx: &LoadContext) -> HookResult {",
         "pub fn on_load(ctx: &LoadContext) -> HookResult {\n    if !ctx.version.is_empty() {\n        return Err(\"not in this test\".into());\n    }",
