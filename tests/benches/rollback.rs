@@ -1,5 +1,5 @@
 //! Rollback time against reload time, in the same run: on release builds of plugin `probe`
-//! (`tests/plugins/probation_v1` serving, `probation_v2` the newest file in the folder), each
+//! (`tests/plugins/probation` serving, its `v2` build the newest file in the folder), each
 //! sample times `manager.reload_on_probation(..)` (a real reload: copy, inspect, `dlopen`,
 //! hooks, publish) and then `manager.rollback()` (back to the kept generation). Plain `main`
 //! with a fixed sample count, as `reload.rs`: each reload maps a new library, so criterion's
@@ -17,15 +17,17 @@ use std::time::{Duration, Instant};
 
 use common::{median, ms, percentile};
 use hotswap_runtime::{PluginManager, Probation};
-use hotswap_tests::build_plugin_release;
+use hotswap_tests::build_plugin_with_features;
 use serde_json::json;
+
+/// Plugin `probe`: build `p1`, and `p2` with feature `v2`.
+const PROBE: &str = "tests/plugins/probation";
 
 const WARM_UP: usize = 5;
 const SAMPLES: usize = 60;
 
 fn scenario(free_delay: Option<Duration>) -> serde_json::Value {
-    let (p1, p2) =
-        (build_plugin_release("tests/plugins/probation_v1"), build_plugin_release("tests/plugins/probation_v2"));
+    let (p1, p2) = (build_plugin_with_features(PROBE, &[], false), build_plugin_with_features(PROBE, &["v2"], false));
     let dir = tempfile::tempdir().unwrap();
     p1.install(dir.path());
     let mut builder = PluginManager::builder(dir.path());

@@ -1,24 +1,24 @@
 //! Probation and rollback (issue 25, section 1), on real builds of plugin `probe`
-//! (`tests/plugins/probation_v1` and `probation_v2`, builds `p1` and `p2`): a
+//! (`tests/plugins/probation`, builds `p1` and, with feature `v2`, `p2`): a
 //! reload on probation keeps the previous generation ready; a rollback asked for, a failed
 //! health check or too many panics bring it back without running its hooks again; a probation
 //! that passes is confirmed; each plugin's `on_free` runs once. Through the API, the control
 //! socket and the CLI.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{
     ControlRequest, ControlResponse, ControlServer, LoadErrorKind, PluginManager, Probation, ProbationError,
     ProbationResult, args,
 };
-use hotswap_tests::{BuiltPlugin, build_plugin, workspace_root};
+use hotswap_tests::tools::cli_json;
+use hotswap_tests::{BuiltPlugin, build_plugin_with_features};
 
-/// Build `p1` or `p2` of plugin `probe`.
+/// Build `p1` or (feature `v2`) `p2` of plugin `probe`.
 fn build(label: &str) -> BuiltPlugin {
-    build_plugin(&format!("tests/plugins/probation_v{}", &label[1..]))
+    let features: &[&str] = if label == "p2" { &["v2"] } else { &[] };
+    build_plugin_with_features("tests/plugins/probation", features, cfg!(debug_assertions))
 }
 
 fn answer(manager: &PluginManager) -> String {
@@ -224,31 +224,6 @@ fn the_control_socket_reloads_on_probation_reports_it_in_status_and_rolls_back()
     let again = json(&ask(ControlRequest::Rollback));
     assert_eq!(again["status"], "refused", "{again}");
     assert!(again["reason"].as_str().unwrap().contains("only one generation back is kept"), "{again}");
-}
-
-/// The `xtask` binary (the hotswap CLI under the name `cargo xtask`), built once.
-fn cli() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--quiet", "--package", "xtask", "--message-format=json"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "building xtask: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the xtask executable")
-    })
-}
-
-fn cli_json(socket: &Path, args: &[&str]) -> (i32, serde_json::Value) {
-    let output = Command::new(cli()).args(args).arg("--json").arg("--socket").arg(socket).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    (output.status.code().unwrap(), serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}")))
 }
 
 #[test]

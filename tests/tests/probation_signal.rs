@@ -4,11 +4,13 @@
 use std::time::{Duration, Instant};
 
 use hotswap_runtime::{PluginManager, Probation, ProbationResult, args};
-use hotswap_tests::build_plugin;
+use hotswap_tests::build_plugin_with_features;
 
 #[test]
 fn sigusr2_rolls_back() {
-    let (p1, p2) = (build_plugin("tests/plugins/probation_v1"), build_plugin("tests/plugins/probation_v2"));
+    let build =
+        |features: &[&str]| build_plugin_with_features("tests/plugins/probation", features, cfg!(debug_assertions));
+    let (p1, p2) = (build(&[]), build(&["v2"]));
     let dir = tempfile::tempdir().unwrap();
     p1.install(dir.path());
     let manager = PluginManager::builder(dir.path()).free_delay(Duration::ZERO).build().unwrap();

@@ -1,5 +1,5 @@
-//! Test fixture: build `p1` of plugin `probe`, for the probation and rollback tests
-//! (`probation_v1` and `probation_v2` differ only in `LABEL`). Each hook appends
+//! Test fixture: plugin `probe`, for the probation and rollback tests, in two builds that
+//! differ only in `LABEL`: `p1`, and `p2` with feature `v2`. Each hook appends
 //! `<hook> <label>` to the file `hooks.log` in its plugin folder (so a test sees which build's
 //! hooks ran, and how many times); `answer` returns the label, `boom` panics, and `health`
 //! fails when the file `sick-<label>` exists in the plugin folder.
@@ -14,7 +14,7 @@ hotswap_runtime::plugin!();
 
 static FOLDER: OnceLock<PathBuf> = OnceLock::new();
 /// What tells this build from the other.
-const LABEL: &str = "p1";
+const LABEL: &str = if cfg!(feature = "v2") { "p2" } else { "p1" };
 
 fn version() -> &'static str {
     LABEL
