@@ -178,7 +178,7 @@ fn main() {
         .configure_from_args();
     for (group_name, clock) in GROUPS {
         let mut group = criterion.benchmark_group(group_name);
-        bench(&mut group, "direct", clock, |a, b| add(a, b));
+        bench(&mut group, "direct", clock, add);
         let boxed: Box<dyn Fn(i64, i64) -> i64 + Send + Sync> = Box::new(add);
         bench(&mut group, "dyn_fn", clock, |a, b| black_box(&boxed)(a, b));
         bench(&mut group, "arcswap_floor", clock, |a, b| {
@@ -192,7 +192,7 @@ fn main() {
         bench(&mut group, "cached_invoke", clock, |a, b| {
             black_box(&fx.greeter).invoke::<i64>("add", args![a, b]).unwrap()
         });
-        bench(&mut group, "hot_lib_reloader", clock, |a, b| common::hlr::hlr_add(a, b));
+        bench(&mut group, "hot_lib_reloader", clock, common::hlr::hlr_add);
         bench(&mut group, "cached_handle", clock, |a, b| {
             fx.greeter.invoke_func("add", args![a, b]).unwrap().downcast::<i64>().unwrap()
         });

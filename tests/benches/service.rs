@@ -154,7 +154,8 @@ fn round(mode: Mode, dirs: &(PathBuf, PathBuf), into: &mut Measured) {
                 let mut samples = Vec::new();
                 let mut n = 0_u64;
                 while began.elapsed() < RUN {
-                    let path = if n % 2 == 0 { "/hello?name=bench&delay_ms=0" } else { "/quote?item=fig&qty=2" };
+                    let path =
+                        if n.is_multiple_of(2) { "/hello?name=bench&delay_ms=0" } else { "/quote?item=fig&qty=2" };
                     n += 1;
                     let start = Instant::now();
                     let ok = matches!(client.get(path).await, Ok((200, _)));
