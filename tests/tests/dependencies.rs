@@ -2,7 +2,8 @@
 //! the order of every hook, import cycles, missing dependencies, exports of the wrong type, a
 //! library under another plugin's name, the per-generation extension and the data bag.
 //!
-//! The fixtures `dep_zeta`, `dep_mid` (imports `dep_zeta`) and `dep_alpha` (imports both) append
+//! The fixtures `dep_zeta`, `dep_mid` (imports `dep_zeta`) and `dep_alpha` (imports both), one
+//! crate `dep_chain` built with other features, append
 //! `g<generation> <plugin>:<hook>` to `hooks.log` in the plugin folder from `on_load`, `on_init`
 //! and `on_free`, so one file records the order of the hooks of all plugins, including the hooks
 //! that run before the vault exists (`on_load`) or after the generation is gone (`on_free`).
@@ -14,19 +15,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, Stage, args};
-use hotswap_tests::{BuiltPlugin, build_plugin, copy_atomically};
+use hotswap_tests::{BuiltPlugin, build_plugin, build_plugin_with_features, copy_atomically};
 
-const ZETA: &str = "tests/plugins/dep_zeta";
+/// Crate `dep_chain`, whose features choose the plugin: [`ZETA`], [`MID`], [`ALPHA`], [`ZETA_V2`].
+const CHAIN: &str = "tests/plugins/dep_chain";
+const ZETA: &[&str] = &[];
 /// A second build of plugin `dep_zeta`: the runtime may carry a byte-identical file over to
 /// the next generation, so tests that need fresh instances swap in this build.
-const ZETA_V2: &str = "tests/plugins/dep_zeta_v2";
-const MID: &str = "tests/plugins/dep_mid";
-const ALPHA: &str = "tests/plugins/dep_alpha";
+const ZETA_V2: &[&str] = &["v2"];
+const MID: &[&str] = &["mid"];
+const ALPHA: &[&str] = &["alpha"];
 const CYCLE: [&str; 3] = ["tests/plugins/dep_cyc_a", "tests/plugins/dep_cyc_b", "tests/plugins/dep_cyc_c"];
 const EXPORTER: &str = "tests/plugins/dep_exporter";
 const IMPORTER_OK: &str = "tests/plugins/dep_importer_ok";
 const IMPORTER_BAD: &str = "tests/plugins/dep_importer_bad";
 const GREETER_V1: &str = "tests/plugins/greeter_v1";
+
+/// Builds plugin `dep_zeta`, `dep_mid` or `dep_alpha` of [`CHAIN`] with `features`.
+fn chain(features: &[&str]) -> BuiltPlugin {
+    build_plugin_with_features(CHAIN, features, cfg!(debug_assertions))
+}
 
 /// Dependencies first; deliberately not alphabetical.
 const DEPENDENCY_ORDER: [&str; 3] = ["dep_zeta", "dep_mid", "dep_alpha"];
@@ -39,7 +47,7 @@ type HostExtension = (AtomicU64, Arc<Mutex<Vec<String>>>);
 /// A manager that frees a replaced generation as soon as nothing refers to it, so that
 /// `on_free` runs inside `reload` (or when the last handle on the generation is dropped).
 /// Reuse of unchanged plugins stays on (the default): tests that need fresh instances install
-/// another build (`dep_zeta_v2`).
+/// another build (`dep_zeta`'s `v2`).
 fn manager(dir: &Path) -> PluginManager {
     PluginManager::builder(dir).free_delay(Duration::ZERO).build().unwrap()
 }
@@ -104,10 +112,10 @@ fn every_hook_runs_dependencies_first_and_on_free_runs_dependents_first() {
     assert_ne!(alphabetical, DEPENDENCY_ORDER, "the fixture names must not sort into dependency order");
     let backward: Vec<&str> = DEPENDENCY_ORDER.iter().rev().copied().collect();
 
-    let (zeta, zeta_v2) = (build_plugin(ZETA), build_plugin(ZETA_V2));
+    let (zeta, zeta_v2) = (chain(ZETA), chain(ZETA_V2));
     let dir = tempfile::tempdir().unwrap();
-    for krate in [ALPHA, MID] {
-        build_plugin(krate).install(dir.path());
+    for features in [ALPHA, MID] {
+        chain(features).install(dir.path());
     }
     zeta.install(dir.path());
     let host_log = Arc::new(Mutex::new(Vec::new()));
@@ -214,7 +222,7 @@ fn an_import_cycle_is_refused_naming_the_whole_cycle_and_the_serving_generation_
 
 #[test]
 fn a_missing_dependency_is_refused_naming_the_importer_and_the_missing_plugin() {
-    let (zeta, mid) = (build_plugin(ZETA), build_plugin(MID));
+    let (zeta, mid) = (chain(ZETA), chain(MID));
     let dir = tempfile::tempdir().unwrap();
     mid.install(dir.path());
     let manager = manager(dir.path());
@@ -287,7 +295,7 @@ fn an_import_of_the_wrong_type_is_refused_at_on_init_naming_both_plugins_and_bot
 
 #[test]
 fn a_library_under_another_plugins_file_name_is_refused_at_inspect() {
-    let zeta = build_plugin(ZETA);
+    let zeta = chain(ZETA);
     let dir = tempfile::tempdir().unwrap();
     zeta.install(dir.path());
     // The same library a second time, under a file name that claims plugin `other`.
@@ -317,7 +325,7 @@ fn a_library_under_another_plugins_file_name_is_refused_at_inspect() {
 
 #[test]
 fn every_generation_gets_a_fresh_extension_while_the_hosts_values_survive() {
-    let (zeta, zeta_v2) = (build_plugin(ZETA), build_plugin(ZETA_V2));
+    let (zeta, zeta_v2) = (chain(ZETA), chain(ZETA_V2));
     let dir = tempfile::tempdir().unwrap();
     zeta.install(dir.path());
     let host_log = Arc::new(Mutex::new(vec!["host: started".to_string()]));
@@ -357,7 +365,7 @@ fn every_generation_gets_a_fresh_extension_while_the_hosts_values_survive() {
 
 #[test]
 fn the_data_bag_belongs_to_one_generation() {
-    let (zeta, zeta_v2) = (build_plugin(ZETA), build_plugin(ZETA_V2));
+    let (zeta, zeta_v2) = (chain(ZETA), chain(ZETA_V2));
     let dir = tempfile::tempdir().unwrap();
     zeta.install(dir.path());
     let manager = manager(dir.path());

@@ -1,6 +1,9 @@
-//! Test fixture `dep_mid`, the middle of the chain `dep_alpha` -> `dep_mid` -> `dep_zeta`
-//! (alphabetical order is the reverse of dependency order). The three fixtures, and the second
-//! build `dep_zeta_v2`, differ only in `NAME`, `BUILD` and `IMPORTS`.
+//! Test fixture: the chain of plugins `dep_alpha` -> `dep_mid` -> `dep_zeta` (alphabetical order
+//! is the reverse of dependency order), one crate whose features choose the plugin: none is
+//! `dep_zeta`, the bottom; `mid` is `dep_mid`, importing `dep_zeta`; `alpha` is `dep_alpha`,
+//! importing both; `v2` makes a second build (`BUILD` "v2"), so that a reload really replaces the
+//! library (an unchanged file may be carried over). The builds differ only in `NAME`, `BUILD`
+//! and `IMPORTS` (and `build.rs` names the plugin as `NAME` does).
 //!
 //! Every hook appends `g<generation> <plugin>:<hook>` to `hooks.log` in the plugin folder (the
 //! folder of `LoadContext::file`), so one file records the order of the hooks of every plugin,
@@ -16,10 +19,20 @@ use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, V
 
 hotswap_runtime::plugin!();
 
+#[cfg(feature = "alpha")]
+const NAME: &str = "dep_alpha";
+#[cfg(feature = "alpha")]
+const IMPORTS: &[&str] = &["dep_mid", "dep_zeta"];
+#[cfg(all(feature = "mid", not(feature = "alpha")))]
 const NAME: &str = "dep_mid";
-/// Which build of the plugin this is: `dep_zeta_v2` is another build of plugin `dep_zeta`.
-const BUILD: &str = "v1";
+#[cfg(all(feature = "mid", not(feature = "alpha")))]
 const IMPORTS: &[&str] = &["dep_zeta"];
+#[cfg(not(any(feature = "mid", feature = "alpha")))]
+const NAME: &str = "dep_zeta";
+#[cfg(not(any(feature = "mid", feature = "alpha")))]
+const IMPORTS: &[&str] = &[];
+/// Which build of the plugin this is: feature `v2` makes another build of the same plugin.
+const BUILD: &str = if cfg!(feature = "v2") { "v2" } else { "v1" };
 
 /// The host's extension: a counter that starts at zero in every generation, and the host's own
 /// log, which outlives generations. Only std types, so the `TypeId`s agree with the host's.
