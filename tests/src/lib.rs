@@ -191,6 +191,16 @@ pub fn build_plugin_with_features(crate_dir: &str, features: &[&str], debug: boo
     build_labelled(crate_dir, &format!("{profile}-features-{}", features.join("+")), debug, &[], args)
 }
 
+/// The three builds of fixture `tests/plugins/dep_cycle`, in the test's profile: plugins
+/// `dep_cyc_a`, `dep_cyc_b` (feature `b`) and `dep_cyc_c` (feature `c`), each importing the
+/// next, so that together they are an import cycle.
+pub fn build_import_cycle() -> Vec<BuiltPlugin> {
+    [&[][..], &["b"], &["c"]]
+        .iter()
+        .map(|features| build_plugin_with_features("tests/plugins/dep_cycle", features, cfg!(debug_assertions)))
+        .collect()
+}
+
 /// The folder every test process builds its plugins into, one subfolder per crate, label and
 /// process: `<crate>[-<label>]-<pid>`. The folders of processes that have ended are removed
 /// the first time a process asks for it, so they do not pile up under `target/` run after run.

@@ -25,7 +25,6 @@ const ZETA: &[&str] = &[];
 const ZETA_V2: &[&str] = &["v2"];
 const MID: &[&str] = &["mid"];
 const ALPHA: &[&str] = &["alpha"];
-const CYCLE: [&str; 3] = ["tests/plugins/dep_cyc_a", "tests/plugins/dep_cyc_b", "tests/plugins/dep_cyc_c"];
 const EXPORTER: &str = "tests/plugins/dep_exporter";
 const IMPORTER_OK: &str = "tests/plugins/dep_importer_ok";
 const IMPORTER_BAD: &str = "tests/plugins/dep_importer_bad";
@@ -186,7 +185,7 @@ fn an_import_cycle_is_refused_naming_the_whole_cycle_and_the_serving_generation_
         |manager: &PluginManager| manager.find_plugin("greeter").unwrap().invoke::<String>("answer", args![]).unwrap();
     assert_eq!(answer(&manager), "v1");
 
-    let cycle: Vec<BuiltPlugin> = CYCLE.iter().map(|krate| build_plugin(krate)).collect();
+    let cycle = hotswap_tests::build_import_cycle();
     for plugin in &cycle {
         plugin.install(dir.path());
     }

@@ -37,7 +37,6 @@ const V1: &str = "tests/plugins/greeter_v1";
 const V2: &str = "tests/plugins/greeter_v2";
 const ON_LOAD_FAULT: &str = "tests/plugins/fault_on_load";
 const ON_INIT_PANIC: &str = "tests/plugins/fault_on_init_panic";
-const CYCLE: [&str; 3] = ["tests/plugins/dep_cyc_a", "tests/plugins/dep_cyc_b", "tests/plugins/dep_cyc_c"];
 const EXPORTER: &str = "tests/plugins/dep_exporter";
 const IMPORTER_OK: &str = "tests/plugins/dep_importer_ok";
 const IMPORTER_BAD: &str = "tests/plugins/dep_importer_bad";
@@ -505,7 +504,8 @@ fn an_import_of_the_wrong_type_is_refused_at_on_init() {
 #[test]
 fn an_import_cycle_is_refused_at_dependencies() {
     let host = serving(&[]);
-    let files: Vec<PathBuf> = CYCLE.iter().map(|krate| build_plugin(krate).install(&host.dir)).collect();
+    let files: Vec<PathBuf> =
+        hotswap_tests::build_import_cycle().iter().map(|plugin| plugin.install(&host.dir)).collect();
     let refusal = Refusal { files: &files, stage: Stage::Dependencies, says: &["import cycle: dep_cyc_"] };
     refused_while_serving(&host, refusal, || files.iter().for_each(|f| remove_library(f)));
 }

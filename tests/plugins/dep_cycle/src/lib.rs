@@ -1,5 +1,5 @@
-//! Test fixture `dep_cyc_b`: one link of the import cycle dep_cyc_a -> dep_cyc_b -> dep_cyc_c ->
-//! dep_cyc_a, which the runtime must refuse before `on_load`. `on_load` appends a line to
+//! Test fixture: the import cycle dep_cyc_a -> dep_cyc_b -> dep_cyc_c -> dep_cyc_a, one crate
+//! whose features choose the link (none: `dep_cyc_a`; `b`; `c`), which the runtime must refuse before `on_load`. `on_load` appends a line to
 //! `hooks.log` in the plugin folder, so a test can see that it never ran; `on_init` fails.
 
 use std::io::Write;
@@ -9,7 +9,18 @@ use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, V
 
 hotswap_runtime::plugin!();
 
+#[cfg(feature = "c")]
+const NAME: &str = "dep_cyc_c";
+#[cfg(feature = "c")]
+const NEXT: &str = "dep_cyc_a";
+#[cfg(all(feature = "b", not(feature = "c")))]
 const NAME: &str = "dep_cyc_b";
+#[cfg(all(feature = "b", not(feature = "c")))]
+const NEXT: &str = "dep_cyc_c";
+#[cfg(not(any(feature = "b", feature = "c")))]
+const NAME: &str = "dep_cyc_a";
+#[cfg(not(any(feature = "b", feature = "c")))]
+const NEXT: &str = "dep_cyc_b";
 
 pub fn reloadable() -> bool {
     true
@@ -20,7 +31,7 @@ pub fn export() -> Option<Export> {
 }
 
 pub fn import() -> &'static [&'static str] {
-    &["dep_cyc_c"]
+    &[NEXT]
 }
 
 pub fn on_load(ctx: &LoadContext) -> HookResult {

@@ -1,4 +1,0 @@
-fn main() -> Result<(), hotswap_build::Error> {
-    hotswap_build::generate()?;
-    Ok(())
-}
