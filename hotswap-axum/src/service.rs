@@ -1,0 +1,168 @@
+//! The host side: [`PluginRouter`], a `tower::Service` that sends each request to the router
+//! of the plugin generation serving when the request starts.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hotswap_runtime::{Args, Plugin, PluginManager, Value};
+use tower_service::Service;
+
+use crate::body::ResponseFuture;
+use crate::scope::{PluginScope, ScopeGuard};
+use crate::{ROUTER, panic_message};
+
+/// A plugin's `axum::Router`, mounted in the host as a `tower::Service`
+/// (`Router::fallback_service`, `Router::nest_service`, `Router::route_service`).
+///
+/// Each request looks up the plugin in the generation serving when it starts and goes to that
+/// generation's router (asked for once per generation through the plugin's
+/// [`ROUTER`](crate::ROUTER) function and kept in the generation's vault, so it goes with the
+/// generation). The response future and the response body hold that generation: a reload
+/// never unmaps the code of a request in flight or of a body still streaming (server-sent
+/// events, chunks), and the next request gets the new code. A panic in the plugin's code while
+/// routing, in its handler or in its body stream is caught, logged with plugin and generation,
+/// and ends that request only (500, or a body cut short); the host and the plugin go on.
+///
+/// `S` is host-owned state handed to the plugin's router function on each generation (a pool,
+/// a cache, a channel), typed: the plugin's function takes an `S` and usually passes it to
+/// `Router::with_state`. It must be the same type on both sides, from a crate both link (on
+/// the shared route, the shared crate).
+#[derive(Clone)]
+pub struct PluginRouter<S = ()> {
+    manager: PluginManager,
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
+    plugin: String,
+    /// The key of the router in each generation's data bag.
+    key: String,
+    state: S,
+    /// Serialises asking a plugin for its router (once per generation).
+    building: Mutex<()>,
+}
+
+/// One generation's router, in that generation's data bag: the router, then the value it came
+/// in, which keeps the plugin's library (the router's handlers' code) mapped until the router
+/// is dropped.
+struct Slot {
+    router: Router,
+    scope: Arc<PluginScope>,
+    _made: Mutex<Value>,
+}
+
+impl<S> std::fmt::Debug for PluginRouter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRouter").field("plugin", &self.shared.plugin).finish_non_exhaustive()
+    }
+}
+
+impl PluginRouter<()> {
+    /// The router of plugin `plugin` of `manager`, without host state (the plugin's router
+    /// function takes `()`).
+    pub fn new(manager: PluginManager, plugin: impl Into<String>) -> PluginRouter<()> {
+        PluginRouter::with_state(manager, plugin, ())
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
+    /// The router of plugin `plugin` of `manager`; each generation's router function gets a
+    /// clone of `state`.
+    pub fn with_state(manager: PluginManager, plugin: impl Into<String>, state: S) -> PluginRouter<S> {
+        let plugin = plugin.into();
+        let key = format!("hotswap_axum.router.{plugin}");
+        PluginRouter { manager, shared: Arc::new(Shared { plugin, key, state, building: Mutex::new(()) }) }
+    }
+
+    /// The plugin's name.
+    pub fn plugin(&self) -> &str {
+        &self.shared.plugin
+    }
+
+    /// The router of `plugin`'s generation, asked for on first use.
+    fn slot(&self, plugin: &Plugin) -> Result<Arc<Slot>, Response> {
+        let vault = plugin.generation().vault();
+        if let Some(slot) = vault.data::<Slot>(&self.shared.key) {
+            return Ok(slot);
+        }
+        let _building = self.shared.building.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = vault.data::<Slot>(&self.shared.key) {
+            return Ok(slot);
+        }
+        let scope = Arc::new(PluginScope::new(plugin.name(), plugin.generation().number(), plugin.loaded_from()));
+        let made = {
+            let _scope = ScopeGuard::enter(Arc::clone(&scope));
+            plugin.invoke_func(ROUTER, Args::new().with(self.shared.state.clone()))
+        };
+        let made = made.map_err(|error| {
+            tracing::error!(plugin = plugin.name(), generation = scope.generation, %error, "the plugin gave no router");
+            failure(StatusCode::INTERNAL_SERVER_ERROR, &format!("plugin `{}` gave no router", plugin.name()))
+        })?;
+        let router = match made.downcast_ref::<Router>() {
+            Ok(router) => router.clone(),
+            Err(mismatch) => {
+                tracing::error!(plugin = plugin.name(), generation = scope.generation, %mismatch, "the plugin's router function returned another type");
+                return Err(failure(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("plugin `{}` gave no router", plugin.name()),
+                ));
+            }
+        };
+        vault.set_data(self.shared.key.clone(), Slot { router, scope, _made: Mutex::new(made) });
+        vault
+            .data::<Slot>(&self.shared.key)
+            .ok_or_else(|| failure(StatusCode::INTERNAL_SERVER_ERROR, "router slot lost"))
+    }
+}
+
+fn failure(status: StatusCode, text: &str) -> Response {
+    (status, text.to_string()).into_response()
+}
+
+impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> ResponseFuture {
+        let Some(plugin) = self.manager.find_plugin(&self.shared.plugin) else {
+            let text = format!("plugin `{}` is not loaded", self.shared.plugin);
+            return ResponseFuture::ready(failure(StatusCode::SERVICE_UNAVAILABLE, &text));
+        };
+        let slot = match self.slot(&plugin) {
+            Ok(slot) => slot,
+            Err(response) => return ResponseFuture::ready(response),
+        };
+        let scope = Arc::clone(&slot.scope);
+        let mut router = slot.router.clone();
+        drop(slot);
+        // Routing runs the plugin's code (its handlers build their futures): in its scope,
+        // and a panic there ends this request only.
+        let called = {
+            let _scope = ScopeGuard::enter(Arc::clone(&scope));
+            catch_unwind(AssertUnwindSafe(move || router.call(request)))
+        };
+        match called {
+            Ok(future) => ResponseFuture::new(future, plugin, scope),
+            Err(payload) => ResponseFuture::ready(panicked(&scope, "routing the request", payload)),
+        }
+    }
+}
+
+/// Logs a panic caught in plugin code and makes the 500 answer for it.
+pub(crate) fn panicked(scope: &PluginScope, during: &str, payload: Box<dyn Any + Send>) -> Response {
+    let message = panic_message(payload);
+    tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while {during}: {message}");
+    failure(StatusCode::INTERNAL_SERVER_ERROR, &format!("plugin `{}` panicked", scope.plugin))
+}

@@ -1,0 +1,94 @@
+//! Real clients over loopback: HTTP/1.1 (hyper's client connection), server-sent events
+//! read frame by frame, WebSockets (tokio-tungstenite).
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+async fn send(addr: SocketAddr, path: &str) -> hyper::Response<Incoming> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).unwrap();
+    sender.send_request(request).await.expect("response")
+}
+
+/// `GET path`: status and body text.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let response = send(addr, path).await;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A stream of server-sent events being received.
+pub struct Events {
+    body: Incoming,
+    buffer: String,
+}
+
+/// What reading the next event gave.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    Event(String),
+    End,
+    /// The connection broke before the body ended.
+    Cut,
+}
+
+/// Opens `GET path` and returns its status and event stream.
+pub async fn events(addr: SocketAddr, path: &str) -> (u16, Events) {
+    let response = send(addr, path).await;
+    (response.status().as_u16(), Events { body: response.into_body(), buffer: String::new() })
+}
+
+impl Events {
+    /// The `data` of the next event.
+    pub async fn next(&mut self) -> Next {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect::<Vec<_>>().join("\n");
+                return Next::Event(data);
+            }
+            match self.body.frame().await {
+                None => return Next::End,
+                Some(Err(_)) => return Next::Cut,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.push_str(&String::from_utf8_lossy(&data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens a WebSocket at `path`.
+pub async fn websocket(addr: SocketAddr, path: &str) -> Socket {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (socket, _) =
+        tokio_tungstenite::client_async(format!("ws://{addr}{path}"), stream).await.expect("ws handshake");
+    socket
+}
+
+/// Sends `text` and returns the answer.
+pub async fn ask(socket: &mut Socket, text: &str) -> String {
+    socket.send(Message::text(text)).await.expect("ws send");
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(answer))) => return answer.to_string(),
+            Some(Ok(_)) => continue,
+            other => return format!("no answer: {other:?}"),
+        }
+    }
+}
