@@ -5,7 +5,7 @@
 //! * In the plugin, ordinary axum code builds a `Router` (routes, extractors, `State`, tower
 //!   layers, server-sent events, WebSockets, `tokio::spawn`), and one line of `invoke_func`
 //!   hands it to the host: `hotswap_axum::ROUTER => hotswap_axum::serve_router(args, router)`.
-//! * In the host, [`PluginRouter`] (feature `host`) is a `tower::Service` to mount in the
+//! * In the host, `PluginRouter` (feature `host`) is a `tower::Service` to mount in the
 //!   host's own `Router` (`fallback_service`, `nest_service`): each request goes to the router
 //!   of the generation serving when it starts; the response future and the response body
 //!   hold that generation until they are dropped, so a reload never unmaps the code of a
@@ -42,7 +42,7 @@ pub use body::{BodyPanicked, ResponseFuture};
 pub use plugin::{ROUTER, serve_router};
 pub use scope::{PluginScope, ScopeGuard, current_scope, log_panics, replace_scope};
 #[cfg(feature = "host")]
-pub use service::PluginRouter;
+pub use service::{PluginRouter, RouterError};
 
 /// The text of a panic payload (`&str` or `String`, as `panic!` makes them).
 #[cfg(feature = "host")]

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hotswap_runtime::{Args, Plugin, PluginManager, Value};
+use hotswap_runtime::{Args, InvokeError, Plugin, PluginManager, TypeMismatch, Value};
 use tower_service::Service;
 
 use crate::body::ResponseFuture;
@@ -87,7 +87,7 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     }
 
     /// The router of `plugin`'s generation, asked for on first use.
-    fn slot(&self, plugin: &Plugin) -> Result<Arc<Slot>, Response> {
+    fn slot(&self, plugin: &Plugin) -> Result<Arc<Slot>, Box<RouterError>> {
         let vault = plugin.generation().vault();
         if let Some(slot) = vault.data::<Slot>(&self.shared.key) {
             return Ok(slot);
@@ -101,25 +101,42 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
             let _scope = ScopeGuard::enter(Arc::clone(&scope));
             plugin.invoke_func(ROUTER, Args::new().with(self.shared.state.clone()))
         };
-        let made = made.map_err(|error| {
-            tracing::error!(plugin = plugin.name(), generation = scope.generation, %error, "the plugin gave no router");
-            failure(StatusCode::INTERNAL_SERVER_ERROR, &format!("plugin `{}` gave no router", plugin.name()))
-        })?;
-        let router = match made.downcast_ref::<Router>() {
-            Ok(router) => router.clone(),
-            Err(mismatch) => {
-                tracing::error!(plugin = plugin.name(), generation = scope.generation, %mismatch, "the plugin's router function returned another type");
-                return Err(failure(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("plugin `{}` gave no router", plugin.name()),
-                ));
-            }
-        };
+        let (name, generation) = (plugin.name().to_string(), scope.generation);
+        let made = made.map_err(|source| Box::new(RouterError::Failed { plugin: name.clone(), generation, source }))?;
+        let router = made
+            .downcast_ref::<Router>()
+            .map_err(|mismatch| Box::new(RouterError::NotARouter { plugin: name, generation, source: mismatch }))?
+            .clone();
         vault.set_data(self.shared.key.clone(), Slot { router, scope, _made: Mutex::new(made) });
-        vault
-            .data::<Slot>(&self.shared.key)
-            .ok_or_else(|| failure(StatusCode::INTERNAL_SERVER_ERROR, "router slot lost"))
+        Ok(vault.data::<Slot>(&self.shared.key).expect("the slot just stored"))
     }
+}
+
+/// Why a generation's router could not be had; logged, and the request answered 500.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// The plugin's router function failed or panicked (or the plugin has none).
+    #[error("plugin `{plugin}` (generation {generation}) gave no router")]
+    Failed {
+        /// Plugin name.
+        plugin: String,
+        /// Its generation.
+        generation: u64,
+        /// What the call said.
+        source: InvokeError,
+    },
+    /// The plugin's router function returned something other than an `axum::Router` (an axum
+    /// compiled otherwise than the host's: not on the shared route, say).
+    #[error("plugin `{plugin}` (generation {generation}) gave no axum::Router")]
+    NotARouter {
+        /// Plugin name.
+        plugin: String,
+        /// Its generation.
+        generation: u64,
+        /// The types.
+        source: TypeMismatch,
+    },
 }
 
 fn failure(status: StatusCode, text: &str) -> Response {
@@ -142,7 +159,11 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
         };
         let slot = match self.slot(&plugin) {
             Ok(slot) => slot,
-            Err(response) => return ResponseFuture::ready(response),
+            Err(error) => {
+                let source = std::error::Error::source(&*error).map(ToString::to_string).unwrap_or_default();
+                tracing::error!(plugin = plugin.name(), generation = plugin.generation().number(), "{error}: {source}");
+                return ResponseFuture::ready(failure(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()));
+            }
         };
         let scope = Arc::clone(&slot.scope);
         let mut router = slot.router.clone();
