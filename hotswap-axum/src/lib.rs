@@ -32,6 +32,8 @@
 
 #[cfg(feature = "host")]
 mod body;
+#[cfg(feature = "host")]
+mod library;
 mod plugin;
 mod scope;
 #[cfg(feature = "host")]

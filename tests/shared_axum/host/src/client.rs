@@ -30,6 +30,32 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// `GET path` on a connection with a small receive buffer: once the answer's head arrived,
+/// awaits `meanwhile` before reading the body; the body's length and whether it was whole.
+pub async fn get_slowly(
+    addr: SocketAddr,
+    path: &str,
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> (usize, bool) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).unwrap();
+    let response = sender.send_request(request).await.expect("response");
+    meanwhile.await;
+    match response.into_body().collect().await {
+        Ok(body) => {
+            let body = body.to_bytes();
+            let whole = body.iter().enumerate().all(|(i, b)| *b == b'a' + (i % 26) as u8);
+            (body.len(), whole)
+        }
+        Err(_) => (0, false),
+    }
+}
+
 /// A stream of server-sent events being received.
 pub struct Events {
     body: Incoming,

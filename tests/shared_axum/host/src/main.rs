@@ -3,7 +3,7 @@
 //! real clients over loopback that drive one scenario while the host reloads the plugin.
 //!
 //! `axum_host <scenario> <plugin folder> <work root> <v1 build folder> <v2 build folder>`;
-//! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap` (see `scenarios.rs`). Prints one line per
+//! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static` (see `scenarios.rs`). Prints one line per
 //! step; exits 0 when the scenario ran to its end.
 //!
 //! Everything shares one tokio, axum, tracing and log (the `shared_axum` dylib, `-C
@@ -132,7 +132,12 @@ fn main() {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let state = AppState { events: sender, gate: Arc::new(tokio::sync::Semaphore::new(0)) };
     let ok = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A small send buffer (accepted connections inherit it): hyper then keeps most of a
+        // large body queued until a slow client reads it (scenario `static`).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(64).unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/host", get(|| async { "the host's own route" }))

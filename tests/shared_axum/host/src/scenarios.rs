@@ -14,6 +14,7 @@ pub async fn run(scenario: &str, host: &Arc<Host>) -> bool {
         "ws" => ws(host).await,
         "panics" => panics(host).await,
         "unmap" => unmap(host).await,
+        "static" => static_body(host).await,
         other => {
             println!("unknown scenario {other}");
             false
@@ -176,5 +177,19 @@ async fn unmap(host: &Arc<Host>) -> bool {
     println!("TASK {:?}", event(host).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     println!("TASK ENDED gen3_mapped={} (pinned for the process)", host.mapped(3));
+    true
+}
+
+/// A body in the library's read-only data (`Bytes::from_static`), still queued in hyper for a
+/// slow client when its generation is replaced and unmapped, arrives whole: it left the
+/// plugin as a copy.
+async fn static_body(host: &Arc<Host>) -> bool {
+    let (length, whole) = client::get_slowly(host.addr, "/static", async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        host.reload().await;
+        println!("RELOADED serving={} gen1_unmapped={}", serving(host).await, !host.wait_mapped(1, false).await);
+    })
+    .await;
+    println!("STATIC {length} bytes whole={whole}");
     true
 }

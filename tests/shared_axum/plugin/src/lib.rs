@@ -24,6 +24,19 @@ hotswap_runtime::plugin!();
 
 const BUILD: &str = if cfg!(feature = "v2") { "v2" } else { "v1" };
 
+/// A body in the library's read-only data (axum sends it as `Bytes::from_static`).
+static BIG: [u8; 256 << 10] = big();
+
+const fn big() -> [u8; 256 << 10] {
+    let mut bytes = [0u8; 256 << 10];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = b'a' + (i % 26) as u8;
+        i += 1;
+    }
+    bytes
+}
+
 /// The generation this copy of the library was loaded in.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -65,6 +78,7 @@ pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/build", get(|| async { me() }))
+        .route("/static", get(|| async { &BIG[..] }))
         .route("/json", get(json))
         .route("/spawn", get(spawn))
         .route("/sse", get(sse))
