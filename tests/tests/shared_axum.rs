@@ -238,3 +238,32 @@ fn a_static_body_queued_for_a_slow_client_survives_its_library_being_unmapped() 
         &["RELOADED serving=200 v2 gen=2 gen1_unmapped=true", "STATIC 262144 bytes whole=true"],
     );
 }
+
+/// Ordinary axum code in the plugin's router: `Path`, `Query`, `Json` in and out (a bad body
+/// is axum's own 400), a middleware layer (`x-served-by`), the router's own 404, next to the
+/// host's own route; after a reload the new code answers.
+#[test]
+fn extractors_json_and_a_middleware_layer_work_unchanged_in_the_plugin() {
+    assert_lines(
+        &run("axum"),
+        &[
+            r#"ITEM 200 [v1 gen=1] {"by":"v1 gen=1","id":7,"q":"x"}"#,
+            r#"ECHO 200 [v1 gen=1] {"by":"v1 gen=1","echo":{"a":[1,2]}}"#,
+            "BAD JSON 400 [v1 gen=1]",
+            "MISSING 404 [v1 gen=1] ",
+            "HOST 200 [] the host's own route",
+            r#"ITEM 200 [v2 gen=2] {"by":"v2 gen=2","id":8,"q":null}"#,
+        ],
+    );
+}
+
+/// A long-lived connection moves on when its generation is replaced: the plugin's `on_free`
+/// fires a notification its WebSocket loop waits for, which closes the socket with 1012
+/// `reconnect` after a drain period of 100 ms; the client's new socket gets the new code.
+#[test]
+fn a_websocket_is_told_to_reconnect_after_a_drain_period_when_its_generation_is_replaced() {
+    assert_lines(
+        &run("drain"),
+        &["WS v1 gen=1: hello", "CLOSED 1012 reconnect after_drain=true", "RECONNECTED v2 gen=2: hello"],
+    );
+}

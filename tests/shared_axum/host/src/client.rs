@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -14,12 +14,48 @@ use tokio_tungstenite::tungstenite::Message;
 pub type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 async fn send(addr: SocketAddr, path: &str) -> hyper::Response<Incoming> {
+    request(addr, "GET", path, "").await
+}
+
+async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> hyper::Response<Incoming> {
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
     tokio::spawn(connection);
-    let request = hyper::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new()).unwrap();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
     sender.send_request(request).await.expect("response")
+}
+
+/// `method path` with a JSON `body`: status, the `x-served-by` header and the body text.
+pub async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let response = request(addr, method, path, body).await;
+    let status = response.status().as_u16();
+    let by = response.headers().get("x-served-by").map(|v| v.to_str().unwrap_or("?").to_string()).unwrap_or_default();
+    let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    (status, by, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The close frame (code and reason) the server sends next, skipping other messages.
+pub async fn closed(socket: &mut Socket) -> String {
+    let close = async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return format!("{} {}", u16::from(frame.code), frame.reason),
+                Some(Ok(Message::Close(None))) => return "closed without a frame".into(),
+                Some(Ok(_)) => continue,
+                other => return format!("no close frame: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), close)
+        .await
+        .unwrap_or_else(|_| "no close frame within 10 s".into())
 }
 
 /// `GET path`: status and body text.

@@ -15,6 +15,8 @@ pub async fn run(scenario: &str, host: &Arc<Host>) -> bool {
         "panics" => panics(host).await,
         "unmap" => unmap(host).await,
         "static" => static_body(host).await,
+        "axum" => axum_code(host).await,
+        "drain" => drain(host).await,
         other => {
             println!("unknown scenario {other}");
             false
@@ -191,5 +193,35 @@ async fn static_body(host: &Arc<Host>) -> bool {
     })
     .await;
     println!("STATIC {length} bytes whole={whole}");
+    true
+}
+
+/// Ordinary axum code in the plugin: `Path`, `Query`, `Json` in and out, a middleware layer,
+/// the plugin router's own 404, next to the host's own route; after a reload, the new code.
+async fn axum_code(host: &Arc<Host>) -> bool {
+    let show = |(status, by, body): (u16, String, String)| format!("{status} [{by}] {body}");
+    println!("ITEM {}", show(client::call(host.addr, "GET", "/items/7?q=x", "").await));
+    println!("ECHO {}", show(client::call(host.addr, "POST", "/echo", r#"{"a":[1,2]}"#).await));
+    let (status, by, _) = client::call(host.addr, "POST", "/echo", "{not json").await;
+    println!("BAD JSON {status} [{by}]");
+    println!("MISSING {}", show(client::call(host.addr, "GET", "/missing", "").await));
+    println!("HOST {}", show(client::call(host.addr, "GET", "/host", "").await));
+    host.reload().await;
+    println!("ITEM {}", show(client::call(host.addr, "GET", "/items/8", "").await));
+    true
+}
+
+/// A long-lived connection moves on: a WebSocket of generation 1 is closed by its code with
+/// 1012 `reconnect` after its generation is replaced (the plugin's `on_free` fires), and the
+/// client's new socket is served by the new generation.
+async fn drain(host: &Arc<Host>) -> bool {
+    let mut socket = client::websocket(host.addr, "/ws-drain").await;
+    println!("WS {}", client::ask(&mut socket, "hello").await);
+    host.reload().await;
+    let started = std::time::Instant::now();
+    let close = client::closed(&mut socket).await;
+    println!("CLOSED {close} after_drain={}", started.elapsed() >= Duration::from_millis(100));
+    let mut socket = client::websocket(host.addr, "/ws-drain").await;
+    println!("RECONNECTED {}", client::ask(&mut socket, "hello").await);
     true
 }

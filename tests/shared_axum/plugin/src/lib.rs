@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Path;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
 use shared_axum::AppState;
@@ -65,7 +68,27 @@ pub fn on_init(_vault: &Arc<Vault>) -> HookResult {
     Ok(())
 }
 
-pub fn on_free() {}
+pub fn on_free() {
+    // Long-lived connections of this generation move on (see `ws_drain`).
+    REPLACED_FLAG.store(true, Ordering::SeqCst);
+    REPLACED.notify_waiters();
+}
+
+/// Fired by `on_free`: this generation was replaced and is being freed.
+static REPLACED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static REPLACED_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+async fn replaced() {
+    loop {
+        let notified = REPLACED.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if REPLACED_FLAG.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
 
 pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
     match name {
@@ -86,6 +109,10 @@ fn router(state: AppState) -> Router {
         .route("/panic", get(panic_handler))
         .route("/panic-task", get(panic_task))
         .route("/panic-stream", get(panic_stream))
+        .route("/items/{id}", get(item))
+        .route("/echo", post(echo_json))
+        .route("/ws-drain", get(ws_drain))
+        .layer(axum::middleware::from_fn(served_by))
         .with_state(state)
 }
 
@@ -181,4 +208,47 @@ async fn panic_stream() -> impl IntoResponse {
         Some((Ok::<_, Infallible>(Event::default().data(format!("{} seq={seq}", me()))), seq + 1))
     });
     Sse::new(events)
+}
+
+/// A tower layer (axum middleware): names the code that answered in a header.
+async fn served_by(request: axum::extract::Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert("x-served-by", HeaderValue::from_str(&me()).expect("ascii"));
+    response
+}
+
+async fn item(Path(id): Path<u64>, Query(query): Query<HashMap<String, String>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "id": id, "q": query.get("q"), "by": me() }))
+}
+
+async fn echo_json(Json(body): Json<serde_json::Value>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "echo": body, "by": me() }))
+}
+
+/// A WebSocket echo that moves its client on when its generation is replaced: after a drain
+/// period it closes with code 1012 (service restart) and the reason `reconnect`.
+async fn ws_drain(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|mut socket| async move {
+        let mut replaced = std::pin::pin!(replaced());
+        loop {
+            tokio::select! {
+                message = socket.recv() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        let answer = format!("{}: {}", me(), text.as_str());
+                        if socket.send(Message::Text(answer.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                () = &mut replaced => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let frame = axum::extract::ws::CloseFrame { code: 1012, reason: "reconnect".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            }
+        }
+    })
 }
