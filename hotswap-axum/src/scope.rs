@@ -6,8 +6,9 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
-/// The plugin whose code a thread is running: its name, generation and library file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The plugin whose code a thread is running: its name, generation and library file, and the
+/// `tracing` span `plugin{name, generation}` its events are recorded in.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PluginScope {
     /// Plugin name.
@@ -16,12 +17,22 @@ pub struct PluginScope {
     pub generation: u64,
     /// The private copy of the plugin's library the code runs from (`Plugin::loaded_from`).
     pub library: PathBuf,
+    span: tracing::Span,
 }
 
 impl PluginScope {
     /// A scope for `plugin` of `generation`, whose code is in `library`.
     pub fn new(plugin: impl Into<String>, generation: u64, library: impl Into<PathBuf>) -> PluginScope {
-        PluginScope { plugin: plugin.into(), generation, library: library.into() }
+        let plugin = plugin.into();
+        let span = tracing::info_span!("plugin", name = %plugin, generation);
+        PluginScope { plugin, generation, library: library.into(), span }
+    }
+
+    /// The span `plugin{name, generation}`, entered with the scope by [`ScopeGuard`]: events
+    /// of the plugin's code (handlers, body streams) are recorded in it. Task hooks enter it
+    /// around the polls of a task they attribute to the plugin.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 }
 
@@ -48,17 +59,26 @@ pub fn replace_scope(scope: Option<Arc<PluginScope>>) -> Option<Arc<PluginScope>
 #[must_use = "the scope is current only while the guard lives"]
 pub struct ScopeGuard {
     previous: Option<Arc<PluginScope>>,
+    /// The span entered, exited on drop.
+    span: Option<tracing::span::Id>,
 }
 
 impl ScopeGuard {
-    /// Enters `scope` on this thread.
+    /// Enters `scope` (and its span) on this thread.
     pub fn enter(scope: Arc<PluginScope>) -> ScopeGuard {
-        ScopeGuard { previous: replace_scope(Some(scope)) }
+        let span = scope.span.id();
+        if let Some(id) = &span {
+            tracing::dispatcher::get_default(|dispatch| dispatch.enter(id));
+        }
+        ScopeGuard { previous: replace_scope(Some(scope)), span }
     }
 }
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
+        if let Some(id) = &self.span {
+            tracing::dispatcher::get_default(|dispatch| dispatch.exit(id));
+        }
         replace_scope(self.previous.take());
     }
 }

@@ -122,7 +122,7 @@ fn assert_lines(lines: &[String], expected: &[&str]) {
 
 /// (a) A raw `tokio::spawn` task started by a handler sleeps past three reloads (each freeing
 /// the generation it came from at once) and finishes on the code that spawned it: the host's
-/// task hook pinned its library. Without the pin (`AXUM_HOST_NO_PIN=1`) the host dies with
+/// task hook pinned its library. The task's event is recorded in its plugin's span. Without the pin (`AXUM_HOST_NO_PIN=1`) the host dies with
 /// SIGSEGV.
 #[test]
 fn a_task_spawned_by_a_handler_outlives_three_reloads_on_its_code() {
@@ -135,7 +135,7 @@ fn a_task_spawned_by_a_handler_outlives_three_reloads_on_its_code() {
             "RELOAD 3 generation=4 serving=200 v2 gen=4 gen1_mapped=true",
             "TASK task 1 spawned by v1 gen=1 finished on v1 gen=1",
             "AFTER gen1_mapped=true",
-            "LOG INFO shared_axum_web: task finished id=1",
+            "LOG INFO shared_axum_web: task finished id=1 in plugin{name=web generation=1}",
         ],
     );
 }
@@ -190,11 +190,11 @@ fn panics_in_a_handler_a_stream_and_a_spawned_task_are_contained_and_logged() {
             "LOG ERROR hotswap_axum::body: panic in the plugin's code while streaming the response body: stream \
              panicked on purpose (v1 gen=1) plugin=web generation=1",
             "LOG ERROR hotswap_axum::scope: plugin code panicked: handler panicked on purpose (v1 gen=1) plugin=web \
-             generation=1",
+             generation=1 in plugin{name=web generation=1}",
             "LOG ERROR hotswap_axum::scope: plugin code panicked: spawned task panicked on purpose (v1 gen=1) \
-             plugin=web generation=1",
+             plugin=web generation=1 in plugin{name=web generation=1}",
             "LOG ERROR hotswap_axum::scope: plugin code panicked: stream panicked on purpose (v1 gen=1) plugin=web \
-             generation=1",
+             generation=1 in plugin{name=web generation=1}",
             "LOG ERROR hotswap_axum::service: panic in the plugin's code while handling the request: handler \
              panicked on purpose (v1 gen=1) plugin=web generation=1",
         ],
@@ -241,7 +241,9 @@ fn a_static_body_queued_for_a_slow_client_survives_its_library_being_unmapped() 
 
 /// Ordinary axum code in the plugin's router: `Path`, `Query`, `Json` in and out (a bad body
 /// is axum's own 400), a middleware layer (`x-served-by`), the router's own 404, next to the
-/// host's own route; after a reload the new code answers.
+/// host's own route; after a reload the new code answers. The handler's `tracing::info!` and
+/// `log::info!` reach the host's subscriber inside the span `plugin{name, generation}` that
+/// `PluginRouter` enters around the plugin's code.
 #[test]
 fn extractors_json_and_a_middleware_layer_work_unchanged_in_the_plugin() {
     assert_lines(
@@ -253,6 +255,10 @@ fn extractors_json_and_a_middleware_layer_work_unchanged_in_the_plugin() {
             "MISSING 404 [v1 gen=1] ",
             "HOST 200 [] the host's own route",
             r#"ITEM 200 [v2 gen=2] {"by":"v2 gen=2","id":8,"q":null}"#,
+            "LOG INFO shared_axum_web: item asked id=7 in plugin{name=web generation=1}",
+            "LOG INFO shared_axum_web: item asked id=8 in plugin{name=web generation=2}",
+            "LOG INFO shared_axum_web: log record for item 7 in plugin{name=web generation=1}",
+            "LOG INFO shared_axum_web: log record for item 8 in plugin{name=web generation=2}",
         ],
     );
 }

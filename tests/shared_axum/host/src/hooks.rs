@@ -9,7 +9,8 @@
 //! pinned: a `dlopen` reference that is never given back, because tokio frees a task through
 //! code in that library at its last reference, after the task ends, and signals no such moment
 //! (guide, section 10). `AXUM_HOST_NO_PIN=1` leaves the pin out, `AXUM_HOST_NO_SCOPE=1` the
-//! attribution by scope (the test's controls).
+//! attribution by scope (the test's controls). An attributed task's polls also enter its
+//! plugin's span, so its events carry plugin and generation.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -37,7 +38,7 @@ pub struct Tasks {
 
 thread_local! {
     /// The scope a task poll replaced, restored after the poll.
-    static SAVED: RefCell<Option<Option<Arc<PluginScope>>>> = const { RefCell::new(None) };
+    static SAVED: RefCell<Option<(Option<Arc<PluginScope>>, Option<tracing::span::Id>)>> = const { RefCell::new(None) };
 }
 
 impl Tasks {
@@ -100,13 +101,21 @@ impl Tasks {
     fn before_poll(&self, task: Id) {
         let scope = self.tasks.lock().unwrap().get(&task).cloned();
         if let Some(scope) = scope {
+            // The task's events are recorded in its plugin's span `plugin{name, generation}`.
+            let span = scope.span().id();
+            if let Some(id) = &span {
+                tracing::dispatcher::get_default(|dispatch| dispatch.enter(id));
+            }
             let previous = hotswap_axum::replace_scope(Some(scope));
-            SAVED.with(|saved| *saved.borrow_mut() = Some(previous));
+            SAVED.with(|saved| *saved.borrow_mut() = Some((previous, span)));
         }
     }
 
     fn after_poll(&self) {
-        if let Some(previous) = SAVED.with(|saved| saved.borrow_mut().take()) {
+        if let Some((previous, span)) = SAVED.with(|saved| saved.borrow_mut().take()) {
+            if let Some(id) = &span {
+                tracing::dispatcher::get_default(|dispatch| dispatch.exit(id));
+            }
             hotswap_axum::replace_scope(previous);
         }
     }

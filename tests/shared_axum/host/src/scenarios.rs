@@ -208,6 +208,9 @@ async fn axum_code(host: &Arc<Host>) -> bool {
     println!("HOST {}", show(client::call(host.addr, "GET", "/host", "").await));
     host.reload().await;
     println!("ITEM {}", show(client::call(host.addr, "GET", "/items/8", "").await));
+    for line in host.logs.matching("item") {
+        println!("{line}");
+    }
     true
 }
 

@@ -218,6 +218,8 @@ async fn served_by(request: axum::extract::Request, next: Next) -> Response {
 }
 
 async fn item(Path(id): Path<u64>, Query(query): Query<HashMap<String, String>>) -> Json<serde_json::Value> {
+    tracing::info!(id, "item asked");
+    log::info!("log record for item {id}");
     Json(serde_json::json!({ "id": id, "q": query.get("q"), "by": me() }))
 }
 
