@@ -28,6 +28,11 @@ impl PluginScope {
         PluginScope { plugin, generation, library: library.into(), span }
     }
 
+    /// A scope whose span is disabled (`tracing::Span::none()`).
+    pub fn without_span(plugin: impl Into<String>, generation: u64, library: impl Into<PathBuf>) -> PluginScope {
+        PluginScope { plugin: plugin.into(), generation, library: library.into(), span: tracing::Span::none() }
+    }
+
     /// The span `plugin{name, generation}`, entered with the scope by [`ScopeGuard`]: events
     /// of the plugin's code (handlers, body streams) are recorded in it. Task hooks enter it
     /// around the polls of a task they attribute to the plugin.

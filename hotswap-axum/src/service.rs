@@ -46,6 +46,8 @@ struct Shared<S> {
     /// The key of the router in each generation's data bag.
     key: String,
     state: S,
+    /// Whether the plugin's code runs inside the span `plugin{name, generation}`.
+    spans: bool,
     /// Serialises asking a plugin for its router (once per generation).
     building: Mutex<()>,
 }
@@ -80,7 +82,17 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn with_state(manager: PluginManager, plugin: impl Into<String>, state: S) -> PluginRouter<S> {
         let plugin = plugin.into();
         let key = format!("hotswap_axum.router.{plugin}");
-        PluginRouter { manager, shared: Arc::new(Shared { plugin, key, state, building: Mutex::new(()) }) }
+        PluginRouter { manager, shared: Arc::new(Shared { plugin, key, state, spans: true, building: Mutex::new(()) }) }
+    }
+
+    /// Without the `tracing` span `plugin{name, generation}` around the plugin's code (the
+    /// plugin's events then carry no plugin name; its panics are still logged with it): saves
+    /// entering and leaving the span on every poll (the guide gives measured figures).
+    pub fn without_spans(self) -> PluginRouter<S> {
+        let shared = &self.shared;
+        let (plugin, key, state) = (shared.plugin.clone(), shared.key.clone(), shared.state.clone());
+        let shared = Shared { plugin, key, state, spans: false, building: Mutex::new(()) };
+        PluginRouter { manager: self.manager, shared: Arc::new(shared) }
     }
 
     /// The plugin's name.
@@ -98,7 +110,12 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
         if let Some(slot) = vault.data::<Slot>(&self.shared.key) {
             return Ok(slot);
         }
-        let scope = Arc::new(PluginScope::new(plugin.name(), plugin.generation().number(), plugin.loaded_from()));
+        let (name, number, library) = (plugin.name(), plugin.generation().number(), plugin.loaded_from());
+        let scope = Arc::new(if self.shared.spans {
+            PluginScope::new(name, number, library)
+        } else {
+            PluginScope::without_span(name, number, library)
+        });
         let made = {
             let _scope = ScopeGuard::enter(Arc::clone(&scope));
             plugin.invoke_func(ROUTER, Args::new().with(self.shared.state.clone()))
@@ -109,6 +126,7 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
             .downcast_ref::<Router>()
             .map_err(|mismatch| Box::new(RouterError::NotARouter { plugin: name, generation, source: mismatch }))?
             .clone();
+        tracing::debug!(plugin = plugin.name(), generation, "took the plugin's router for this generation");
         let mapped = Arc::new(Mapped::of(plugin.loaded_from()));
         vault.set_data(self.shared.key.clone(), Slot { router, scope, mapped, _made: Mutex::new(made) });
         Ok(vault.data::<Slot>(&self.shared.key).expect("the slot just stored"))

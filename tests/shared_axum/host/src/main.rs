@@ -3,13 +3,15 @@
 //! real clients over loopback that drive one scenario while the host reloads the plugin.
 //!
 //! `axum_host <scenario> <plugin folder> <work root> <v1 build folder> <v2 build folder>`;
-//! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static` (see `scenarios.rs`). Prints one line per
+//! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static`, `axum`, `drain`, and
+//! `bench` (figures, not a test: see `bench.rs`) (see `scenarios.rs`). Prints one line per
 //! step; exits 0 when the scenario ran to its end.
 //!
 //! Everything shares one tokio, axum, tracing and log (the `shared_axum` dylib, `-C
 //! prefer-dynamic`). The runtime's task hooks (`hooks.rs`) keep a plugin library mapped once
 //! code from it spawned a task, and run such tasks in the plugin's scope.
 
+mod bench;
 mod client;
 mod hooks;
 mod logs;
@@ -139,9 +141,16 @@ fn main() {
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let listener = socket.listen(64).unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new()
-            .route("/host", get(|| async { "the host's own route" }))
-            .fallback_service(PluginRouter::with_state(manager.clone(), "web", state.clone()));
+        let mut app = Router::new().route("/host", get(|| async { "the host's own route" })).fallback_service(
+            if std::env::var_os("AXUM_HOST_NO_SPANS").is_some() {
+                PluginRouter::with_state(manager.clone(), "web", state.clone()).without_spans()
+            } else {
+                PluginRouter::with_state(manager.clone(), "web", state.clone())
+            },
+        );
+        if scenario == "bench" {
+            app = app.nest_service("/direct", bench::direct_router(&manager, &state));
+        }
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let host = Arc::new(Host {
             manager,

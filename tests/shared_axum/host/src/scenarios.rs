@@ -17,6 +17,7 @@ pub async fn run(scenario: &str, host: &Arc<Host>) -> bool {
         "static" => static_body(host).await,
         "axum" => axum_code(host).await,
         "drain" => drain(host).await,
+        "bench" => crate::bench::run(host).await,
         other => {
             println!("unknown scenario {other}");
             false
