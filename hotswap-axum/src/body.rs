@@ -15,7 +15,7 @@ use axum::routing::future::RouteFuture;
 use hotswap_runtime::Plugin;
 use http_body::{Frame, SizeHint};
 
-use crate::library::Mapped;
+use crate::detach::{owned, owned_headers};
 use crate::panic_message;
 use crate::scope::{PluginScope, ScopeGuard};
 use crate::service::panicked;
@@ -31,7 +31,6 @@ pub struct ResponseFuture {
     ready: Option<Response>,
     plugin: Option<Plugin>,
     scope: Option<Arc<PluginScope>>,
-    mapped: Option<Arc<Mapped>>,
 }
 
 impl std::fmt::Debug for ResponseFuture {
@@ -45,19 +44,17 @@ impl ResponseFuture {
         future: RouteFuture<std::convert::Infallible>,
         plugin: Plugin,
         scope: Arc<PluginScope>,
-        mapped: Arc<Mapped>,
     ) -> ResponseFuture {
         ResponseFuture {
             inner: Some(ManuallyDrop::new(Box::pin(future))),
             ready: None,
             plugin: Some(plugin),
             scope: Some(scope),
-            mapped: Some(mapped),
         }
     }
 
     pub(crate) fn ready(response: Response) -> ResponseFuture {
-        ResponseFuture { inner: None, ready: Some(response), plugin: None, scope: None, mapped: None }
+        ResponseFuture { inner: None, ready: Some(response), plugin: None, scope: None }
     }
 
     /// Drops the plugin's future in its scope, catching a panic of its drop.
@@ -98,17 +95,16 @@ impl Future for ResponseFuture {
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(Ok(mut response))) => {
-                let mapped = this.mapped.take().expect("held until the response");
                 // What hyper may hold after the body (and with it the generation) is gone must
-                // not point into the library: static header values are copied out, and the
+                // not depend on the library: header values are copied, and the
                 // extensions (values of any type, whose drop may be the plugin's code) are
                 // dropped here, in the plugin's scope, while the generation is held.
-                mapped.detach_headers(response.headers_mut());
+                owned_headers(response.headers_mut());
                 let extensions = std::mem::take(response.extensions_mut());
                 drop_in_scope(ManuallyDrop::new(extensions), &scope, "dropping the response's extensions");
                 this.finish();
                 let plugin = this.plugin.take().expect("plugin held until the response");
-                Poll::Ready(Ok(response.map(|body| Body::new(PluginBody::new(body, plugin, scope, mapped)))))
+                Poll::Ready(Ok(response.map(|body| Body::new(PluginBody::new(body, plugin, scope)))))
             }
             Ok(Poll::Ready(Err(never))) => match never {},
             Err(payload) => {
@@ -134,14 +130,13 @@ pub(crate) struct PluginBody {
     /// Dropped before `plugin`; `None` once dropped early (after a panic).
     inner: Option<ManuallyDrop<Body>>,
     scope: Arc<PluginScope>,
-    mapped: Arc<Mapped>,
     /// Keeps the generation (and the body's code) alive.
     _plugin: Plugin,
 }
 
 impl PluginBody {
-    fn new(body: Body, plugin: Plugin, scope: Arc<PluginScope>, mapped: Arc<Mapped>) -> PluginBody {
-        PluginBody { inner: Some(ManuallyDrop::new(body)), scope, mapped, _plugin: plugin }
+    fn new(body: Body, plugin: Plugin, scope: Arc<PluginScope>) -> PluginBody {
+        PluginBody { inner: Some(ManuallyDrop::new(body)), scope, _plugin: plugin }
     }
 
     fn finish(&mut self) {
@@ -175,9 +170,9 @@ impl http_body::Body for PluginBody {
             catch_unwind(AssertUnwindSafe(|| Pin::new(&mut **inner).poll_frame(cx)))
         };
         match polled {
-            // Data and trailers leave as bytes of their own: hyper may queue them for a slow
-            // client past the body's end, when the library may be gone.
-            Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(detach(frame, &this.mapped)))),
+            // Data and trailers leave as copies: hyper may queue them for a slow client past
+            // the body's end, when the library may be gone.
+            Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(detach(frame)))),
             Ok(other) => other,
             Err(payload) => {
                 let message = panic_message(payload);
@@ -205,13 +200,13 @@ impl http_body::Body for PluginBody {
     }
 }
 
-/// `frame`, its bytes copied out if they lie in the library.
-fn detach(frame: Frame<Bytes>, mapped: &Mapped) -> Frame<Bytes> {
+/// `frame` with its bytes copied (see `detach.rs`).
+fn detach(frame: Frame<Bytes>) -> Frame<Bytes> {
     match frame.into_data() {
-        Ok(data) => Frame::data(mapped.detach(data)),
+        Ok(data) => Frame::data(owned(&data)),
         Err(frame) => match frame.into_trailers() {
             Ok(mut trailers) => {
-                mapped.detach_headers(&mut trailers);
+                owned_headers(&mut trailers);
                 Frame::trailers(trailers)
             }
             Err(frame) => frame,

@@ -33,7 +33,7 @@
 #[cfg(feature = "host")]
 mod body;
 #[cfg(feature = "host")]
-mod library;
+mod detach;
 mod plugin;
 mod scope;
 #[cfg(feature = "host")]

@@ -15,7 +15,6 @@ use hotswap_runtime::{Args, InvokeError, Plugin, PluginManager, TypeMismatch, Va
 use tower_service::Service;
 
 use crate::body::ResponseFuture;
-use crate::library::Mapped;
 use crate::scope::{PluginScope, ScopeGuard};
 use crate::{ROUTER, panic_message};
 
@@ -58,7 +57,6 @@ struct Shared<S> {
 struct Slot {
     router: Router,
     scope: Arc<PluginScope>,
-    mapped: Arc<Mapped>,
     _made: Mutex<Value>,
 }
 
@@ -127,8 +125,7 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
             .map_err(|mismatch| Box::new(RouterError::NotARouter { plugin: name, generation, source: mismatch }))?
             .clone();
         tracing::debug!(plugin = plugin.name(), generation, "took the plugin's router for this generation");
-        let mapped = Arc::new(Mapped::of(plugin.loaded_from()));
-        vault.set_data(self.shared.key.clone(), Slot { router, scope, mapped, _made: Mutex::new(made) });
+        vault.set_data(self.shared.key.clone(), Slot { router, scope, _made: Mutex::new(made) });
         Ok(vault.data::<Slot>(&self.shared.key).expect("the slot just stored"))
     }
 }
@@ -187,7 +184,6 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
             }
         };
         let scope = Arc::clone(&slot.scope);
-        let mapped = Arc::clone(&slot.mapped);
         let mut router = slot.router.clone();
         drop(slot);
         // Routing runs the plugin's code (its handlers build their futures): in its scope,
@@ -197,7 +193,7 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
             catch_unwind(AssertUnwindSafe(move || router.call(request)))
         };
         match called {
-            Ok(future) => ResponseFuture::new(future, plugin, scope, mapped),
+            Ok(future) => ResponseFuture::new(future, plugin, scope),
             Err(payload) => ResponseFuture::ready(panicked(&scope, "routing the request", payload)),
         }
     }

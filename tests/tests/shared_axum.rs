@@ -228,9 +228,9 @@ fn a_generation_is_unmapped_once_its_stream_ends_and_kept_while_it_streams_or_sp
 
 /// A 256 KiB body in the plugin's read-only data (axum sends a `&'static [u8]` as
 /// `Bytes::from_static`), most of it still queued in hyper for a slow client when its
-/// generation is replaced and unmapped, arrives whole: `PluginRouter` copies bytes that lie in
-/// the library out of the body's frames (without the copy, hyper's write reads the unmapped
-/// library and the connection breaks).
+/// generation is replaced and unmapped, arrives whole: `PluginRouter` copies the body's frames
+/// as they leave the plugin (without the copy, hyper's write reads the unmapped library and the
+/// connection breaks).
 #[test]
 fn a_static_body_queued_for_a_slow_client_survives_its_library_being_unmapped() {
     assert_lines(
