@@ -1,0 +1,221 @@
+//! What a request to a plugin's router gives back: a response future and a response body
+//! that each hold the plugin's generation (so its library stays mapped) until dropped, run
+//! the plugin's code in its [scope](crate::PluginScope), and contain its panics.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use hotswap_runtime::Plugin;
+use http_body::{Frame, SizeHint};
+
+use crate::detach::{owned, owned_headers};
+use crate::panic_message;
+use crate::scope::{PluginScope, ScopeGuard};
+use crate::service::panicked;
+
+/// The future of one request to a plugin's router ([`PluginRouter`](crate::PluginRouter)).
+/// Holds the generation that serves the request until it completes or is dropped; its
+/// response's body then holds it until the body is dropped.
+pub struct ResponseFuture {
+    /// The plugin's future (its code is in the plugin's library); `None` once finished.
+    /// Dropped before `plugin`.
+    inner: Option<ManuallyDrop<Pin<Box<RouteFuture<std::convert::Infallible>>>>>,
+    /// An answer made by the host (plugin not loaded, panic while routing).
+    ready: Option<Response>,
+    plugin: Option<Plugin>,
+    scope: Option<Arc<PluginScope>>,
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+impl ResponseFuture {
+    pub(crate) fn new(
+        future: RouteFuture<std::convert::Infallible>,
+        plugin: Plugin,
+        scope: Arc<PluginScope>,
+    ) -> ResponseFuture {
+        ResponseFuture {
+            inner: Some(ManuallyDrop::new(Box::pin(future))),
+            ready: None,
+            plugin: Some(plugin),
+            scope: Some(scope),
+        }
+    }
+
+    pub(crate) fn ready(response: Response) -> ResponseFuture {
+        ResponseFuture { inner: None, ready: Some(response), plugin: None, scope: None }
+    }
+
+    /// Drops the plugin's future in its scope, catching a panic of its drop.
+    fn finish(&mut self) {
+        if let (Some(inner), Some(scope)) = (self.inner.take(), self.scope.as_ref()) {
+            drop_in_scope(inner, scope, "dropping the response future");
+        }
+    }
+}
+
+/// Drops `value` (plugin code) with `scope` current; a panic is logged and contained.
+fn drop_in_scope<T>(value: ManuallyDrop<T>, scope: &Arc<PluginScope>, during: &str) {
+    let _scope = ScopeGuard::enter(Arc::clone(scope));
+    let dropped = catch_unwind(AssertUnwindSafe(move || drop(ManuallyDrop::into_inner(value))));
+    if let Err(payload) = dropped {
+        let message = panic_message(payload);
+        tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while {during}: {message}");
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every field is `Unpin` (the plugin's future is pinned in its own box).
+        let this = self.get_mut();
+        if let Some(response) = this.ready.take() {
+            return Poll::Ready(Ok(response));
+        }
+        let (Some(inner), Some(scope)) = (this.inner.as_mut(), this.scope.as_ref()) else {
+            panic!("hotswap_axum::ResponseFuture polled after it completed");
+        };
+        let polled = {
+            let _scope = ScopeGuard::enter(Arc::clone(scope));
+            catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))
+        };
+        let scope = Arc::clone(scope);
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(mut response))) => {
+                // What hyper may hold after the body (and with it the generation) is gone must
+                // not depend on the library: header values are copied, and the
+                // extensions (values of any type, whose drop may be the plugin's code) are
+                // dropped here, in the plugin's scope, while the generation is held.
+                owned_headers(response.headers_mut());
+                let extensions = std::mem::take(response.extensions_mut());
+                drop_in_scope(ManuallyDrop::new(extensions), &scope, "dropping the response's extensions");
+                this.finish();
+                let plugin = this.plugin.take().expect("plugin held until the response");
+                Poll::Ready(Ok(response.map(|body| Body::new(PluginBody::new(body, plugin, scope)))))
+            }
+            Ok(Poll::Ready(Err(never))) => match never {},
+            Err(payload) => {
+                this.finish();
+                this.plugin = None;
+                Poll::Ready(Ok(panicked(&scope, "handling the request", payload)))
+            }
+        }
+    }
+}
+
+impl Drop for ResponseFuture {
+    fn drop(&mut self) {
+        // Before `plugin` (a field) goes with the library that holds the future's code.
+        self.finish();
+    }
+}
+
+/// A plugin's response body: streamed by the plugin's code in its scope, holding its
+/// generation until dropped. A panic in the stream ends the body with an error (hyper then
+/// cuts the response short) and is logged with plugin and generation.
+pub(crate) struct PluginBody {
+    /// Dropped before `plugin`; `None` once dropped early (after a panic).
+    inner: Option<ManuallyDrop<Body>>,
+    scope: Arc<PluginScope>,
+    /// Keeps the generation (and the body's code) alive.
+    _plugin: Plugin,
+}
+
+impl PluginBody {
+    fn new(body: Body, plugin: Plugin, scope: Arc<PluginScope>) -> PluginBody {
+        PluginBody { inner: Some(ManuallyDrop::new(body)), scope, _plugin: plugin }
+    }
+
+    fn finish(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop_in_scope(inner, &self.scope, "dropping the response body");
+        }
+    }
+}
+
+/// A body stream of plugin code panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` (generation {generation}) panicked while streaming the response body: {message}")]
+pub struct BodyPanicked {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its generation.
+    pub generation: u64,
+    /// The panic message.
+    pub message: String,
+}
+
+impl http_body::Body for PluginBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        let polled = {
+            let _scope = ScopeGuard::enter(Arc::clone(&this.scope));
+            catch_unwind(AssertUnwindSafe(|| Pin::new(&mut **inner).poll_frame(cx)))
+        };
+        match polled {
+            // Data and trailers leave as copies: hyper may queue them for a slow client past
+            // the body's end, when the library may be gone.
+            Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(detach(frame)))),
+            Ok(other) => other,
+            Err(payload) => {
+                let message = panic_message(payload);
+                let scope = Arc::clone(&this.scope);
+                tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while streaming the response body: {message}");
+                this.finish();
+                let error = BodyPanicked { plugin: scope.plugin.clone(), generation: scope.generation, message };
+                Poll::Ready(Some(Err(axum::Error::new(error))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self.inner.as_ref() {
+            None => true,
+            Some(inner) => catch_unwind(AssertUnwindSafe(|| inner.is_end_stream())).unwrap_or(false),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.inner.as_ref() {
+            None => SizeHint::with_exact(0),
+            Some(inner) => catch_unwind(AssertUnwindSafe(|| inner.size_hint())).unwrap_or_default(),
+        }
+    }
+}
+
+/// `frame` with its bytes copied (see `detach.rs`).
+fn detach(frame: Frame<Bytes>) -> Frame<Bytes> {
+    match frame.into_data() {
+        Ok(data) => Frame::data(owned(&data)),
+        Err(frame) => match frame.into_trailers() {
+            Ok(mut trailers) => {
+                owned_headers(&mut trailers);
+                Frame::trailers(trailers)
+            }
+            Err(frame) => frame,
+        },
+    }
+}
+
+impl Drop for PluginBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,275 @@
+//! Issue 23 §2–§4 on the shared route: ordinary axum code in a plugin (`tests/shared_axum/`,
+//! plugin `web`), mounted in an axum host with `hotswap_axum::PluginRouter`, driven by real
+//! HTTP, SSE and WebSocket clients over loopback while the host reloads the plugin. Host,
+//! shared dylib (tokio, axum, hyper, tracing, log) and plugin are built with `-C
+//! prefer-dynamic --cfg tokio_unstable`, the plugin with the real `cargo xtask build`, in the
+//! fixture's own workspace and target folder (`target/shared-axum`).
+//!
+//! Each test runs one scenario of the host (`tests/shared_axum/host/src/scenarios.rs`) in its
+//! own process and compares the lines it prints. Generation `g` runs build v1 when `g` is odd,
+//! v2 when even; every answer names the build and the generation whose library copy made it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const FLAGS: &str = "-C prefer-dynamic --cfg tokio_unstable";
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // The fixture's flags replace any the caller set; none may leak into the toolkit's build.
+    command.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").env_remove("CARGO_BUILD_RUSTFLAGS");
+    command
+}
+
+fn check(output: Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The toolkit's own target folder (`CARGO_TARGET_DIR` if set).
+fn toolkit_target(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+struct Fixture {
+    host: PathBuf,
+    builds: tempfile::TempDir,
+    library_path: String,
+}
+
+/// Builds the host (with the shared dylib) and the plugin's two builds, once per test process.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let root = hotswap_tests::workspace_root();
+        let fixture = root.join("tests/shared_axum");
+        let target = toolkit_target(&root).join("shared-axum");
+        check(
+            cargo()
+                .args(["build", "--quiet", "--manifest-path"])
+                .arg(fixture.join("Cargo.toml"))
+                .args(["-p", "axum_host"])
+                .env("RUSTFLAGS", FLAGS)
+                .env("CARGO_TARGET_DIR", &target)
+                .output()
+                .unwrap(),
+            "building the axum host",
+        );
+        let shared = target.join("debug/deps/libshared_axum.so");
+        let shared_before = std::fs::read(&shared).unwrap();
+        check(cargo().current_dir(&root).args(["build", "--quiet", "-p", "xtask"]).output().unwrap(), "building xtask");
+        let xtask = toolkit_target(&root).join("debug/xtask");
+        let builds = tempfile::tempdir().unwrap();
+        for (build, extra) in [("v1", &[][..]), ("v2", &["--", "--features", "v2"][..])] {
+            check(
+                Command::new(&xtask)
+                    .current_dir(&root)
+                    .args(["build", "--debug"])
+                    .arg(fixture.join("plugin"))
+                    .arg(builds.path().join(build))
+                    .args(extra)
+                    .env("RUSTFLAGS", FLAGS)
+                    .env("CARGO_TARGET_DIR", &target)
+                    .output()
+                    .unwrap(),
+                &format!("cargo xtask build of web {build}"),
+            );
+        }
+        // axum's `ws` turns on tokio's `macros` (a proc macro): building the plugin must still
+        // leave the shared library the host links untouched.
+        assert!(std::fs::read(&shared).unwrap() == shared_before, "building the plugin rebuilt {}", shared.display());
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let libdir = check(Command::new(rustc).args(["--print", "target-libdir"]).output().unwrap(), "rustc --print");
+        Fixture {
+            host: target.join("debug/axum_host"),
+            builds,
+            library_path: format!("{}:{}", target.join("debug/deps").display(), libdir.trim()),
+        }
+    })
+}
+
+/// Runs `scenario` in a fresh host process; its stdout lines.
+fn run(scenario: &str) -> Vec<String> {
+    let fixture = fixture();
+    let dirs = tempfile::tempdir().unwrap();
+    let (folder, work) = (dirs.path().join("plugins"), dirs.path().join("work"));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let stdout = check(
+        Command::new(&fixture.host)
+            .arg(scenario)
+            .args([&folder, &work, &fixture.builds.path().join("v1"), &fixture.builds.path().join("v2")])
+            .env("LD_LIBRARY_PATH", &fixture.library_path)
+            .env_remove("AXUM_HOST_NO_PIN")
+            .env_remove("AXUM_HOST_NO_SCOPE")
+            .output()
+            .unwrap(),
+        &format!("the axum host, scenario {scenario}"),
+    );
+    stdout.lines().map(String::from).collect()
+}
+
+fn assert_lines(lines: &[String], expected: &[&str]) {
+    assert_eq!(lines, expected, "\n{}", lines.join("\n"));
+}
+
+/// (a) A raw `tokio::spawn` task started by a handler sleeps past three reloads (each freeing
+/// the generation it came from at once) and finishes on the code that spawned it: the host's
+/// task hook pinned its library. The task's event is recorded in its plugin's span. Without the pin (`AXUM_HOST_NO_PIN=1`) the host dies with
+/// SIGSEGV.
+#[test]
+fn a_task_spawned_by_a_handler_outlives_three_reloads_on_its_code() {
+    assert_lines(
+        &run("spawn"),
+        &[
+            "SPAWN 200 spawned 1 on v1 gen=1",
+            "RELOAD 1 generation=2 serving=200 v2 gen=2 gen1_mapped=true",
+            "RELOAD 2 generation=3 serving=200 v1 gen=3 gen1_mapped=true",
+            "RELOAD 3 generation=4 serving=200 v2 gen=4 gen1_mapped=true",
+            "TASK task 1 spawned by v1 gen=1 finished on v1 gen=1",
+            "AFTER gen1_mapped=true",
+            "LOG INFO shared_axum_web: task finished id=1 in plugin{name=web generation=1}",
+        ],
+    );
+}
+
+/// (b) An SSE stream of 100 events opened on generation 1 spans 10 reloads (each freeing the
+/// replaced generation at once) and arrives complete, in order, every event made by
+/// generation 1's code; a request after each reload gets the newest code, and so does a new
+/// stream.
+#[test]
+fn an_sse_stream_spanning_ten_reloads_arrives_whole_from_the_generation_that_started_it() {
+    assert_lines(
+        &run("sse"),
+        &[
+            "SSE 200",
+            "SSE 100 events in order from v1 gen=1",
+            "SSE then End",
+            "SERVING 200 v2 gen=2, 200 v1 gen=3, 200 v2 gen=4, 200 v1 gen=5, 200 v2 gen=6, 200 v1 gen=7, \
+             200 v2 gen=8, 200 v1 gen=9, 200 v2 gen=10, 200 v1 gen=11",
+            r#"NEW SSE 200 Event("v1 gen=11 seq=0") Event("v1 gen=11 seq=1") End"#,
+        ],
+    );
+}
+
+/// (c) A WebSocket opened before each of 10 reloads (axum's `on_upgrade` spawns its task)
+/// keeps echoing on the generation it was opened on; a new one gets the newest code.
+#[test]
+fn websockets_opened_before_each_of_ten_reloads_keep_echoing_on_their_generation() {
+    let mut expected: Vec<String> = (1..=11)
+        .map(|g| {
+            let me = format!("{} gen={g}", if g % 2 == 1 { "v1" } else { "v2" });
+            format!("WS {g} opened: {me}: hello; after 10 reloads: {me}: again")
+        })
+        .collect();
+    expected.push("WS new: v1 gen=11: hello".into());
+    expected.push("MAPPED all generations that upgraded a socket: true".into());
+    assert_lines(&run("ws"), &expected.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// (d) A panicking handler answers 500, a panicking stream is cut short after its first
+/// events, a panicking spawned task ends alone; each is logged with plugin and generation,
+/// and the host goes on serving and reloading.
+#[test]
+fn panics_in_a_handler_a_stream_and_a_spawned_task_are_contained_and_logged() {
+    assert_lines(
+        &run("panics"),
+        &[
+            "PANIC handler status=500",
+            "PANIC task 200 spawned a panicking task on v1 gen=1",
+            r#"PANIC stream status=200 events=["v1 gen=1 seq=0", "v1 gen=1 seq=1"] then Cut"#,
+            "AFTER 200 v1 gen=1",
+            "RELOAD generation=2 serving=200 v2 gen=2",
+            "LOG ERROR hotswap_axum::body: panic in the plugin's code while streaming the response body: stream \
+             panicked on purpose (v1 gen=1) plugin=web generation=1",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: handler panicked on purpose (v1 gen=1) plugin=web \
+             generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: spawned task panicked on purpose (v1 gen=1) \
+             plugin=web generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: stream panicked on purpose (v1 gen=1) plugin=web \
+             generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::service: panic in the plugin's code while handling the request: handler \
+             panicked on purpose (v1 gen=1) plugin=web generation=1",
+        ],
+    );
+}
+
+/// (e) In `/proc/self/maps`: a generation with a live stream stays mapped while a replaced
+/// generation without one is unmapped; once the stream ends its generation is unmapped too (a
+/// body holds its generation only while it exists). A library whose code spawned a task stays
+/// mapped while the task runs and after (pinned for the process: tokio may free the task
+/// through its code later).
+#[test]
+fn a_generation_is_unmapped_once_its_stream_ends_and_kept_while_it_streams_or_spawned() {
+    assert_lines(
+        &run("unmap"),
+        &[
+            r#"STREAM 200 Event("v1 gen=1 seq=0")"#,
+            "SERVING 200 v2 gen=2",
+            "SERVING 200 v1 gen=3",
+            "LIVE STREAM gen1_mapped=true gen2_unmapped=true",
+            r#"STREAM Event("v1 gen=1 seq=1") Event("v1 gen=1 seq=2") End"#,
+            "STREAM ENDED gen1_unmapped=true",
+            "SPAWN 200 spawned 3 on v1 gen=3",
+            "SERVING 200 v2 gen=4",
+            "LIVE TASK gen3_mapped=true",
+            r#"TASK Some("task 3 spawned by v1 gen=3 finished on v1 gen=3")"#,
+            "TASK ENDED gen3_mapped=true (pinned for the process)",
+        ],
+    );
+}
+
+/// A 256 KiB body in the plugin's read-only data (axum sends a `&'static [u8]` as
+/// `Bytes::from_static`), most of it still queued in hyper for a slow client when its
+/// generation is replaced and unmapped, arrives whole: `PluginRouter` copies the body's frames
+/// as they leave the plugin (without the copy, hyper's write reads the unmapped library and the
+/// connection breaks).
+#[test]
+fn a_static_body_queued_for_a_slow_client_survives_its_library_being_unmapped() {
+    assert_lines(
+        &run("static"),
+        &["RELOADED serving=200 v2 gen=2 gen1_unmapped=true", "STATIC 262144 bytes whole=true"],
+    );
+}
+
+/// Ordinary axum code in the plugin's router: `Path`, `Query`, `Json` in and out (a bad body
+/// is axum's own 400), a middleware layer (`x-served-by`), the router's own 404, next to the
+/// host's own route; after a reload the new code answers. The handler's `tracing::info!` and
+/// `log::info!` reach the host's subscriber inside the span `plugin{name, generation}` that
+/// `PluginRouter` enters around the plugin's code.
+#[test]
+fn extractors_json_and_a_middleware_layer_work_unchanged_in_the_plugin() {
+    assert_lines(
+        &run("axum"),
+        &[
+            r#"ITEM 200 [v1 gen=1] {"by":"v1 gen=1","id":7,"q":"x"}"#,
+            r#"ECHO 200 [v1 gen=1] {"by":"v1 gen=1","echo":{"a":[1,2]}}"#,
+            "BAD JSON 400 [v1 gen=1]",
+            "MISSING 404 [v1 gen=1] ",
+            "HOST 200 [] the host's own route",
+            r#"ITEM 200 [v2 gen=2] {"by":"v2 gen=2","id":8,"q":null}"#,
+            "LOG INFO shared_axum_web: item asked id=7 in plugin{name=web generation=1}",
+            "LOG INFO shared_axum_web: item asked id=8 in plugin{name=web generation=2}",
+            "LOG INFO shared_axum_web: log record for item 7 in plugin{name=web generation=1}",
+            "LOG INFO shared_axum_web: log record for item 8 in plugin{name=web generation=2}",
+        ],
+    );
+}
+
+/// A long-lived connection moves on when its generation is replaced: the plugin's `on_free`
+/// fires a notification its WebSocket loop waits for, which closes the socket with 1012
+/// `reconnect` after a drain period of 100 ms; the client's new socket gets the new code.
+#[test]
+fn a_websocket_is_told_to_reconnect_after_a_drain_period_when_its_generation_is_replaced() {
+    assert_lines(
+        &run("drain"),
+        &["WS v1 gen=1: hello", "CLOSED 1012 reconnect after_drain=true", "RECONNECTED v2 gen=2: hello"],
+    );
+}
