@@ -64,6 +64,7 @@ pub mod reload;
 pub mod repro;
 pub mod scaffold;
 pub mod settle;
+pub mod shared_route;
 pub mod split_debug;
 pub mod stamp;
 pub mod static_build;

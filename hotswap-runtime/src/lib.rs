@@ -82,6 +82,8 @@ pub mod manifest;
 #[cfg(feature = "host")]
 pub mod retention;
 #[cfg(feature = "host")]
+mod shared_library;
+#[cfg(feature = "host")]
 mod signals;
 
 #[doc(hidden)]
@@ -112,7 +114,9 @@ pub use manager::{
     ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
 };
 #[cfg(feature = "host")]
-pub use manifest::{Manifest, ManifestError, ManifestMismatch};
+pub use manifest::{Manifest, ManifestError, ManifestMismatch, SharedLibrary};
+#[cfg(feature = "host")]
+pub use shared_library::SharedLibraryError;
 #[cfg(feature = "host")]
 pub use signals::SignalReloader;
 

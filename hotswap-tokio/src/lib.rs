@@ -51,11 +51,17 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod entered;
+mod group;
 #[cfg(feature = "host")]
 mod host;
 mod plugin;
+#[cfg(feature = "shared")]
+mod tasks;
 
 pub use entered::BoundaryFuture;
+pub use group::TaskGroup;
 #[cfg(feature = "host")]
 pub use host::{CallError, PluginCall, call};
 pub use plugin::serve;
+#[cfg(feature = "shared")]
+pub use tasks::{PluginTasks, runtime_builder};
