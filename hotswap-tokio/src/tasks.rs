@@ -58,6 +58,20 @@ struct State {
     live: BTreeMap<PathBuf, usize>,
     /// Libraries pinned (mapped until the process exits).
     pinned: HashSet<PathBuf>,
+    /// The plugin and generation of each library, recorded by [`PluginTasks::reload_callback`].
+    owners: HashMap<PathBuf, (String, u64)>,
+}
+
+/// Live tasks of one plugin library ([`PluginTasks::live_by_generation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GenerationTasks {
+    /// The plugin.
+    pub plugin: String,
+    /// The generation that loaded the library (`Plugin::loaded_in_generation`).
+    pub generation: u64,
+    /// Its tasks spawned and not yet ended.
+    pub live: usize,
 }
 
 impl PluginTasks {
@@ -91,6 +105,46 @@ impl PluginTasks {
     #[cfg(feature = "host")]
     pub fn live_in(&self, plugin: &hotswap_runtime::Plugin) -> usize {
         self.live(plugin.loaded_from())
+    }
+
+    /// A reload callback (`PluginManagerBuilder::reload_callback`) that records which plugin
+    /// and generation each library belongs to, for [`PluginTasks::live_by_generation`].
+    #[cfg(feature = "host")]
+    pub fn reload_callback(
+        &self,
+    ) -> impl Fn(
+        &Arc<hotswap_runtime::Generation>,
+        Option<&Arc<hotswap_runtime::Generation>>,
+    ) -> Result<(), hotswap_runtime::HookError>
+    + Send
+    + Sync
+    + 'static {
+        let inner = Arc::clone(&self.inner);
+        move |generation, _| {
+            let mut state = inner.state();
+            for plugin in generation.plugins() {
+                let owner = (plugin.name().to_string(), plugin.loaded_in_generation());
+                state.owners.insert(plugin.loaded_from().to_path_buf(), owner);
+            }
+            Ok(())
+        }
+    }
+
+    /// Live tasks per plugin and generation, for the libraries with live tasks whose plugin
+    /// and generation [`PluginTasks::reload_callback`] recorded, oldest generation first: the
+    /// tasks still running on replaced code are those of generations older than the current.
+    pub fn live_by_generation(&self) -> Vec<GenerationTasks> {
+        let state = self.inner.state();
+        let mut out: Vec<GenerationTasks> = state
+            .live
+            .iter()
+            .filter_map(|(library, live)| {
+                let (plugin, generation) = state.owners.get(library)?.clone();
+                Some(GenerationTasks { plugin, generation, live: *live })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.generation, &a.plugin).cmp(&(b.generation, &b.plugin)));
+        out
     }
 
     /// Every plugin library with live tasks, and how many.

@@ -146,6 +146,16 @@ fn refuse(folder: &Path, work: &Path, build: &Path) {
     println!("MAPPED {}", mapped_under(work).len());
 }
 
+/// Live tasks per plugin and generation: `spawner@1=2`, or `none`.
+fn tasks_by_generation(tasks: Option<&hotswap_tokio::PluginTasks>) -> String {
+    let counts: Vec<String> = tasks
+        .into_iter()
+        .flat_map(|t| t.live_by_generation())
+        .map(|g| format!("{}@{}={}", g.plugin, g.generation, g.live))
+        .collect();
+    if counts.is_empty() { "none".to_string() } else { counts.join(" ") }
+}
+
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     if args.first().is_some_and(|a| a == Path::new("refuse")) {
@@ -157,13 +167,15 @@ fn main() {
     tracing_subscriber::registry().with(Recorder(Arc::clone(&events))).init();
     let (rt, tasks) = runtime(&work);
     let live = |library: &Path| tasks.as_ref().map_or(0, |t| t.live(library));
-    let manager = PluginManager::builder(&folder)
+    let mut builder = PluginManager::builder(&folder)
         .work_root(&work)
         .free_delay(Duration::ZERO)
         .reuse_unchanged(false)
-        .retain_released_libraries(0)
-        .build()
-        .unwrap();
+        .retain_released_libraries(0);
+    if let Some(tasks) = &tasks {
+        builder = builder.reload_callback(tasks.reload_callback());
+    }
+    let manager = builder.build().unwrap();
     install(&v1, &folder, 1);
     manager.load_plugins().unwrap();
     let first = mapped_under(&work);
@@ -180,7 +192,7 @@ fn main() {
         plugin.invoke_func("start_in_group", Args::new().with(group_done).with(60_000u64)).unwrap();
         plugin.loaded_from().to_path_buf()
     };
-    println!("TASKS generation=1 live={}", live(&first_library));
+    println!("TASKS {}", tasks_by_generation(tasks.as_ref()));
     for (round, build) in [&v2, &v1, &v2].into_iter().enumerate() {
         install(build, &folder, 2 + round as u64);
         manager.reload().unwrap();
@@ -194,7 +206,7 @@ fn main() {
                 Err(tokio::sync::oneshot::error::TryRecvError::Closed) => "cancelled".to_string(),
                 other => format!("not cancelled: {other:?}"),
             };
-            println!("GROUP {group}; TASKS generation=1 live={}", live(&first_library));
+            println!("GROUP {group}; TASKS {}", tasks_by_generation(tasks.as_ref()));
         }
     }
     let answer = rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), finished).await });
@@ -212,9 +224,9 @@ fn main() {
     }
     let pinned = tasks.as_ref().map_or(0, |t| t.pinned_libraries().len());
     println!(
-        "PINNED libraries={pinned} first_library_mapped={} live={}",
+        "PINNED libraries={pinned} first_library_mapped={}; TASKS {}",
         first.iter().all(|f| mapped_under(&work).contains(f)),
-        live(&first_library)
+        tasks_by_generation(tasks.as_ref())
     );
     for line in events.lock().unwrap().iter() {
         println!("{line}");
