@@ -110,8 +110,9 @@ pub use identity::IdentityError;
 #[cfg(feature = "host")]
 pub use manager::{
     DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HealthCheck, HotFn, IgnoredFile, IgnoredReason,
-    MemoryReport, Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation, ProbationEnd,
-    ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
+    LiveTasks, MemoryReport, Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation,
+    ProbationEnd, ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
+    TaskCensus,
 };
 #[cfg(feature = "host")]
 pub use manifest::{Manifest, ManifestError, ManifestMismatch, SharedLibrary};

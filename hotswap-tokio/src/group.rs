@@ -41,8 +41,10 @@ use tokio::task::JoinHandle;
 /// ```
 ///
 /// A task that must finish something first can watch [`TaskGroup::cancelled`] itself and
-/// return when it fires. The wait blocks the calling thread (the manager calls `on_free` off
-/// the runtime's workers); it needs the runtime running to drop the tasks.
+/// return when it fires. The wait blocks the thread running `on_free` (the manager's reaper
+/// thread, not a runtime worker) and needs the runtime running to drop the tasks. With
+/// `free_delay(ZERO)` a reload waits at most 1 s for `on_free`: with a longer timeout it may
+/// answer (with a warning) before the tasks ended.
 #[derive(Debug)]
 pub struct TaskGroup {
     cancelled: AtomicBool,

@@ -71,4 +71,4 @@ pub use group::TaskGroup;
 pub use host::{CallError, PluginCall, call};
 pub use plugin::serve;
 #[cfg(feature = "shared")]
-pub use tasks::{GenerationTasks, PluginTasks, runtime_builder};
+pub use tasks::{PluginTasks, runtime_builder};

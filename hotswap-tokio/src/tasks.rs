@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use hotswap_runtime::LiveTasks;
 use tokio::runtime::{Builder, TaskMeta};
 use tokio::task::Id;
 
@@ -62,18 +63,6 @@ struct State {
     owners: HashMap<PathBuf, (String, u64)>,
 }
 
-/// Live tasks of one plugin library ([`PluginTasks::live_by_generation`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct GenerationTasks {
-    /// The plugin.
-    pub plugin: String,
-    /// The generation that loaded the library (`Plugin::loaded_in_generation`).
-    pub generation: u64,
-    /// Its tasks spawned and not yet ended.
-    pub live: usize,
-}
-
 impl PluginTasks {
     /// Hooks for plugin libraries opened under `work_root`: the plugin manager's work root
     /// (`PluginManagerBuilder::work_root`), or [`PluginManager::work_dir`](hotswap_runtime::PluginManager).
@@ -102,14 +91,12 @@ impl PluginTasks {
     }
 
     /// Live tasks spawned from `plugin`'s code (its generation's library).
-    #[cfg(feature = "host")]
     pub fn live_in(&self, plugin: &hotswap_runtime::Plugin) -> usize {
         self.live(plugin.loaded_from())
     }
 
     /// A reload callback (`PluginManagerBuilder::reload_callback`) that records which plugin
     /// and generation each library belongs to, for [`PluginTasks::live_by_generation`].
-    #[cfg(feature = "host")]
     pub fn reload_callback(
         &self,
     ) -> impl Fn(
@@ -133,18 +120,25 @@ impl PluginTasks {
     /// Live tasks per plugin and generation, for the libraries with live tasks whose plugin
     /// and generation [`PluginTasks::reload_callback`] recorded, oldest generation first: the
     /// tasks still running on replaced code are those of generations older than the current.
-    pub fn live_by_generation(&self) -> Vec<GenerationTasks> {
+    pub fn live_by_generation(&self) -> Vec<LiveTasks> {
         let state = self.inner.state();
-        let mut out: Vec<GenerationTasks> = state
+        let mut out: Vec<LiveTasks> = state
             .live
             .iter()
             .filter_map(|(library, live)| {
                 let (plugin, generation) = state.owners.get(library)?.clone();
-                Some(GenerationTasks { plugin, generation, live: *live })
+                Some(LiveTasks::new(plugin, generation, *live))
             })
             .collect();
         out.sort_by(|a, b| (a.generation, &a.plugin).cmp(&(b.generation, &b.plugin)));
         out
+    }
+
+    /// A task census for the manager (`PluginManagerBuilder::task_census`): its status and
+    /// reload answers then carry [`PluginTasks::live_by_generation`] as `tasks`.
+    pub fn census(&self) -> impl Fn() -> Vec<LiveTasks> + Send + Sync + 'static {
+        let tasks = self.clone();
+        move || tasks.live_by_generation()
     }
 
     /// Every plugin library with live tasks, and how many.

@@ -164,6 +164,7 @@ fn shared_route_tasks_outlive_reloads_logs_reach_the_host_and_other_shared_libra
             "TASKS spawner@1=2",
             "RELOAD 1 build=v2 first_library_mapped=true",
             "GROUP cancelled; TASKS spawner@1=1",
+            r#"STATUS tasks=[{"generation":1,"live":1,"plugin":"spawner"}]"#,
             "RELOAD 2 build=v1 first_library_mapped=true",
             "RELOAD 3 build=v2 first_library_mapped=true",
             "TASK task spawned by v1 finished",

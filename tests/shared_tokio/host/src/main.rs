@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use hotswap_runtime::{Args, PluginManager};
+use hotswap_runtime::{Args, ControlRequest, ControlServer, PluginManager, send_request};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -173,9 +173,11 @@ fn main() {
         .reuse_unchanged(false)
         .retain_released_libraries(0);
     if let Some(tasks) = &tasks {
-        builder = builder.reload_callback(tasks.reload_callback());
+        builder = builder.reload_callback(tasks.reload_callback()).task_census(tasks.census());
     }
     let manager = builder.build().unwrap();
+    let socket = work.join("control.sock");
+    let _control = ControlServer::start(manager.clone(), &socket).unwrap();
     install(&v1, &folder, 1);
     manager.load_plugins().unwrap();
     let first = mapped_under(&work);
@@ -207,6 +209,10 @@ fn main() {
                 other => format!("not cancelled: {other:?}"),
             };
             println!("GROUP {group}; TASKS {}", tasks_by_generation(tasks.as_ref()));
+            // The same count in the status answer on the control socket.
+            let answer = send_request(&socket, &ControlRequest::Status, Duration::from_secs(10)).unwrap();
+            let json = serde_json::to_value(&answer).unwrap();
+            println!("STATUS tasks={}", json["tasks"]);
         }
     }
     let answer = rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), finished).await });
