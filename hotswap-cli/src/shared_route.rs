@@ -92,33 +92,60 @@ pub struct Before {
     path: PathBuf,
     /// Its sha256; `None` when the host has not been built yet.
     pub sha256: Option<String>,
+    key: Option<String>,
     backup: Option<PathBuf>,
+}
+
+/// What identifies a file's bytes without reading them: device, inode, size and modification
+/// time to the nanosecond (not the change time, which the backup link itself changes).
+fn file_key(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!("{} {} {} {}.{:09}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The library's sha256, from the note beside it (`.hotswap-sha256-<file>`: its key and hash)
+/// while the file is unchanged, else read, hashed and noted: the library is large (11 MB for
+/// the test's, debug) and would be hashed on every plugin build.
+fn sha256_of(path: &Path, key: &str) -> Result<String> {
+    let note = path.with_file_name(format!(".hotswap-sha256-{}", library_name(path)));
+    if let Ok(text) = std::fs::read_to_string(&note)
+        && let Some((noted, sha256)) = text.trim_end().split_once('\n')
+        && noted == key
+    {
+        return Ok(sha256.to_string());
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading the shared library {}", path.display()))?;
+    let sha256 = sha256_hex(&bytes);
+    // Only a cache: a note that cannot be written costs the next build a hash.
+    let _ = crate::atomic::write_atomically(&note, format!("{key}\n{sha256}\n").as_bytes());
+    Ok(sha256)
 }
 
 impl Before {
     /// Hashes the library at `path` (if there is one) and links it to a backup name.
     pub fn take(path: PathBuf) -> Result<Before> {
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Before { path, sha256: None, backup: None });
-            }
-            Err(e) => return Err(e).with_context(|| format!("reading the shared library {}", path.display())),
+        let Some(key) = file_key(&path) else {
+            return Ok(Before { path, sha256: None, key: None, backup: None });
         };
+        let sha256 = sha256_of(&path, &key)?;
         let backup = path.with_file_name(format!(".hotswap-kept-{}-{}", std::process::id(), library_name(&path)));
         let _ = std::fs::remove_file(&backup);
         let backup = std::fs::hard_link(&path, &backup).ok().map(|()| backup);
-        Ok(Before { path, sha256: Some(sha256_hex(&bytes)), backup })
+        Ok(Before { path, sha256: Some(sha256), key: Some(key), backup })
     }
 
     /// After the build: refuses it when it rebuilt the library into other bytes (putting the
     /// host's file back), else returns the record for the plugin's manifest.
     pub fn finish(mut self, plugin: &str, rebuilt: Option<&Artifact>) -> Result<SharedLibrary> {
         let file = library_name(&self.path);
-        let bytes = std::fs::read(&self.path).with_context(|| {
+        let key = file_key(&self.path).with_context(|| {
             format!("plugin {plugin}: the shared library {} is missing after the build", self.path.display())
         })?;
-        let after = sha256_hex(&bytes);
+        let after = match (&self.key, &self.sha256) {
+            (Some(before), Some(sha256)) if *before == key => sha256.clone(),
+            _ => sha256_of(&self.path, &key)?,
+        };
         if let Some(before) = self.sha256.clone()
             && before != after
         {
