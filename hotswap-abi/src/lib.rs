@@ -9,7 +9,8 @@
 //! * the hooks a plugin defines ([`Hook`]);
 //! * the environment variables between the CLI, the build scripts and hosts ([`env`](mod@env));
 //! * the crate identity record host and plugin compare at load ([`identity`]), and the symbols
-//!   carrying it ([`IDENTITY_SYMBOL`], [`HOST_IDENTITY_SYMBOL`]).
+//!   carrying it ([`IDENTITY_SYMBOL`], [`HOST_IDENTITY_SYMBOL`]);
+//! * the shared route's workspace keys and manifest field ([`shared`]).
 //!
 //! This crate has no dependencies and no build script. Its sources are part of the ABI
 //! fingerprint: `hotswap-runtime`'s build script adds [`SOURCE_HASH`] to it.
@@ -19,6 +20,7 @@
 pub mod env;
 mod hook;
 pub mod identity;
+pub mod shared;
 
 pub use hook::Hook;
 

@@ -39,6 +39,10 @@ pub fn print(outcome: &Outcome, json: bool) -> Result<ExitCode> {
     if let Some(memory) = &outcome.memory {
         println!("memory: {memory}");
     }
+    if let Some(tasks) = &outcome.tasks {
+        let counts: Vec<String> = tasks.iter().map(ToString::to_string).collect();
+        println!("tasks: {}", if counts.is_empty() { "none".to_string() } else { counts.join(" ") });
+    }
     match outcome.result {
         OutcomeKind::Refused if outcome.command == "reload" => println!("{PREVIOUS_KEEPS_SERVING}"),
         OutcomeKind::Serving => {

@@ -22,7 +22,9 @@
 //!   an identical library already there is kept as it is. Before building, it stops when the
 //!   host loading `outputDir` (or else the libraries already there) needs the other profile
 //!   ([`host_profile`]). `--static-linking <hostDir> <outputDir>` builds a host with its
-//!   plugins linked in instead.
+//!   plugins linked in instead. A workspace on the shared route (one Rust `dylib` for host and
+//!   plugins, `[workspace.metadata.hotswap] shared = "<crate>"`) gets its plugins built with
+//!   `-C prefer-dynamic` against the host's build of that crate ([`shared_route`]).
 //! * `reload` / `status`: talk to a running host's control socket; `reload` exits 0 when the
 //!   host accepted, 1 when it refused (and keeps serving the old code), 2 when no host listens,
 //!   3 when it is busy, 4 when it gives no answer in time, 5 when this user may not use the
@@ -64,6 +66,7 @@ pub mod reload;
 pub mod repro;
 pub mod scaffold;
 pub mod settle;
+pub mod shared_route;
 pub mod split_debug;
 pub mod stamp;
 pub mod static_build;

@@ -16,6 +16,7 @@ use crate::options::BuildOptions;
 use crate::output_dir::{Installed, Tidied};
 use crate::package::{crate_dir, plugin_package};
 use crate::repro::{Remap, ReproNote};
+use crate::shared_route::{Before, SharedRoute};
 use crate::stamp::{Settings, Stamp};
 
 /// What [`build`] produced.
@@ -114,13 +115,17 @@ fn package_facts(plugin_dir: &Path) -> Result<(PackageFacts, Vec<PathBuf>)> {
     Ok((PackageFacts { package, metadata, path_packages }, sources))
 }
 
-/// The stamp a build gets, with the plugin's package and workspace.
+/// The workspace's shared route and the host's shared library before the build.
+type Shared = Option<(SharedRoute, Before)>;
+
+/// The stamp a build gets, with the plugin's package and workspace, and on the shared route
+/// the host's shared library (whose hash is in the stamp).
 fn plugin_stamp(
     plugin_dir: &Path,
     output_dir: &Path,
     options: &BuildOptions,
     cache: &mut BuildCache,
-) -> Result<(Stamp, Arc<PackageFacts>)> {
+) -> Result<(Stamp, Arc<PackageFacts>, Shared)> {
     for (flag, patterns) in [("--include", &options.include), ("--exclude", &options.exclude)] {
         for p in patterns {
             // hotswap-build compiles them too; checking here names the flag before a long build.
@@ -131,7 +136,15 @@ fn plugin_stamp(
     }
     let facts = cache.package(plugin_dir, || package_facts(plugin_dir))?;
     let output = output_dir.canonicalize().ok();
-    let settings = Settings { skip: output.as_deref(), ..Settings::of(options) };
+    let shared = match SharedRoute::of(&facts.metadata)? {
+        Some(route) => {
+            let before = Before::take(route.library(facts.metadata.target_directory.as_std_path(), options.profile))?;
+            Some((route, before))
+        }
+        None => None,
+    };
+    let shared_library = shared.as_ref().map(|(_, before)| before.sha256.as_deref().unwrap_or("none"));
+    let settings = Settings { skip: output.as_deref(), shared_library, ..Settings::of(options) };
     let stamp = crate::stamp::stamp_cached(
         &facts.metadata,
         &facts.package,
@@ -140,7 +153,7 @@ fn plugin_stamp(
         options.verbose,
         cache,
     )?;
-    Ok((stamp, facts))
+    Ok((stamp, facts, shared))
 }
 
 /// What cargo said about the plugin crate.
@@ -150,6 +163,8 @@ struct Artifacts {
     library: Option<PathBuf>,
     /// The build script's `OUT_DIR`, where the generated registry is.
     out_dir: Option<PathBuf>,
+    /// The shared crate's `dylib`, on the shared route.
+    shared: Option<cargo_metadata::Artifact>,
 }
 
 /// Builds the plugin crate in `plugin_dir` and installs its library and manifest in
@@ -173,7 +188,7 @@ pub fn build_with(
     crate::output_dir::create(output_dir)?;
     let tidied = crate::output_dir::tidy(output_dir)?;
     let stamp_started = Instant::now();
-    let (stamp, facts) = plugin_stamp(plugin_dir, output_dir, options, cache)?;
+    let (stamp, facts, shared) = plugin_stamp(plugin_dir, output_dir, options, cache)?;
     let (package, metadata) = (&facts.package, &facts.metadata);
     let mut times = BuildTimes { stamp: stamp_started.elapsed(), ..BuildTimes::default() };
     let workspace = metadata.workspace_root.as_std_path();
@@ -190,6 +205,9 @@ pub fn build_with(
     let remap = Remap::new(workspace, target_dir);
     if options.reproducible {
         remap.apply(cargo.command());
+    }
+    if let Some((route, _)) = &shared {
+        route.apply(cargo.command());
     }
     cargo
         .command()
@@ -213,8 +231,16 @@ pub fn build_with(
         Message::BuildScriptExecuted(b) if b.package_id == package.id => {
             found.out_dir = Some(b.out_dir.into_std_path_buf());
         }
+        Message::CompilerArtifact(a) if shared.as_ref().is_some_and(|(r, _)| crate::shared_route::is_shared(&a, r)) => {
+            found.shared = Some(a);
+        }
         _ => {}
     })?;
+    // On the shared route: refused when the build changed the host's shared library.
+    let shared_library = match shared {
+        Some((_, before)) => Some(before.finish(&package.name, found.shared.as_ref())?),
+        None => None,
+    };
     times.cargo = cargo_started.elapsed();
     let artifact = found.library.with_context(|| format!("cargo built no cdylib for {}", package.name))?;
     let bytes = std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
@@ -247,6 +273,7 @@ pub fn build_with(
         sha256: sha256_hex(&bytes),
         fingerprint: facts.fingerprint.clone(),
         crate_identity: facts.identity.clone(),
+        shared_library,
         built_at: stamp.built_at.clone(),
         library: file_name.clone(),
     };

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hotswap_runtime::{
-    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, MemoryReport, PluginAnswer, ProbationEnd,
+    ControlError, ControlRequest, ControlResponse, IgnoredAnswer, LiveTasks, MemoryReport, PluginAnswer, ProbationEnd,
     ProbationResult, ProbationStatus, ReloadInProgress, Stage, StageTime, send_request,
 };
 
@@ -71,6 +71,9 @@ pub struct Outcome {
     pub probation: Option<ProbationStatus>,
     /// How the last probation ended (`confirm`, `rollback`, or in a status answer).
     pub last_probation: Option<ProbationEnd>,
+    /// Tasks still running on plugin code, per plugin and generation (after an accepted
+    /// reload, or in a status answer, from a host with a task census).
+    pub tasks: Option<Vec<LiveTasks>>,
 }
 
 /// The `result` of an [`Outcome`].
@@ -150,6 +153,7 @@ impl Outcome {
             memory: None,
             probation: None,
             last_probation: None,
+            tasks: None,
         }
     }
 
@@ -184,7 +188,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
         Outcome::new(command, socket, OutcomeKind::Error, format!("unexpected answer from the host: {other:?}"))
     };
     match answer {
-        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms, memory, probation }
+        ControlResponse::Accepted { generation, plugins, ignored, stage_ms, total_ms, memory, probation, tasks }
             if command == "reload" =>
         {
             let mut message = format!("accepted: generation {generation} is serving (reload took {total_ms:.1} ms)");
@@ -203,6 +207,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 stage_ms,
                 total_ms: Some(total_ms),
                 memory,
+                tasks,
                 ..Outcome::new(command, socket, OutcomeKind::Accepted, message)
             }
         }
@@ -224,6 +229,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
             memory,
             probation,
             last_probation,
+            tasks,
         } if command == "status" => {
             let mut message = match generation {
                 Some(generation) => format!("serving generation {generation}"),
@@ -248,6 +254,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 fingerprint,
                 folder,
                 memory,
+                tasks,
                 ..Outcome::new(command, socket, OutcomeKind::Serving, message)
             }
         }

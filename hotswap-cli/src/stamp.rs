@@ -75,6 +75,9 @@ pub struct Settings<'a> {
     pub reproducible: bool,
     /// A folder never to hash (the output folder, when it lies inside a crate).
     pub skip: Option<&'a Path>,
+    /// On the shared route, the sha256 of the host's shared library the plugin links
+    /// (`none` before the host was built).
+    pub shared_library: Option<&'a str>,
 }
 
 impl<'a> Settings<'a> {
@@ -89,6 +92,7 @@ impl<'a> Settings<'a> {
             linked_statically: false,
             reproducible: options.reproducible,
             skip: None,
+            shared_library: None,
         }
     }
 }
@@ -149,6 +153,9 @@ pub fn stamp_cached(
     h.put("static", &[u8::from(settings.linked_statically)]);
     h.put("reproducible", &[u8::from(settings.reproducible)]);
     h.put("toolchain", cache.toolchain(crate_dir)?.version.as_bytes());
+    if let Some(shared) = settings.shared_library {
+        h.put("shared library", shared.as_bytes());
+    }
     for (key, value) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if is_flag_variable(&key) {

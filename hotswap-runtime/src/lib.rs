@@ -82,6 +82,8 @@ pub mod manifest;
 #[cfg(feature = "host")]
 pub mod retention;
 #[cfg(feature = "host")]
+mod shared_library;
+#[cfg(feature = "host")]
 mod signals;
 
 #[doc(hidden)]
@@ -108,11 +110,14 @@ pub use identity::IdentityError;
 #[cfg(feature = "host")]
 pub use manager::{
     DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HealthCheck, HotFn, IgnoredFile, IgnoredReason,
-    MemoryReport, Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation, ProbationEnd,
-    ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
+    LiveTasks, MemoryReport, Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation,
+    ProbationEnd, ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
+    TaskCensus,
 };
 #[cfg(feature = "host")]
-pub use manifest::{Manifest, ManifestError, ManifestMismatch};
+pub use manifest::{Manifest, ManifestError, ManifestMismatch, SharedLibrary};
+#[cfg(feature = "host")]
+pub use shared_library::SharedLibraryError;
 #[cfg(feature = "host")]
 pub use signals::SignalReloader;
 

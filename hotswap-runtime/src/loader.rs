@@ -148,6 +148,11 @@ impl LoadedPlugin {
         // so every type they share has one layout (a nested field's layout is not in `TypeId`).
         crate::identity::check(facts.identity.as_deref())
             .map_err(|e| fail(Stage::Inspect, e.to_string()).caused_by(e))?;
+        // The shared route: the shared library the plugin was linked against must be the very
+        // file this process runs (another build would resolve symbols of another layout).
+        if let Some(wanted) = manifest.as_ref().and_then(|m| m.shared_library.as_ref()) {
+            crate::shared_library::check(wanted).map_err(|e| fail(Stage::Inspect, e.to_string()).caused_by(e))?;
+        }
         // A fresh path for every load: dlopen dedups by path and inode, so reopening the same
         // path would hand back the library already mapped. Written under a temporary name
         // while it was read and renamed now, so the loader never sees half a file.

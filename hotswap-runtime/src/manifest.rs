@@ -23,11 +23,25 @@ pub struct Manifest {
     /// against the library when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crate_identity: Option<String>,
+    /// The shared library (the workspace's shared Rust `dylib`, guide section 10) the plugin
+    /// was linked against, on the shared route; the host refuses the plugin at stage `inspect`
+    /// unless it runs that very file. The field is named [`hotswap_abi::shared::MANIFEST_FIELD`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_library: Option<SharedLibrary>,
     /// Build time, RFC 3339, UTC: information only. A rebuild that gives the same bytes keeps
     /// the manifest, so this is when these bytes were first built.
     pub built_at: String,
     /// File name of the library.
     pub library: String,
+}
+
+/// A shared library a plugin was linked against ([`Manifest::shared_library`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedLibrary {
+    /// Its file name (`libmy_shared.so`), as the plugin's `DT_NEEDED` entry names it.
+    pub file: String,
+    /// SHA-256 of its bytes, lower-case hex.
+    pub sha256: String,
 }
 
 impl Manifest {
@@ -220,5 +234,25 @@ impl Manifest {
             return Err(ManifestMismatch::Sha256 { path, manifest, library });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shared_library_field_has_the_contract_name() {
+        let manifest = super::Manifest {
+            name: "p".into(),
+            version: "1".into(),
+            git_revision: None,
+            sha256: "0".into(),
+            fingerprint: "f".into(),
+            crate_identity: None,
+            shared_library: Some(super::SharedLibrary { file: "libs.so".into(), sha256: "1".into() }),
+            built_at: "t".into(),
+            library: "p@1.so".into(),
+        };
+        let json = serde_json::to_value(&manifest).unwrap();
+        assert_eq!(json[hotswap_abi::shared::MANIFEST_FIELD]["file"], "libs.so", "{json}");
     }
 }

@@ -17,12 +17,19 @@
 //!   completes or is dropped. A request in flight during a reload finishes on the old code;
 //!   the next call finds the new code.
 //!
-//! Plugin code must not `tokio::spawn` (or `spawn_blocking`): a spawned task is polled by the
-//! host's runtime without this wrapper, so it finds no runtime in the plugin's copy of tokio,
-//! a panic in it would unwind out of the plugin, and nothing ties its code to its generation.
-//! Run concurrent work inside the handler's own future instead (combine futures, for example
-//! with the `futures` crate's `join` or `select`).
-//! See the guide's "Async plugins" section.
+//! With a copy of tokio in each plugin, plugin code must not `tokio::spawn` (or
+//! `spawn_blocking`): a spawned task is polled by the host's runtime without this wrapper, so
+//! it finds no runtime in the plugin's copy of tokio, a panic in it would unwind out of the
+//! plugin, and nothing ties its code to its generation. Run concurrent work inside the
+//! handler's own future instead (combine futures, for example with the `futures` crate's
+//! `join` or `select`). See the guide's "Async plugins" section.
+//!
+//! On the shared route (one tokio for the process, a Rust `dylib` that host and plugins link,
+//! guide section 10), plugin code spawns like any tokio code. There the host builds its
+//! runtime with `runtime_builder` and `PluginTasks` (feature `shared`, which needs
+//! `--cfg tokio_unstable`): tokio task hooks that keep the plugin library a task was spawned
+//! from mapped, count live tasks per library and keep the spawn's `tracing` span; and a plugin
+//! cancels its own tasks in `on_free` with a [`TaskGroup`].
 //!
 //! Host and plugins must compile the same tokio with the same features (pin it in the
 //! workspace, and let no plugin add features): the handle is checked by `TypeId` when the
@@ -51,11 +58,17 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod entered;
+mod group;
 #[cfg(feature = "host")]
 mod host;
 mod plugin;
+#[cfg(feature = "shared")]
+mod tasks;
 
 pub use entered::BoundaryFuture;
+pub use group::TaskGroup;
 #[cfg(feature = "host")]
 pub use host::{CallError, PluginCall, call};
 pub use plugin::serve;
+#[cfg(feature = "shared")]
+pub use tasks::{PluginTasks, runtime_builder};

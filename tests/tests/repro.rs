@@ -454,6 +454,7 @@ fn a_build_removes_temporaries_of_dead_builds_and_reports_orphan_manifests() {
         sha256: "0".repeat(64),
         fingerprint: "f".into(),
         crate_identity: None,
+        shared_library: None,
         built_at: "2026-01-01T00:00:00Z".into(),
         library: "ghost@1.0.0+hdeadbeef0000.so".into(),
     };

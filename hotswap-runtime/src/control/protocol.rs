@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{LoadError, Stage};
-use crate::manager::{Generation, MemoryReport, PluginReport, ProbationEnd, ProbationStatus, ReloadReport};
+use crate::manager::{Generation, LiveTasks, MemoryReport, PluginReport, ProbationEnd, ProbationStatus, ReloadReport};
 
 /// A request to the host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -59,6 +59,10 @@ pub enum ControlResponse {
         /// The probation it is on (`reload_on_probation`; `null` for a plain reload).
         #[serde(default)]
         probation: Option<ProbationStatus>,
+        /// Tasks still running on plugin code, per plugin and generation, just after the
+        /// reload (absent without a task census, `PluginManagerBuilder::task_census`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tasks: Option<Vec<LiveTasks>>,
     },
     /// Answer to [`ControlRequest::Confirm`] and [`ControlRequest::Rollback`]: how the
     /// probation ended (its fields at the top level of the answer).
@@ -106,6 +110,10 @@ pub enum ControlResponse {
         /// why), if one did.
         #[serde(default)]
         last_probation: Option<ProbationEnd>,
+        /// Tasks still running on plugin code, per plugin and generation (absent without a
+        /// task census, `PluginManagerBuilder::task_census`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tasks: Option<Vec<LiveTasks>>,
     },
 }
 
@@ -198,7 +206,11 @@ impl From<&PluginReport> for PluginAnswer {
 
 impl ControlResponse {
     /// The answer to an accepted reload.
-    pub(crate) fn accepted(report: &ReloadReport, probation: Option<ProbationStatus>) -> Self {
+    pub(crate) fn accepted(
+        report: &ReloadReport,
+        probation: Option<ProbationStatus>,
+        tasks: Option<Vec<LiveTasks>>,
+    ) -> Self {
         ControlResponse::Accepted {
             generation: report.generation,
             plugins: report.plugins.iter().map(PluginAnswer::from).collect(),
@@ -211,6 +223,7 @@ impl ControlResponse {
             total_ms: report.total_ms,
             memory: report.memory,
             probation,
+            tasks,
         }
     }
 
@@ -238,6 +251,7 @@ impl ControlResponse {
         memory: Option<MemoryReport>,
         probation: Option<ProbationStatus>,
         last_probation: Option<ProbationEnd>,
+        tasks: Option<Vec<LiveTasks>>,
     ) -> Self {
         let plugins = current
             .as_ref()
@@ -274,6 +288,7 @@ impl ControlResponse {
             memory,
             probation,
             last_probation,
+            tasks,
         }
     }
 

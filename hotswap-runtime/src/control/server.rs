@@ -338,6 +338,7 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
                 manager.memory(),
                 manager.probation(),
                 manager.last_probation(),
+                manager.live_tasks(),
             )
         }
         ControlRequest::Confirm => probation_answer(manager.try_confirm()),
@@ -362,7 +363,7 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
             match run_reload(manager, probation) {
                 ReloadOutcome::Done(report) => {
                     let probation = manager.probation().filter(|p| p.generation == report.generation);
-                    ControlResponse::accepted(&report, probation)
+                    ControlResponse::accepted(&report, probation, manager.live_tasks())
                 }
                 ReloadOutcome::Refused(error) => ControlResponse::refused_reload(&error),
                 ReloadOutcome::Busy(running) => {

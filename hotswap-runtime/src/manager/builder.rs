@@ -42,6 +42,7 @@ pub struct PluginManagerBuilder {
     work_root: Option<PathBuf>,
     whitelist: Option<BTreeSet<String>>,
     callbacks: Vec<ReloadCallback>,
+    task_census: Option<super::TaskCensus>,
     reuse_unchanged: bool,
     retain_released: Option<usize>,
     strict_modes: bool,
@@ -84,6 +85,7 @@ impl PluginManagerBuilder {
             work_root: None,
             whitelist: None,
             callbacks: Vec::new(),
+            task_census: None,
             reuse_unchanged: true,
             retain_released: Some(2),
             strict_modes: true,
@@ -255,6 +257,17 @@ impl PluginManagerBuilder {
         self
     }
 
+    /// Counts the tasks running on plugin code (the shared route, guide section 10), for
+    /// [`PluginManager::live_tasks`] and the control socket's status and reload answers
+    /// (`tasks`); `hotswap_tokio::PluginTasks::census` is one.
+    pub fn task_census<F>(mut self, census: F) -> Self
+    where
+        F: Fn() -> Vec<super::LiveTasks> + Send + Sync + 'static,
+    {
+        self.task_census = Some(Arc::new(census));
+        self
+    }
+
     /// Creates the manager. Nothing is loaded until [`PluginManager::load_plugins`].
     pub fn build(self) -> std::io::Result<PluginManager> {
         let root = match &self.work_root {
@@ -297,6 +310,7 @@ impl PluginManagerBuilder {
                 hot_contracts: Mutex::new(Vec::new()),
                 trigger: std::sync::OnceLock::new(),
                 probation: super::probation::State::new(self.health),
+                task_census: self.task_census,
                 work,
             }),
         };

@@ -42,6 +42,7 @@ mod progress;
 mod reaper;
 mod reloading;
 mod report;
+mod tasks;
 mod trigger;
 mod workdir;
 
@@ -52,6 +53,7 @@ pub use memory::MemoryReport;
 pub use probation::{HealthCheck, Probation, ProbationEnd, ProbationError, ProbationResult, ProbationStatus};
 pub use progress::ReloadProgress;
 pub use report::{IgnoredFile, IgnoredReason, PluginOrigin, PluginReport, ReloadReport};
+pub use tasks::{LiveTasks, TaskCensus};
 
 use progress::Progress;
 pub(crate) use reaper::Reaper;
@@ -104,6 +106,8 @@ pub(crate) struct Inner {
     trigger: std::sync::OnceLock<trigger::Trigger>,
     /// The health check, and the generation on probation with the one kept ready.
     probation: probation::State,
+    /// The host's count of tasks running on plugin code, if it gave one.
+    task_census: Option<TaskCensus>,
     work: tempfile::TempDir,
 }
 
@@ -340,6 +344,13 @@ impl PluginManager {
     /// The generation serving now, if any.
     pub fn current(&self) -> Option<Arc<Generation>> {
         self.inner.current.load_full()
+    }
+
+    /// The live tasks spawned from plugin code, per plugin and generation, oldest first, as
+    /// the census given to [`PluginManagerBuilder::task_census`] counts them; `None` without
+    /// one.
+    pub fn live_tasks(&self) -> Option<Vec<LiveTasks>> {
+        self.inner.task_census.as_ref().map(|census| census())
     }
 
     /// The number of the generation serving now, 0 before the first load: one atomic read,

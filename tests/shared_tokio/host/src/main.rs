@@ -1,33 +1,31 @@
-//! Host of `tests/tests/shared_tokio.rs`. `shared_host <plugin folder> <work root> <v1 build
-//! folder> <v2 build folder>` loads plugin `spawner` (build v1), lets its code start a task with
+//! Host of `tests/tests/shared_tokio.rs`. `shared_host refuse <plugin folder> <work root>
+//! <build folder>` loads one build and prints why it was refused. `shared_host <plugin folder>
+//! <work root> <v1 build folder> <v2 build folder>` loads plugin `spawner` (build v1), lets its code start a task with
 //! raw `tokio::spawn` that sleeps past three reloads (v2, v1, v2, each freeing the replaced
 //! generation at once), and prints one `KEY value` line per step; exit status 0 when the task
 //! finished.
 //!
-//! Tasks spawned by plugin code keep their library mapped (see `pin`): tokio's task hooks
-//! (`--cfg tokio_unstable`) give each task's spawn location, which lies in the read-only data
-//! of the library whose code called `spawn`; the hook takes a `dlopen` reference on that
-//! library and never gives it back, because tokio frees a task through code in that library
-//! at its last reference (a `JoinHandle` or waker may outlive the task), and signals no such
-//! moment. `SHARED_HOST_NO_PIN=1` leaves the hook out (the test's control: the process then
-//! runs a task whose library was unmapped).
+//! Tasks spawned by plugin code keep their library mapped: the runtime is built with the
+//! toolkit's `hotswap_tokio::runtime_builder`, whose tokio task hooks (`--cfg tokio_unstable`)
+//! pin the library each task was spawned from and count its live tasks (printed per
+//! generation). `SHARED_HOST_NO_PIN=1` builds the runtime without them (the test's control,
+//! run by hand: the process then runs a task whose library was unmapped).
+//!
+//! The plugin also starts a task in its `TaskGroup`, which its `on_free` cancels when the
+//! generation is replaced (printed as `GROUP`).
 //!
 //! Logs: tracing, log and the subscriber are one copy (the shared dylib), so the plugin's
 //! events reach the subscriber installed here. The host calls plugin code inside a span
-//! `plugin{name, generation}`; a task keeps the span current when it was spawned, entered
-//! around each of its polls (`on_before_task_poll` / `on_after_task_poll`). The subscriber
-//! records the plugin's events (`EVENT <level> <message> <fields> in <spans>` lines).
+//! `plugin{name, generation}`; the toolkit's hooks keep a task inside the span current when it
+//! was spawned. The subscriber records the plugin's events (`EVENT <level> <message> <fields>
+//! in <spans>` lines).
 
-use std::collections::HashSet;
-use std::ffi::{CStr, CString};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-
-use hotswap_runtime::{Args, PluginManager};
+use hotswap_runtime::{Args, ControlRequest, ControlServer, PluginManager, send_request};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -87,95 +85,15 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
     }
 }
 
-/// The span current when each task was spawned, entered around the task's polls.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-#[derive(Default)]
-struct TaskSpans(Mutex<HashMap<tokio::task::Id, tracing::Span>>);
-
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-impl TaskSpans {
-    fn spawned(&self, task: tokio::task::Id) {
-        let span = tracing::Span::current();
-        if span.id().is_some() {
-            self.0.lock().unwrap().insert(task, span);
-        }
+fn runtime(work: &Path) -> (tokio::runtime::Runtime, Option<hotswap_tokio::PluginTasks>) {
+    // The control of the test, by hand: without the toolkit's hooks nothing keeps a replaced
+    // library mapped under its task (SIGSEGV).
+    if std::env::var_os("SHARED_HOST_NO_PIN").is_some() {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        return (builder.worker_threads(2).enable_all().build().unwrap(), None);
     }
-
-    fn id(&self, task: tokio::task::Id) -> Option<tracing::span::Id> {
-        self.0.lock().unwrap().get(&task).and_then(tracing::Span::id)
-    }
-
-    fn before_poll(&self, task: tokio::task::Id) {
-        if let Some(id) = self.id(task) {
-            tracing::dispatcher::get_default(|d| d.enter(&id));
-        }
-    }
-
-    fn after_poll(&self, task: tokio::task::Id) {
-        if let Some(id) = self.id(task) {
-            tracing::dispatcher::get_default(|d| d.exit(&id));
-        }
-    }
-
-    fn terminated(&self, task: tokio::task::Id) {
-        self.0.lock().unwrap().remove(&task);
-    }
-}
-
-/// The file under `dir` that contains `addr`, if `addr` lies in a library loaded from there.
-fn library_under(dir: &Path, addr: *const u8) -> Option<String> {
-    // SAFETY: an all-zero Dl_info is valid (null pointers); dladdr only reads the link map.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: dladdr accepts any address and fills `info` only on success.
-    if unsafe { libc::dladdr(addr.cast(), &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: on success, dli_fname is the loaded object's NUL-terminated path.
-    let path = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned();
-    path.starts_with(dir.to_str()?).then_some(path)
-}
-
-/// Libraries pinned by a task spawned from their code: mapped until the process exits.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
-fn pin(pinned: &Mutex<HashSet<String>>, library: String) {
-    let mut pinned = pinned.lock().unwrap();
-    if pinned.contains(&library) {
-        return;
-    }
-    let path = CString::new(library.clone()).unwrap();
-    // SAFETY: RTLD_NOLOAD loads nothing; it adds a reference to a library already loaded (the
-    // spawning code is running in it), which is never closed.
-    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
-    if !handle.is_null() {
-        pinned.insert(library);
-    }
-}
-
-fn runtime(work: &Path, pinned: &Arc<Mutex<HashSet<String>>>) -> tokio::runtime::Runtime {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(2).enable_time();
-    #[cfg(tokio_unstable)]
-    {
-        let spans = Arc::new(TaskSpans::default());
-        let (a, b, c) = (Arc::clone(&spans), Arc::clone(&spans), Arc::clone(&spans));
-        builder
-            .on_before_task_poll(move |meta| a.before_poll(meta.id()))
-            .on_after_task_poll(move |meta| b.after_poll(meta.id()))
-            .on_task_terminate(move |meta| c.terminated(meta.id()));
-        let pin_too = std::env::var_os("SHARED_HOST_NO_PIN").is_none();
-        let (work, pinned) = (work.to_path_buf(), Arc::clone(pinned));
-        builder.on_task_spawn(move |meta| {
-            spans.spawned(meta.id());
-            if !pin_too {
-                return;
-            }
-            if let Some(library) = library_under(&work, meta.spawned_at().file().as_ptr()) {
-                pin(&pinned, library);
-            }
-        });
-    }
-    let _ = (work, pinned);
-    builder.build().unwrap()
+    let tasks = hotswap_tokio::PluginTasks::new(work);
+    (hotswap_tokio::runtime_builder(&tasks).worker_threads(2).build().unwrap(), Some(tasks))
 }
 
 /// Copies a build folder's library and manifest into `folder` (through a rename) and makes the
@@ -216,42 +134,88 @@ fn build_of(manager: &PluginManager) -> String {
     plugin.invoke_func("build", Args::new()).unwrap().downcast::<String>().unwrap()
 }
 
+/// `shared_host refuse <folder> <work> <build>`: loads the build and prints the refusal
+/// (`REFUSED at <stage>: <error>`), or `LOADED` when it loaded.
+fn refuse(folder: &Path, work: &Path, build: &Path) {
+    let manager = PluginManager::builder(folder).work_root(work).build().unwrap();
+    install(build, folder, 1);
+    match manager.load_plugins() {
+        Ok(_) => println!("LOADED"),
+        Err(e) => println!("REFUSED at {}: {e}", e.stage),
+    }
+    println!("MAPPED {}", mapped_under(work).len());
+}
+
+/// Live tasks per plugin and generation: `spawner@1=2`, or `none`.
+fn tasks_by_generation(tasks: Option<&hotswap_tokio::PluginTasks>) -> String {
+    let counts: Vec<String> = tasks
+        .into_iter()
+        .flat_map(|t| t.live_by_generation())
+        .map(|g| format!("{}@{}={}", g.plugin, g.generation, g.live))
+        .collect();
+    if counts.is_empty() { "none".to_string() } else { counts.join(" ") }
+}
+
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    if args.first().is_some_and(|a| a == Path::new("refuse")) {
+        let [_, folder, work, build] = <[PathBuf; 4]>::try_from(args).expect("usage: refuse <folder> <work> <build>");
+        return refuse(&folder, &work, &build);
+    }
     let [folder, work, v1, v2] = <[PathBuf; 4]>::try_from(args).expect("usage: <folder> <work> <v1> <v2>");
     let events = Arc::new(Mutex::new(Vec::new()));
     tracing_subscriber::registry().with(Recorder(Arc::clone(&events))).init();
-    let pinned = Arc::new(Mutex::new(HashSet::new()));
-    let rt = runtime(&work, &pinned);
-    let manager = PluginManager::builder(&folder)
+    let (rt, tasks) = runtime(&work);
+    let live = |library: &Path| tasks.as_ref().map_or(0, |t| t.live(library));
+    let mut builder = PluginManager::builder(&folder)
         .work_root(&work)
         .free_delay(Duration::ZERO)
         .reuse_unchanged(false)
-        .retain_released_libraries(0)
-        .build()
-        .unwrap();
+        .retain_released_libraries(0);
+    if let Some(tasks) = &tasks {
+        builder = builder.reload_callback(tasks.reload_callback()).task_census(tasks.census());
+    }
+    let manager = builder.build().unwrap();
+    let socket = work.join("control.sock");
+    let _control = ControlServer::start(manager.clone(), &socket).unwrap();
     install(&v1, &folder, 1);
     manager.load_plugins().unwrap();
     let first = mapped_under(&work);
     println!("LOADED build={} libraries={}", build_of(&manager), first.len());
 
     let (done, finished) = tokio::sync::oneshot::channel::<String>();
-    {
+    let (group_done, mut group_finished) = tokio::sync::oneshot::channel::<String>();
+    let first_library = {
         let _runtime = rt.enter();
         let plugin = manager.find_plugin("spawner").unwrap();
         let span = tracing::info_span!("plugin", name = plugin.name(), generation = plugin.generation().number());
         let _in_plugin = span.enter();
         plugin.invoke_func("start", Args::new().with(done).with(1500u64)).unwrap();
-    }
+        plugin.invoke_func("start_in_group", Args::new().with(group_done).with(60_000u64)).unwrap();
+        plugin.loaded_from().to_path_buf()
+    };
+    println!("TASKS {}", tasks_by_generation(tasks.as_ref()));
     for (round, build) in [&v2, &v1, &v2].into_iter().enumerate() {
         install(build, &folder, 2 + round as u64);
         manager.reload().unwrap();
         let mapped = mapped_under(&work);
         let first_mapped = first.iter().all(|f| mapped.contains(f));
         println!("RELOAD {} build={} first_library_mapped={first_mapped}", round + 1, build_of(&manager));
+        if round == 0 {
+            // The replaced generation's on_free cancelled its group and waited for it: the
+            // group's task has ended (its sender dropped unsent), the raw task still runs.
+            let group = match group_finished.try_recv() {
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => "cancelled".to_string(),
+                other => format!("not cancelled: {other:?}"),
+            };
+            println!("GROUP {group}; TASKS {}", tasks_by_generation(tasks.as_ref()));
+            // The same count in the status answer on the control socket.
+            let answer = send_request(&socket, &ControlRequest::Status, Duration::from_secs(10)).unwrap();
+            let json = serde_json::to_value(&answer).unwrap();
+            println!("STATUS tasks={}", json["tasks"]);
+        }
     }
     let answer = rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), finished).await });
-    let pinned = pinned.lock().unwrap().len();
     match answer {
         Ok(Ok(text)) => println!("TASK {text}"),
         other => {
@@ -259,9 +223,16 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // The task sent its answer just before it ended; its terminate hook follows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live(&first_library) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pinned = tasks.as_ref().map_or(0, |t| t.pinned_libraries().len());
     println!(
-        "PINNED libraries={pinned} first_library_mapped={}",
-        first.iter().all(|f| mapped_under(&work).contains(f))
+        "PINNED libraries={pinned} first_library_mapped={}; TASKS {}",
+        first.iter().all(|f| mapped_under(&work).contains(f)),
+        tasks_by_generation(tasks.as_ref())
     );
     for line in events.lock().unwrap().iter() {
         println!("{line}");

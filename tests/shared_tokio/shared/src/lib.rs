@@ -7,3 +7,9 @@ pub use log;
 pub use tokio;
 pub use tracing;
 pub use tracing_subscriber;
+
+/// Only in the `other` build of this library: makes its file differ from the host's.
+#[cfg(feature = "other")]
+pub fn other_build() -> &'static str {
+    "other"
+}
