@@ -86,6 +86,11 @@ fn park_reload_and_wake(library: &str, call: &str, pinned: bool) -> usize {
 /// runs `case` with the library, prints [`DONE`] and returns `None`.
 fn in_child(test: &str, pinned: bool, case: impl FnOnce(&str)) -> Option<(std::process::ExitStatus, String)> {
     if std::env::var(CHILD).as_deref() == Ok(test) {
+        // One case dies of SIGSEGV on purpose: no core file for it.
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `setrlimit` reads the struct passed by reference and changes only this
+        // process's limit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) }, 0);
         case(&std::env::var(LIBRARY).expect("the parent passes the library"));
         println!("{DONE}");
         return None;
