@@ -25,7 +25,12 @@
 //! comma-separated list or `-`; `<sources>` the hash of the files ([`fnv1a`], 16 hex digits) or
 //! `-` for a registry crate. The compiler flags that change layouts (`--cfg`, target features)
 //! are in the ABI fingerprint, not here.
-//! Features are recorded and named in a refusal but not compared (see [`differences`]).
+//! Features are compared like the rest: cargo hashes a crate's features, and its dependencies'
+//! identities, into the crate's identity, so a feature difference in a crate gives every type of
+//! it and of every crate above it another `TypeId` (checked with rustc 1.95); the record names
+//! such a difference before any code runs, where the `TypeId` check would refuse the value only
+//! when it crosses. A plugin's record lists the crates its own code can reach (see
+//! `hotswap-build`), so a crate only the host or only the runtime uses is never compared.
 //!
 //! `hotswap-build` writes the record (a plugin's build script into the exported
 //! [`IDENTITY_SYMBOL`](crate::IDENTITY_SYMBOL), a host's into
@@ -238,20 +243,26 @@ impl Difference {
         }
         out
     }
+
+    /// The difference with each side named by `first` (the `plugin` entry's side) and `second`
+    /// (the other's): the crate, each side's entry, then the files that differ.
+    /// [`Display`](fmt::Display) names the sides "the plugin" and "the host".
+    pub fn describe(&self, first: &str, second: &str) -> String {
+        let mut out = format!(
+            "crate `{}`: {first} was built with {}, {second} with {}",
+            self.plugin.name, self.plugin, self.host
+        );
+        let files = self.files();
+        if !files.is_empty() {
+            out.push_str(&format!("; files that differ: {}", files.join(", ")));
+        }
+        out
+    }
 }
 
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "crate `{}`: the plugin was built with {}, the host with {}",
-            self.plugin.name, self.plugin, self.host
-        )?;
-        let files = self.files();
-        if !files.is_empty() {
-            write!(f, "; files that differ: {}", files.join(", "))?;
-        }
-        Ok(())
+        f.write_str(&self.describe("the plugin", "the host"))
     }
 }
 
@@ -265,9 +276,7 @@ pub fn differences(plugin: &Record, host: &Record) -> Vec<Difference> {
             let same = p.name == h.name
                 && p.version == h.version
                 && p.source == h.source
-                // Features are recorded (and named in a refusal) but not compared: host and
-                // plugins from different workspaces resolve other features of crates whose
-                // types never cross (memchr, mio), and comparing them refused the hello demo.
+                && p.features == h.features
                 && p.sources == h.sources;
             (!same).then(|| Difference { plugin: p.clone(), host: h.clone() })
         })
@@ -325,17 +334,17 @@ mod tests {
     }
 
     #[test]
-    fn a_feature_difference_alone_is_no_difference_but_is_named_beside_a_version_difference() {
+    fn a_feature_difference_alone_is_a_difference_naming_both_feature_lists() {
         let registry = "registry+https://github.com/rust-lang/crates.io-index";
         let mut plugin = Record::default();
-        plugin.insert(CrateEntry::new("libc", "0.2.1", registry, vec!["extra_traits".into()]));
+        plugin.insert(CrateEntry::new("libc", "0.2.1", registry, vec!["extra_traits".into(), "std".into()]));
         let mut host = Record::default();
-        host.insert(CrateEntry::new("libc", "0.2.1", registry, vec![]));
-        assert!(differences(&plugin, &host).is_empty());
-        let mut older = Record::default();
-        older.insert(CrateEntry::new("libc", "0.2.0", registry, vec![]));
-        let text = differences(&plugin, &older)[0].to_string();
-        assert!(text.contains("features extra_traits") && text.contains("no features"), "{text}");
+        host.insert(CrateEntry::new("libc", "0.2.1", registry, vec!["std".into()]));
+        let diffs = differences(&plugin, &host);
+        assert_eq!(diffs.len(), 1, "{diffs:?}");
+        let text = diffs[0].to_string();
+        assert!(text.contains("features extra_traits,std") && text.contains("features std)"), "{text}");
+        assert!(differences(&plugin, &plugin).is_empty());
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum Stage {
     Export,
     /// The `import` hook.
     Import,
-    /// Ordering plugins by their imports.
+    /// Ordering plugins by their imports, and comparing the crate identity of each plugin with
+    /// that of every plugin it imports (the crates both link).
     Dependencies,
     /// The `on_load` hook.
     OnLoad,

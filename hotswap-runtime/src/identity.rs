@@ -35,6 +35,20 @@ pub enum IdentityError {
         .0.iter().map(Difference::to_string).collect::<Vec<_>>().join("; and ")
     )]
     Mismatch(Vec<Difference>),
+    /// A plugin imports another, and a crate both link was built from other sources, versions
+    /// or features: an export's type from that crate could have another layout on each side.
+    #[error(
+        "crate identity mismatch between plugin `{importer}` and plugin `{exporter}`, which it imports: {}. A type of such a crate could have another layout on each side; build both plugins against the same sources of the crate",
+        .differences.iter().map(|d| d.describe(&format!("`{importer}`"), &format!("`{exporter}`"))).collect::<Vec<_>>().join("; and ")
+    )]
+    ImportMismatch {
+        /// The plugin that imports.
+        importer: String,
+        /// The plugin it imports.
+        exporter: String,
+        /// `plugin` is the importer's entry, `host` the exporter's.
+        differences: Vec<Difference>,
+    },
 }
 
 /// The host's record, read once.
@@ -62,10 +76,32 @@ fn host_record() -> Result<&'static Record, IdentityError> {
     .map_err(Clone::clone)
 }
 
-/// Checks the plugin's record (`None`: the library has no identity symbol) against the host's.
-pub(crate) fn check(plugin: Option<&str>) -> Result<(), IdentityError> {
+/// Checks the plugin's record (`None`: the library has no identity symbol) against the host's,
+/// and returns it.
+pub(crate) fn check(plugin: Option<&str>) -> Result<Record, IdentityError> {
     let host = host_record()?;
     let plugin = Record::parse(plugin.unwrap_or_default()).map_err(IdentityError::PluginUnreadable)?;
     let diffs = differences(&plugin, host);
-    if diffs.is_empty() { Ok(()) } else { Err(IdentityError::Mismatch(diffs)) }
+    if diffs.is_empty() { Ok(plugin) } else { Err(IdentityError::Mismatch(diffs)) }
+}
+
+/// Checks an importer's record against the record of a plugin it imports: the crates both
+/// link must agree, as with the host, since the export's type may come from one of them (a
+/// crate the host does not link is compared nowhere else).
+pub(crate) fn check_import(
+    importer: &str,
+    importer_crates: &Record,
+    exporter: &str,
+    exporter_crates: &Record,
+) -> Result<(), IdentityError> {
+    let diffs = differences(importer_crates, exporter_crates);
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(IdentityError::ImportMismatch {
+            importer: importer.to_string(),
+            exporter: exporter.to_string(),
+            differences: diffs,
+        })
+    }
 }

@@ -37,6 +37,10 @@ pub(crate) struct LoadedPlugin {
     pub mapping: Arc<Mapping>,
     /// The identity of `file` when it was read, to recognise it later without reading it.
     pub identity: Option<crate::library_file::FileIdentity>,
+    /// The crates the plugin links (its crate identity record), compared with the host's at
+    /// `inspect` and with the plugins it imports at `dependencies`; `None` for a plugin linked
+    /// into the host, which shares the host's crates.
+    pub crates: Option<hotswap_abi::identity::Record>,
 }
 
 /// A mapped library. Shared by the plugin, its generation's vault, every `Value` it returned
@@ -146,7 +150,7 @@ impl LoadedPlugin {
         }
         // The crates both sides link: same versions, sources, features and (path crates) files,
         // so every type they share has one layout (a nested field's layout is not in `TypeId`).
-        crate::identity::check(facts.identity.as_deref())
+        let crates = crate::identity::check(facts.identity.as_deref())
             .map_err(|e| fail(Stage::Inspect, e.to_string()).caused_by(e))?;
         // The shared route: the shared library the plugin was linked against must be the very
         // file this process runs (another build would resolve symbols of another layout).
@@ -215,6 +219,7 @@ impl LoadedPlugin {
         copy_guard.keep();
         Ok(LoadedPlugin {
             identity: None,
+            crates: Some(crates),
             name,
             version,
             file: file.to_path_buf(),
@@ -263,6 +268,7 @@ impl LoadedPlugin {
         }
         Ok(LoadedPlugin {
             identity: None,
+            crates: None,
             name,
             version,
             file,

@@ -3,7 +3,7 @@
 
 use hotswap_tests::workspace_root;
 
-const FAULT_FILES: [&str; 7] = [
+const FAULT_FILES: [&str; 9] = [
     "faults.rs",
     "faults_manager.rs",
     "faults_abort.rs",
@@ -11,6 +11,8 @@ const FAULT_FILES: [&str; 7] = [
     "control_signals.rs",
     "security.rs",
     "panics_cross.rs",
+    "identity.rs",
+    "wakers.rs",
 ];
 
 #[test]

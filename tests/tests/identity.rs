@@ -8,7 +8,9 @@
 //! workspace (another checkout, as far as cargo can tell), edited as a user would after the
 //! host was built: `Meta` gains a field in front of
 //! `serial` (which leaves `TypeId::of::<Clock>()` as it was), or the plugin asks for a feature of
-//! `libc` the host's build does not enable.
+//! `libc` the host's build does not enable. Plugin to plugin: `id_importer` calls the export of
+//! `id_exporter` with a type of `id_pair_shared`, a crate only the two plugins link; an exporter
+//! built against other sources of it is refused at `dependencies`, naming both plugins.
 
 use std::path::Path;
 use std::process::Command;
@@ -32,9 +34,16 @@ fn serial(manager: &PluginManager) -> u64 {
 
 /// Builds `id_user` with `cargo xtask build` in a copy of this whole workspace (every member, so
 /// that cargo unifies the same features as here) at `target/hotswap-test-identity`, after
-/// `edit` changed the copy. Builds are serialised; each starts from this workspace's sources
-/// (a file is copied only when it differs, so unchanged crates are not compiled again).
+/// `edit` changed the copy.
 fn build_copy(label: &str, edit: impl FnOnce(&Path)) -> BuiltPlugin {
+    build_copy_of(USER, label, edit)
+}
+
+/// Builds the plugin at `crate_dir` (relative to the workspace) with `cargo xtask build` in a
+/// copy of this whole workspace (every member, so that cargo unifies the same features as
+/// here) at `target/hotswap-test-identity`, after `edit` changed the copy. Builds are serialised; each starts from this workspace's sources
+/// (a file is copied only when it differs, so unchanged crates are not compiled again).
+fn build_copy_of(crate_dir: &str, label: &str, edit: impl FnOnce(&Path)) -> BuiltPlugin {
     static COPY: Mutex<()> = Mutex::new(());
     let _turn = COPY.lock().unwrap_or_else(|e| e.into_inner());
     let root = workspace_root();
@@ -68,7 +77,7 @@ fn build_copy(label: &str, edit: impl FnOnce(&Path)) -> BuiltPlugin {
     }
     edit(&copy);
     let target = copy.join("target");
-    let crate_dir = copy.join(USER);
+    let crate_dir = copy.join(crate_dir);
     build_plugin_with_env(crate_dir.to_str().unwrap(), label, &[("CARGO_TARGET_DIR", target.to_str().unwrap())])
 }
 
@@ -135,7 +144,6 @@ fn a_nested_type_that_changed_layout_in_a_shared_crate_is_refused_at_inspect_nam
 }
 
 #[test]
-#[ignore = "features are not compared yet: comparing them refused the hello demo built in its own workspace over memchr's and mio's features (issue 22, left open)"]
 fn a_registry_crate_built_with_other_features_is_refused_at_inspect() {
     let featured = build_copy("libc-extra-traits", |root| {
         edit(
@@ -151,4 +159,52 @@ fn a_registry_crate_built_with_other_features_is_refused_at_inspect() {
     assert!(reason.contains("features default,extra_traits,std"), "{reason}");
     assert!(reason.contains("the host with libc 0.2.") && reason.contains("features default,std)"), "{reason}");
     assert!(!reason.contains("id_shared"), "the shared crate is the same: {reason}");
+}
+
+const EXPORTER: &str = "tests/plugins/id_exporter";
+const IMPORTER: &str = "tests/plugins/id_importer";
+
+/// Plugin to plugin: `id_importer` hands `id_exporter`'s exported `fn(&Reading) -> u64` a
+/// `Reading` of crate `id_pair_shared`, which the host does not link (so the host's record
+/// cannot catch it). An exporter built against a copy in which `Reading`'s nested `Meta` gained
+/// a field in front of `serial` keeps the export's `TypeId`, and would read the serial from the
+/// wrong offset: the reload is refused at `dependencies`, naming both plugins and the crate, and
+/// the serving pair keeps answering.
+#[test]
+fn an_importer_and_an_exporter_built_against_other_sources_of_a_crate_they_share_are_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(EXPORTER).install(dir.path());
+    build_plugin(IMPORTER).install(dir.path());
+    let manager = PluginManager::builder(dir.path()).free_delay(Duration::ZERO).build().unwrap();
+    assert_eq!(manager.reload().unwrap().generation, 1);
+    assert_eq!(manager.invoke::<u64>("id_importer", "serial", args![41_u64]).unwrap(), 41);
+
+    let changed = build_copy_of(EXPORTER, "pair-meta-changed", |root| {
+        edit(
+            &root.join("tests/plugins/id_pair_shared/src/lib.rs"),
+            "    pub serial: u64,\n}",
+            "    pub tag: u64,\n    pub serial: u64,\n}",
+        );
+    });
+    changed.install_newest(dir.path());
+    let error = manager.reload().unwrap_err();
+    assert_eq!(error.stage, Stage::Dependencies, "{error}");
+    assert_eq!(error.plugin.as_deref(), Some("id_importer"), "{error}");
+    assert_eq!(
+        error.file.file_name().unwrap().to_string_lossy(),
+        format!("id_importer@{}.so", build_plugin(IMPORTER).version())
+    );
+    let reason = &error.reason;
+    assert!(
+        reason.starts_with(
+            "crate identity mismatch between plugin `id_importer` and plugin `id_exporter`, which it imports: crate `id_pair_shared`: `id_importer` was built with id_pair_shared 0.1.0 (path, no features, sources "
+        ),
+        "{reason}"
+    );
+    assert!(reason.contains(", `id_exporter` with id_pair_shared 0.1.0 (path, no features, sources "), "{reason}");
+    assert!(reason.contains("files that differ: src/lib.rs."), "{reason}");
+    // The serving pair keeps answering, and nothing of the refused build is left mapped.
+    assert_eq!(manager.current().unwrap().number(), 1);
+    assert_eq!(manager.invoke::<u64>("id_importer", "serial", args![42_u64]).unwrap(), 42);
+    assert!(hotswap_tests::mapped_under(dir.path()).iter().all(|m| !m.contains(&changed.version())));
 }

@@ -283,6 +283,19 @@ impl Build<'_> {
                 ));
             }
         }
+        // An importer and the plugins it imports: the crates both link must agree, as with the
+        // host, since an export's type can come from a crate the host does not link.
+        for (importer, _) in plugins.values() {
+            for exporter in &importer.imports {
+                let exporter = &plugins[exporter].0;
+                if let (Some(mine), Some(theirs)) = (&importer.crates, &exporter.crates) {
+                    crate::identity::check_import(&importer.name, mine, &exporter.name, theirs).map_err(|e| {
+                        LoadError::new(Some(importer.name.clone()), &importer.file, Stage::Dependencies, e.to_string())
+                            .caused_by(e)
+                    })?;
+                }
+            }
+        }
         Ok(order.iter().map(|name| plugins.remove(name).expect("ordered names come from the map")).collect())
     }
 
