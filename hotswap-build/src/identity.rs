@@ -77,7 +77,12 @@ pub(crate) fn compute(manifest_dir: &Path, out_dir: &Path, with_dev: bool, emit:
     }
     let text = Cached { with_dev, inputs, packages: resolved, files: files_seen }.render();
     if text != cache {
-        let _ = std::fs::write(&cache_path, text);
+        // Through a new file and a rename, never in place: a target folder whose files are
+        // hard links of another's (a seeded worktree, `cp -al`) must not rewrite the other's.
+        let tmp = cache_path.with_extension("cache.tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &cache_path);
+        }
     }
     Ok(record)
 }
