@@ -71,6 +71,21 @@ pub struct Outcome {
     pub probation: Option<ProbationStatus>,
     /// How the last probation ended (`confirm`, `rollback`, or in a status answer).
     pub last_probation: Option<ProbationEnd>,
+    /// The new host after `upgrade-host`.
+    pub host_upgrade: Option<HostUpgrade>,
+}
+
+/// The new host that took over (`upgrade-host`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostUpgrade {
+    /// Its pid.
+    pub pid: u32,
+    /// The binary it runs.
+    pub program: String,
+    /// Milliseconds from its start to its readiness.
+    pub took_ms: f64,
+    /// The pid of the host it replaced (which drains its connections, then exits).
+    pub previous_pid: u32,
 }
 
 /// The `result` of an [`Outcome`].
@@ -89,6 +104,8 @@ pub enum OutcomeKind {
     Confirmed,
     /// The previous generation serves again.
     RolledBack,
+    /// A new host process took over (`upgrade-host`).
+    Upgraded,
     /// No host listens.
     NoHost,
     /// No answer in time.
@@ -118,7 +135,11 @@ impl OutcomeKind {
     /// The process's exit code for this result (one of [`exit`]).
     pub fn exit_code(self) -> u8 {
         match self {
-            OutcomeKind::Accepted | OutcomeKind::Serving | OutcomeKind::Confirmed | OutcomeKind::RolledBack => exit::OK,
+            OutcomeKind::Accepted
+            | OutcomeKind::Serving
+            | OutcomeKind::Confirmed
+            | OutcomeKind::RolledBack
+            | OutcomeKind::Upgraded => exit::OK,
             OutcomeKind::Refused => exit::REFUSED,
             OutcomeKind::NoHost => exit::NO_HOST,
             OutcomeKind::Busy => exit::BUSY,
@@ -150,6 +171,7 @@ impl Outcome {
             memory: None,
             probation: None,
             last_probation: None,
+            host_upgrade: None,
         }
     }
 
@@ -163,6 +185,7 @@ impl Outcome {
                 | OutcomeKind::Serving
                 | OutcomeKind::Confirmed
                 | OutcomeKind::RolledBack
+                | OutcomeKind::Upgraded
         )
     }
 }
@@ -174,6 +197,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
         ControlRequest::Status => "status",
         ControlRequest::Confirm => "confirm",
         ControlRequest::Rollback => "rollback",
+        ControlRequest::UpgradeHost { .. } => "upgrade-host",
         _ => "reload",
     };
     let answer = match send_request(socket, request, timeout) {
@@ -269,6 +293,13 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 ),
             };
             Outcome { last_probation: Some(end), ..Outcome::new(command, socket, kind, message) }
+        }
+        ControlResponse::HostUpgraded { pid, program, took_ms, previous_pid } if command == "upgrade-host" => {
+            let message = format!(
+                "upgraded: the new host (pid {pid}, {program}) is ready after {took_ms:.0} ms; the old host (pid {previous_pid}) stopped accepting and drains its connections"
+            );
+            let upgrade = HostUpgrade { pid, program, took_ms, previous_pid };
+            Outcome { host_upgrade: Some(upgrade), ..Outcome::new(command, socket, OutcomeKind::Upgraded, message) }
         }
         other => unexpected(&other),
     }

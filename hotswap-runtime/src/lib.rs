@@ -68,6 +68,8 @@ mod error;
 #[cfg(feature = "host")]
 mod fingerprint;
 #[cfg(feature = "host")]
+pub mod handoff;
+#[cfg(feature = "host")]
 mod identity;
 #[cfg(feature = "host")]
 pub mod inspect;
