@@ -5,7 +5,9 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod http_client;
+pub mod keep_alive;
 pub mod scratch;
+pub mod service_process;
 pub mod tools;
 
 use std::collections::HashMap;

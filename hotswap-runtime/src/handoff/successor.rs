@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use super::HandoffError;
 use super::inherit::{FIRST_FD, FROM_ENV, READY_FD_ENV};
 
+/// How long a successor that closed its readiness pipe has to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
 /// A started successor that said it is ready.
 #[derive(Debug)]
 pub(crate) struct Started {
@@ -69,6 +72,14 @@ pub(crate) fn start(
     match wait_ready(&mut ready_read, &mut child, started_at + timeout) {
         Ok(()) => Ok(Started { pid }),
         Err(failure) => {
+            if matches!(failure, Failure::Exited) {
+                // It closed the pipe on its way out (a panic unwinding, say): give it a moment
+                // to finish, so its own exit status is what is reported.
+                let until = Instant::now() + EXIT_GRACE;
+                while Instant::now() < until && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
             let _ = child.kill();
             let status = child.wait().ok();
             let program = program.to_path_buf();
