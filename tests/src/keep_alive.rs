@@ -96,9 +96,8 @@ impl KeepAliveClient {
                 .body(Empty::new())
                 .map_err(|e| failed("bad request", &e))?;
             let response = connection.sender.send_request(request).await.map_err(|e| failed("request", &e))?;
-            let header = |name: &str| {
-                response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-            };
+            let header =
+                |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
             let served_by = header("x-served-by").parse().unwrap_or(0);
             let build = header("x-host-build");
             let closed = header("connection").eq_ignore_ascii_case("close");

@@ -11,12 +11,22 @@ use std::time::{Duration, Instant};
 
 use crate::workspace_root;
 
-/// Builds `service-host` with `SERVICE_HOST_BUILD=label` (its `x-host-build` header) and copies
-/// the binary to `dir/service-host-<label>` (the next build overwrites cargo's). Builds are
-/// serialised: they share cargo's artifact.
-pub fn build_service_host(label: &str, dir: &Path) -> PathBuf {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// Builds `service-host` with `SERVICE_HOST_BUILD=label` (its `x-host-build` header), once per
+/// process and label, and returns a copy of the binary (the next build overwrites cargo's) in
+/// `target/hotswap-test-hosts/<label>-<pid>/` (folders of ended processes are removed). Builds
+/// are serialised: they share cargo's artifact.
+pub fn build_service_host(label: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(l, _)| l == label) {
+        return path.clone();
+    }
+    let root = workspace_root().join("target").join("hotswap-test-hosts");
+    if built.is_empty() {
+        crate::remove_folders_of_ended_processes(&root);
+    }
+    let dir = root.join(format!("{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .current_dir(workspace_root())
@@ -31,14 +41,16 @@ pub fn build_service_host(label: &str, dir: &Path) -> PathBuf {
     }
     let output = command.output().expect("running cargo build");
     assert!(output.status.success(), "cargo build --package service-host failed");
-    let built = String::from_utf8_lossy(&output.stdout)
+    let executable = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "service-host")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .expect("cargo names the service-host executable");
     let copy = dir.join(format!("service-host-{label}"));
-    std::fs::copy(&built, &copy).unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), copy.display()));
+    std::fs::copy(&executable, &copy)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", executable.display(), copy.display()));
+    built.push((label.to_string(), copy.clone()));
     copy
 }
 
@@ -61,12 +73,17 @@ impl ServiceProcess {
     /// Starts `binary` serving `plugins` on a free loopback port with its control socket at
     /// `socket`, and waits (at most 60 s) until it serves.
     pub fn start(binary: &Path, plugins: &Path, socket: &Path, drain_secs: f64) -> ServiceProcess {
+        Self::start_on(binary, plugins, socket, "127.0.0.1:0", drain_secs)
+    }
+
+    /// [`ServiceProcess::start`] on `listen` (a plain restart needs the same port again).
+    pub fn start_on(binary: &Path, plugins: &Path, socket: &Path, listen: &str, drain_secs: f64) -> ServiceProcess {
         let mut child = Command::new(binary)
             .arg("--plugins")
             .arg(plugins)
             .arg("--socket")
             .arg(socket)
-            .args(["--listen", "127.0.0.1:0", "--drain-secs", &drain_secs.to_string()])
+            .args(["--listen", listen, "--drain-secs", &drain_secs.to_string()])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -81,8 +98,13 @@ impl ServiceProcess {
                 collected.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
-        let mut process =
-            ServiceProcess { child, addr: ([127, 0, 0, 1], 0).into(), socket: socket.to_path_buf(), lines, successors: vec![] };
+        let mut process = ServiceProcess {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+            socket: socket.to_path_buf(),
+            lines,
+            successors: vec![],
+        };
         let pid = process.child.id();
         let line = process.wait_for_line(&format!("as pid {pid} "), Duration::from_secs(60));
         let addr = line.split("serving http://").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap();

@@ -37,8 +37,8 @@ fn setup() -> Setup {
     build_plugin("demo/service/plugin/svc_shop").install(&plugins);
     build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v1", cfg!(debug_assertions), &[])
         .install(&plugins);
-    let a = build_service_host("a", &dir);
-    let b = build_service_host("b", &dir);
+    let a = build_service_host("a");
+    let b = build_service_host("b");
     let run = dir.join("run");
     std::fs::create_dir(&run).unwrap();
     Setup { socket: run.join("control.sock"), _temp: temp, a, b, plugins, dir }
@@ -54,7 +54,12 @@ struct Seen {
 
 /// Runs `CLIENTS` clients against `addr` until `stop` is set, then each sends `after` more
 /// requests.
-fn load(runtime: &tokio::runtime::Runtime, addr: std::net::SocketAddr, stop: Arc<AtomicBool>, after: usize) -> Vec<tokio::task::JoinHandle<Seen>> {
+fn load(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    after: usize,
+) -> Vec<tokio::task::JoinHandle<Seen>> {
     (0..CLIENTS)
         .map(|index| {
             let stop = Arc::clone(&stop);
@@ -97,6 +102,19 @@ fn upgrade(socket: &Path, program: &Path, ready_timeout: Duration) -> ControlRes
     send_request(socket, &request, ready_timeout + Duration::from_secs(30)).expect("the host answers upgrade_host")
 }
 
+/// `cargo xtask upgrade-host --json` (the hotswap CLI): its exit code and JSON answer.
+fn cli_upgrade(socket: &Path, program: &Path) -> (i32, serde_json::Value) {
+    let output = std::process::Command::new(hotswap_tests::tools::cargo_binary("xtask", "xtask"))
+        .args(["upgrade-host", "--json", "--socket"])
+        .arg(socket)
+        .arg("--program")
+        .arg(program)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    (output.status.code().unwrap(), serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout:?}")))
+}
+
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
@@ -126,14 +144,27 @@ fn five_host_upgrades_under_keep_alive_load_fail_no_request_and_old_connections_
             client.get("/hello?name=slow&delay_ms=1500").await
         });
         std::thread::sleep(Duration::from_millis(200));
-        let answer = upgrade(&setup.socket, program, Duration::from_secs(60));
-        let ControlResponse::HostUpgraded { pid, previous_pid, took_ms, .. } = answer else {
-            panic!("upgrade {round} to build {label} was not done: {answer:?}");
+        let (pid, previous_pid, took_ms) = if round == 0 {
+            // Through the CLI once: exit code 0, `upgraded`, the new pid.
+            let (code, json) = cli_upgrade(&setup.socket, program);
+            assert_eq!((code, json["result"].as_str()), (0, Some("upgraded")), "{json}");
+            let upgrade = &json["host_upgrade"];
+            let pid = |key: &str| upgrade[key].as_u64().unwrap_or_else(|| panic!("{key} in {json}")) as u32;
+            (pid("pid"), pid("previous_pid"), upgrade["took_ms"].as_f64().unwrap())
+        } else {
+            let answer = upgrade(&setup.socket, program, Duration::from_secs(60));
+            let ControlResponse::HostUpgraded { pid, previous_pid, took_ms, .. } = answer else {
+                panic!("upgrade {round} to build {label} was not done: {answer:?}");
+            };
+            (pid, previous_pid, took_ms)
         };
         assert_eq!(previous_pid, serving, "upgrade {round}: the serving host answered");
         eprintln!("upgrade {}: pid {serving} -> {pid} (build {label}), new host ready in {took_ms:.0} ms", round + 1);
         host.successors.push(pid);
-        assert!(!slow.is_finished(), "upgrade {round}: the slow request was still in flight when the new host took over");
+        assert!(
+            !slow.is_finished(),
+            "upgrade {round}: the slow request was still in flight when the new host took over"
+        );
         slow_answers.push((serving, runtime.block_on(slow).unwrap()));
         let old = serving;
         wait_until(&format!("old host {old} drains and exits"), Duration::from_secs(30), || host.has_exited(old));
@@ -154,7 +185,12 @@ fn five_host_upgrades_under_keep_alive_load_fail_no_request_and_old_connections_
     let connects: u64 = seen.iter().map(|s| s.connects).sum();
     let mut by_host: BTreeMap<u32, usize> = BTreeMap::new();
     for (index, client) in seen.iter().enumerate() {
-        assert!(client.failures.is_empty(), "client {index}: {} failed requests: {:?}", client.failures.len(), client.failures);
+        assert!(
+            client.failures.is_empty(),
+            "client {index}: {} failed requests: {:?}",
+            client.failures.len(),
+            client.failures
+        );
         // Every connection was answered by one host only.
         let mut hosts_of: BTreeMap<u16, BTreeSet<u32>> = BTreeMap::new();
         for answer in &client.answers {
@@ -197,10 +233,11 @@ fn a_new_host_that_fails_before_it_is_ready_leaves_the_old_one_serving_every_con
     let clients = load(&runtime, host.addr, Arc::clone(&stop), 50);
     std::thread::sleep(Duration::from_millis(200));
 
-    // Exits before it is ready.
+    // Exits before it is ready: the CLI exits 1 with the reason.
     let broken = broken_host(&setup);
-    let answer = upgrade(&setup.socket, &broken, Duration::from_secs(60));
-    let ControlResponse::Refused { reason, .. } = &answer else { panic!("not refused: {answer:?}") };
+    let (code, json) = cli_upgrade(&setup.socket, &broken);
+    assert_eq!((code, json["result"].as_str()), (1, Some("refused")), "{json}");
+    let reason = json["refusal"]["reason"].as_str().unwrap();
     assert!(
         reason.contains("exited before it was ready (exit status 101)") && reason.contains("this host keeps serving"),
         "{reason}"
@@ -210,7 +247,16 @@ fn a_new_host_that_fails_before_it_is_ready_leaves_the_old_one_serving_every_con
     let sleeper = setup.dir.join("sleeping-host");
     std::fs::write(&sleeper, "#!/bin/sh\nexec sleep 600\n").unwrap();
     std::fs::set_permissions(&sleeper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let answer = upgrade(&setup.socket, &sleeper, Duration::from_millis(1500));
+    let socket = setup.socket.clone();
+    let waiting = std::thread::spawn(move || upgrade(&socket, &sleeper, Duration::from_millis(1500)));
+    std::thread::sleep(Duration::from_millis(300));
+    // One upgrade at a time.
+    let second = upgrade(&setup.socket, &setup.b, Duration::from_secs(60));
+    assert!(
+        matches!(&second, ControlResponse::Busy { reason, .. } if reason.contains("already running")),
+        "{second:?}"
+    );
+    let answer = waiting.join().unwrap();
     let ControlResponse::Refused { reason, .. } = &answer else { panic!("not refused: {answer:?}") };
     assert!(reason.contains("was not ready within 1.5 s and was killed"), "{reason}");
     std::thread::sleep(Duration::from_millis(200));
