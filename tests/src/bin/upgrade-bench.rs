@@ -64,11 +64,22 @@ struct Row {
     failed: usize,
     refused: usize,
     latencies: Vec<Duration>,
+    /// The longest time a client went without an answer (between two answered requests'
+    /// ends) inside the window.
+    longest_gap: Duration,
 }
 
 impl Row {
     fn add(&mut self, samples: &[Sample], change: Instant) {
+        let mut last_answer: Option<Instant> = None;
         for sample in samples.iter().filter(|s| s.at + BEFORE >= change && s.at <= change + AFTER) {
+            if sample.failure.is_none() {
+                let end = sample.at + sample.latency;
+                if let Some(last) = last_answer {
+                    self.longest_gap = self.longest_gap.max(end.saturating_duration_since(last));
+                }
+                last_answer = Some(end);
+            }
             self.requests += 1;
             match &sample.failure {
                 None => self.latencies.push(sample.latency),
@@ -85,13 +96,14 @@ impl Row {
             if n == 0 { f64::NAN } else { self.latencies[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e3 }
         };
         format!(
-            "| {name} | {trials} | {} | {} | {} | {:.2} | {:.2} | {:.1} |",
+            "| {name} | {trials} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {:.1} |",
             self.requests,
             self.failed,
             self.refused,
             pick(0.5),
             pick(0.99),
-            self.latencies.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+            self.latencies.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
+            self.longest_gap.as_secs_f64() * 1e3
         )
     }
 }
@@ -175,8 +187,10 @@ fn main() {
         if cfg!(debug_assertions) { "dev" } else { "release" }
     );
     println!();
-    println!("| change | trials | requests | failed | refused connections | p50 ms | p99 ms | max ms |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| change | trials | requests | failed | refused connections | p50 ms | p99 ms | max ms | longest wait for an answer, ms |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     println!("{}", upgrade.line("host upgrade (`upgrade-host`)", trials));
     println!("{}", restart.line("plain restart (SIGTERM, start)", trials));
 }
