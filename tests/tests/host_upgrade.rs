@@ -37,6 +37,8 @@ fn setup() -> Setup {
     build_plugin("demo/service/plugin/svc_shop").install(&plugins);
     build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v1", cfg!(debug_assertions), &[])
         .install(&plugins);
+    // Built now, so that an upgrade through the CLI does not wait for cargo.
+    hotswap_tests::tools::cargo_binary("xtask", "xtask");
     let a = build_service_host("a");
     let b = build_service_host("b");
     let run = dir.join("run");
@@ -141,7 +143,7 @@ fn five_host_upgrades_under_keep_alive_load_fail_no_request_and_old_connections_
         let addr = host.addr;
         let slow = runtime.spawn(async move {
             let mut client = KeepAliveClient::new(addr);
-            client.get("/hello?name=slow&delay_ms=1500").await
+            client.get("/hello?name=slow&delay_ms=3000").await
         });
         std::thread::sleep(Duration::from_millis(200));
         let (pid, previous_pid, took_ms) = if round == 0 {
@@ -277,5 +279,16 @@ fn a_new_host_that_fails_before_it_is_ready_leaves_the_old_one_serving_every_con
     wait_until("the old host exits", Duration::from_secs(30), || host.has_exited(old));
     let answer = runtime.block_on(async { KeepAliveClient::new(host.addr).get("/hello?name=after").await }).unwrap();
     assert_eq!((answer.status, answer.served_by, answer.build.as_str()), (200, pid, "b"), "{answer:?}");
+
+    // SIGRTMIN+2 upgrades too, to the binary the host was started from (build b here).
+    let signal = hotswap_runtime::handoff::upgrade_signal_number();
+    // SAFETY: kill(2) with a pid and a signal number; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+    let line = host.wait_for_line(&format!("took over from pid {pid}"), Duration::from_secs(60));
+    let next: u32 = line.split("as pid ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().parse().unwrap();
+    host.successors.push(next);
+    wait_until("the host replaced on the signal exits", Duration::from_secs(30), || host.has_exited(pid));
+    let answer = runtime.block_on(async { KeepAliveClient::new(host.addr).get("/hello?name=signal").await }).unwrap();
+    assert_eq!((answer.status, answer.served_by, answer.build.as_str()), (200, next, "b"), "{answer:?}");
     let _ = std::fs::remove_dir_all(&setup.dir);
 }

@@ -4,7 +4,6 @@
 //! never delays anyone else.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -16,8 +15,9 @@ use std::time::{Duration, Instant};
 use super::deadline::{is_timeout, read_line_by, write_all_by};
 use super::reload_call::{ReloadOutcome, reload_progress, run_reload};
 use super::socket_file::{FileIdentity, clear_socket_path, own_uid, prepare_folder};
+use super::upgrade_call::{self, Turn};
 use super::{ControlError, ControlRequest, ControlResponse, ReloadInProgress, io};
-use crate::handoff::{CONTROL_NAME, Handoff, HandoffError, UpgradeOptions};
+use crate::handoff::{CONTROL_NAME, Handoff};
 use crate::manager::{PluginManager, Probation, ProbationEnd, ProbationError};
 
 /// The longest request line accepted.
@@ -226,9 +226,6 @@ impl Drop for ControlServer {
     }
 }
 
-/// How often a control socket shared for upgrades looks at whether to stop accepting.
-const RETIRE_POLL: Duration = Duration::from_millis(50);
-
 fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>, _done: Sender<()>) {
     let handoff = shared.config.handoff.clone();
     if handoff.is_some() {
@@ -241,14 +238,10 @@ fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>, _done: Sender<()>)
     }
     loop {
         if let Some(handoff) = &handoff {
-            if shared.stop.load(Ordering::SeqCst) || handoff.is_retired() {
-                break;
-            }
-            let mut poll = [libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
-            // SAFETY: one valid pollfd for a descriptor this function borrows.
-            let ready = unsafe { libc::poll(poll.as_mut_ptr(), 1, RETIRE_POLL.as_millis() as libc::c_int) };
-            if ready <= 0 || shared.stop.load(Ordering::SeqCst) || handoff.is_retired() {
-                continue;
+            match upgrade_call::before_accept(listener, &shared.stop, handoff) {
+                Turn::Stop => break,
+                Turn::Wait => continue,
+                Turn::Accept => {}
             }
         }
         let accepted = listener.accept();
@@ -406,7 +399,7 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
         }
         ControlRequest::Confirm => probation_answer(manager.try_confirm()),
         ControlRequest::UpgradeHost { program, ready_timeout_ms } => {
-            upgrade_answer(shared.config.handoff.as_ref(), program, ready_timeout_ms)
+            upgrade_call::answer(shared.config.handoff.as_ref(), program, ready_timeout_ms)
         }
         ControlRequest::Rollback => probation_answer(manager.try_rollback()),
         ControlRequest::Reload | ControlRequest::ReloadOnProbation { .. } => {
@@ -437,36 +430,6 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
                 }
             }
         }
-    }
-}
-
-/// The answer to `upgrade_host`: once the new host is ready, or why it is not.
-fn upgrade_answer(
-    handoff: Option<&Handoff>,
-    program: Option<String>,
-    ready_timeout_ms: Option<u64>,
-) -> ControlResponse {
-    let Some(handoff) = handoff else {
-        return ControlResponse::refused(
-            "this host cannot be upgraded in place: it serves its control socket without a Handoff (ControlConfig::handoff; see docs/operations.md, \"Upgrading the host binary\")",
-        );
-    };
-    let mut options = UpgradeOptions::default();
-    if let Some(program) = program {
-        options = options.program(program);
-    }
-    if let Some(ms) = ready_timeout_ms {
-        options = options.ready_timeout(Duration::from_millis(ms));
-    }
-    match handoff.upgrade(options) {
-        Ok(done) => ControlResponse::HostUpgraded {
-            pid: done.pid,
-            program: done.program.to_string_lossy().into_owned(),
-            took_ms: done.took.as_secs_f64() * 1e3,
-            previous_pid: std::process::id(),
-        },
-        Err(HandoffError::Busy) => ControlResponse::Busy { reason: HandoffError::Busy.to_string(), reload: None },
-        Err(error) => ControlResponse::refused(error.to_string()),
     }
 }
 

@@ -94,6 +94,10 @@ pub enum HandoffError {
         #[source]
         source: std::io::Error,
     },
+    /// This host has not called [`Handoff::ready`] yet: it cannot hand over what it has not
+    /// finished setting up.
+    #[error("this host is still starting (it has not said it is ready); upgrade it once it serves")]
+    NotReady,
     /// An upgrade is already running.
     #[error("an upgrade of this host is already running; wait for its answer")]
     Busy,
@@ -200,6 +204,7 @@ pub struct Upgraded {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    Starting,
     Serving,
     Upgrading,
     Retired { successor: u32 },
@@ -258,7 +263,7 @@ impl Handoff {
                 predecessor,
                 ready_pipe: Mutex::new(ready_pipe),
                 shared: Mutex::new(Vec::new()),
-                state: Mutex::new(State::Serving),
+                state: Mutex::new(State::Starting),
                 changed: Condvar::new(),
             }),
         })
@@ -334,6 +339,12 @@ impl Handoff {
     /// drains), or to systemd (`READY=1`, when `NOTIFY_SOCKET` is set). Call it once the
     /// plugins are loaded and every socket is listening.
     pub fn ready(&self) -> Result<(), HandoffError> {
+        {
+            let mut state = lock(&self.inner.state);
+            if *state == State::Starting {
+                *state = State::Serving;
+            }
+        }
         if let Some(pipe) = lock(&self.inner.ready_pipe).take() {
             let predecessor = self.inner.predecessor.unwrap_or_default();
             let mut pipe = std::fs::File::from(pipe);
@@ -350,12 +361,14 @@ impl Handoff {
     /// Starts the new host ([`UpgradeOptions`]) with this host's sockets and waits until it is
     /// ready. Then this host is retired ([`Handoff::wait_retired`] returns): it should stop
     /// accepting, drain and exit. On an error nothing changed: this host keeps serving and may
-    /// try again. One upgrade at a time ([`HandoffError::Busy`]).
+    /// try again. One upgrade at a time ([`HandoffError::Busy`]), and only once this host is
+    /// ready itself ([`HandoffError::NotReady`]).
     pub fn upgrade(&self, options: UpgradeOptions) -> Result<Upgraded, HandoffError> {
         {
             let mut state = lock(&self.inner.state);
             match *state {
                 State::Serving => *state = State::Upgrading,
+                State::Starting => return Err(HandoffError::NotReady),
                 State::Upgrading => return Err(HandoffError::Busy),
                 State::Retired { successor } => return Err(HandoffError::Retired { successor }),
             }
@@ -416,7 +429,9 @@ impl Handoff {
     }
 
     /// Upgrades on [`upgrade_signal_number`] (SIGRTMIN+2) with the default
-    /// [`UpgradeOptions`], logging the result, until the returned value is dropped.
+    /// [`UpgradeOptions`], logging the result, until the returned value is dropped. Install it
+    /// before loading plugins: until then the signal's default action ends the process (one
+    /// that arrives before [`Handoff::ready`] is refused and logged).
     pub fn upgrade_on_signal(&self) -> std::io::Result<UpgradeSignal> {
         UpgradeSignal::start(self.clone())
     }

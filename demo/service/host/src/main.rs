@@ -73,13 +73,14 @@ async fn run(cli: Cli, handoff: Handoff) -> anyhow::Result<()> {
         .free_delay(Duration::from_secs(2))
         .extension_newer(move || ServiceExt { backend: Arc::clone(&backend) })
         .build()?;
+    // Before the first load: until installed, SIGRTMIN+2 would end the process.
+    let _upgrade_signal = handoff.upgrade_on_signal()?;
     let report = manager.load_plugins().context("loading the first generation")?;
     println!("loaded generation {} in {:.1} ms", report.generation, report.total_ms);
     let socket = cli.socket.unwrap_or_else(default_socket_path);
     let control =
         ControlServer::start_with(manager.clone(), &socket, ControlConfig::default().handoff(handoff.clone()))?;
     let _signals = manager.reload_on_signals()?;
-    let _upgrade_signal = handoff.upgrade_on_signal()?;
     println!("listening for reloads on {} (run demo/service/reload.sh)", socket.display());
 
     let listener = handoff.tcp_listener("http", cli.listen)?;
