@@ -124,10 +124,8 @@ impl ServiceProcess {
             if let Some(line) = self.lines.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|l| l.contains(text)) {
                 return line.clone();
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                if self.successors.is_empty() {
-                    panic!("the host exited ({status}) before printing {text:?}");
-                }
+            if let (true, Ok(Some(status))) = (self.successors.is_empty(), self.child.try_wait()) {
+                panic!("the host exited ({status}) before printing {text:?}");
             }
             assert!(Instant::now() < deadline, "no line with {text:?} within {limit:?}");
             std::thread::sleep(Duration::from_millis(20));

@@ -74,7 +74,7 @@ fn load(
                     if stop.load(Ordering::SeqCst) {
                         left -= 1;
                     }
-                    let path = if sent % 2 == 0 {
+                    let path = if sent.is_multiple_of(2) {
                         format!("/hello?name=c{index}&delay_ms={}", sent % 3)
                     } else {
                         "/quote?item=pear&qty=2".to_string()
@@ -137,7 +137,7 @@ fn five_host_upgrades_under_keep_alive_load_fail_no_request_and_old_connections_
     let mut slow_answers = Vec::new();
     std::thread::sleep(Duration::from_millis(300));
     for round in 0..UPGRADES {
-        let (program, label) = if round % 2 == 0 { (&setup.b, "b") } else { (&setup.a, "a") };
+        let (program, label) = if round.is_multiple_of(2) { (&setup.b, "b") } else { (&setup.a, "a") };
         // A slow request on a connection of the serving host: it must finish there, after
         // the new host took over.
         let addr = host.addr;

@@ -40,8 +40,11 @@ fn run_clients(
                 let mut samples = Vec::new();
                 let mut sent = 0u64;
                 while !stop.load(Ordering::SeqCst) {
-                    let path =
-                        if sent % 2 == 0 { format!("/hello?name=b{index}") } else { "/quote?item=fig&qty=2".into() };
+                    let path = if sent.is_multiple_of(2) {
+                        format!("/hello?name=b{index}")
+                    } else {
+                        "/quote?item=fig&qty=2".into()
+                    };
                     let at = Instant::now();
                     let failure = match client.get(&path).await {
                         Ok(answer) if answer.status == 200 => None,
