@@ -78,7 +78,8 @@ impl ControlConfig {
 }
 
 /// A running control listener. Dropping it stops the listener and removes the socket file
-/// (only if it is still the one it bound); it returns at once, even while a reload it started
+/// (only if it is still the one it bound, and not once a new host took it over:
+/// [`ControlConfig::handoff`]); it returns at once, even while a reload it started
 /// is stuck in a plugin's hook: that connection's thread is left to finish on its own.
 ///
 /// # Examples
