@@ -78,7 +78,20 @@ impl ServiceProcess {
 
     /// [`ServiceProcess::start`] on `listen` (a plain restart needs the same port again).
     pub fn start_on(binary: &Path, plugins: &Path, socket: &Path, listen: &str, drain_secs: f64) -> ServiceProcess {
+        Self::start_with_env(binary, plugins, socket, listen, drain_secs, &[])
+    }
+
+    /// [`ServiceProcess::start_on`] with environment variables added (`NOTIFY_SOCKET`, say).
+    pub fn start_with_env(
+        binary: &Path,
+        plugins: &Path,
+        socket: &Path,
+        listen: &str,
+        drain_secs: f64,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> ServiceProcess {
         let mut child = Command::new(binary)
+            .envs(env.iter().copied())
             .arg("--plugins")
             .arg(plugins)
             .arg("--socket")

@@ -292,3 +292,51 @@ fn a_new_host_that_fails_before_it_is_ready_leaves_the_old_one_serving_every_con
     assert_eq!((answer.status, answer.served_by, answer.build.as_str()), (200, next, "b"), "{answer:?}");
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+/// The messages of systemd's notify protocol on `socket` (a datagram socket standing where
+/// systemd's would be), within `limit`, until `until` holds for one of them.
+fn notify_messages(
+    socket: &std::os::unix::net::UnixDatagram,
+    limit: Duration,
+    until: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut messages = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < deadline {
+        socket
+            .set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(n) = socket.recv(&mut buffer) else { break };
+        let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        let done = until(&message);
+        messages.push(message);
+        if done {
+            break;
+        }
+    }
+    messages
+}
+
+#[test]
+fn under_systemds_notify_protocol_the_host_says_ready_and_the_old_one_names_the_new_main_pid() {
+    let setup = setup();
+    // Where systemd's notify socket would be (Type=notify): the host finds it in NOTIFY_SOCKET.
+    let notify_path = setup.dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    let env = [("NOTIFY_SOCKET", notify_path.as_os_str())];
+    let mut host = ServiceProcess::start_with_env(&setup.a, &setup.plugins, &setup.socket, "127.0.0.1:0", 30.0, &env);
+    let first = host.pid();
+    let ready = notify_messages(&notify, Duration::from_secs(10), |m| m.contains("READY=1"));
+    assert_eq!(ready.last().map(String::as_str), Some("READY=1\n"), "the first host says it is ready: {ready:?}");
+
+    let answer = upgrade(&setup.socket, &setup.b, Duration::from_secs(60));
+    let ControlResponse::HostUpgraded { pid, .. } = answer else { panic!("{answer:?}") };
+    host.successors.push(pid);
+    // The old host names the new main process; the new one says nothing to systemd itself (it
+    // told the old host), so no second READY=1 and no message from it reaches the socket.
+    let messages = notify_messages(&notify, Duration::from_secs(3), |_| false);
+    assert_eq!(messages, vec![format!("MAINPID={pid}\n")], "after the upgrade from {first}");
+    wait_until("the old host exits", Duration::from_secs(30), || host.has_exited(first));
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
