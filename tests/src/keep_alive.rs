@@ -21,8 +21,11 @@ pub struct Answer {
     pub served_by: u32,
     /// The host's `x-host-build` header.
     pub build: String,
-    /// The client's local port: names the connection the answer came on.
-    pub connection: u16,
+    /// Which of this client's connections the answer came on (1 for its first; a port number
+    /// would not do: the kernel may give a later connection the port of a closed one).
+    pub connection: u64,
+    /// That connection's local port.
+    pub port: u16,
     /// Whether the answer said `Connection: close` (the next request opens a new connection).
     pub closed: bool,
     /// From sending the request to the end of its body.
@@ -41,6 +44,7 @@ pub enum Failure {
 struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     port: u16,
+    number: u64,
 }
 
 /// A keep-alive client of one server address.
@@ -76,7 +80,7 @@ impl KeepAliveClient {
             let _ = connection.await;
         });
         self.connects += 1;
-        self.connection = Some(Connection { sender, port });
+        self.connection = Some(Connection { sender, port, number: self.connects });
         Ok(())
     }
 
@@ -86,7 +90,7 @@ impl KeepAliveClient {
             self.connect().await?;
         }
         let connection = self.connection.as_mut().expect("connected above");
-        let port = connection.port;
+        let (port, number) = (connection.port, connection.number);
         let failed = |what: &str, e: &dyn std::fmt::Display| Failure::Request(format!("{what} on port {port}: {e}"));
         let sent = Instant::now();
         let result = async {
@@ -104,7 +108,7 @@ impl KeepAliveClient {
             let status = response.status().as_u16();
             let body = response.into_body().collect().await.map_err(|e| failed("body", &e))?.to_bytes();
             let body = String::from_utf8_lossy(&body).into_owned();
-            Ok(Answer { status, body, served_by, build, connection: port, closed, latency: sent.elapsed() })
+            Ok(Answer { status, body, served_by, build, connection: number, port, closed, latency: sent.elapsed() })
         }
         .await;
         match &result {

@@ -194,13 +194,13 @@ fn five_host_upgrades_under_keep_alive_load_fail_no_request_and_old_connections_
             client.failures
         );
         // Every connection was answered by one host only.
-        let mut hosts_of: BTreeMap<u16, BTreeSet<u32>> = BTreeMap::new();
+        let mut hosts_of: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
         for answer in &client.answers {
             hosts_of.entry(answer.connection).or_default().insert(answer.served_by);
             *by_host.entry(answer.served_by).or_default() += 1;
         }
-        for (port, hosts) in &hosts_of {
-            assert_eq!(hosts.len(), 1, "client {index}: connection from port {port} was answered by hosts {hosts:?}");
+        for (connection, hosts) in &hosts_of {
+            assert_eq!(hosts.len(), 1, "client {index}: its connection {connection} was answered by hosts {hosts:?}");
         }
         let last = client.answers.last().unwrap();
         assert_eq!((last.served_by, last.build.as_str()), (serving, "b"), "client {index}: the last build serves");
