@@ -74,6 +74,21 @@ pub struct Outcome {
     /// Tasks still running on plugin code, per plugin and generation (after an accepted
     /// reload, or in a status answer, from a host with a task census).
     pub tasks: Option<Vec<LiveTasks>>,
+    /// The new host after `upgrade-host`.
+    pub host_upgrade: Option<HostUpgrade>,
+}
+
+/// The new host that took over (`upgrade-host`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostUpgrade {
+    /// Its pid.
+    pub pid: u32,
+    /// The binary it runs.
+    pub program: String,
+    /// Milliseconds from its start to its readiness.
+    pub took_ms: f64,
+    /// The pid of the host it replaced (which drains its connections, then exits).
+    pub previous_pid: u32,
 }
 
 /// The `result` of an [`Outcome`].
@@ -92,6 +107,8 @@ pub enum OutcomeKind {
     Confirmed,
     /// The previous generation serves again.
     RolledBack,
+    /// A new host process took over (`upgrade-host`).
+    Upgraded,
     /// No host listens.
     NoHost,
     /// No answer in time.
@@ -121,7 +138,11 @@ impl OutcomeKind {
     /// The process's exit code for this result (one of [`exit`]).
     pub fn exit_code(self) -> u8 {
         match self {
-            OutcomeKind::Accepted | OutcomeKind::Serving | OutcomeKind::Confirmed | OutcomeKind::RolledBack => exit::OK,
+            OutcomeKind::Accepted
+            | OutcomeKind::Serving
+            | OutcomeKind::Confirmed
+            | OutcomeKind::RolledBack
+            | OutcomeKind::Upgraded => exit::OK,
             OutcomeKind::Refused => exit::REFUSED,
             OutcomeKind::NoHost => exit::NO_HOST,
             OutcomeKind::Busy => exit::BUSY,
@@ -154,6 +175,7 @@ impl Outcome {
             probation: None,
             last_probation: None,
             tasks: None,
+            host_upgrade: None,
         }
     }
 
@@ -167,6 +189,7 @@ impl Outcome {
                 | OutcomeKind::Serving
                 | OutcomeKind::Confirmed
                 | OutcomeKind::RolledBack
+                | OutcomeKind::Upgraded
         )
     }
 }
@@ -178,6 +201,7 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
         ControlRequest::Status => "status",
         ControlRequest::Confirm => "confirm",
         ControlRequest::Rollback => "rollback",
+        ControlRequest::UpgradeHost { .. } => "upgrade-host",
         _ => "reload",
     };
     let answer = match send_request(socket, request, timeout) {
@@ -276,6 +300,13 @@ pub fn ask(socket: &Path, request: &ControlRequest, timeout: Duration) -> Outcom
                 ),
             };
             Outcome { last_probation: Some(end), ..Outcome::new(command, socket, kind, message) }
+        }
+        ControlResponse::HostUpgraded { pid, program, took_ms, previous_pid } if command == "upgrade-host" => {
+            let message = format!(
+                "upgraded: the new host (pid {pid}, {program}) is ready after {took_ms:.0} ms; the old host (pid {previous_pid}) stopped accepting and drains its connections"
+            );
+            let upgrade = HostUpgrade { pid, program, took_ms, previous_pid };
+            Outcome { host_upgrade: Some(upgrade), ..Outcome::new(command, socket, OutcomeKind::Upgraded, message) }
         }
         other => unexpected(&other),
     }

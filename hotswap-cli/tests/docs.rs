@@ -24,11 +24,13 @@ fn read(path: &str) -> String {
 /// is added (and so documented).
 fn all_results() -> Vec<OutcomeKind> {
     use OutcomeKind::*;
-    let all = [Accepted, Refused, Busy, Serving, Confirmed, RolledBack, NoHost, Timeout, Forbidden, Untrusted, Error];
+    let all = [
+        Accepted, Refused, Busy, Serving, Confirmed, RolledBack, Upgraded, NoHost, Timeout, Forbidden, Untrusted, Error,
+    ];
     for kind in all {
         match kind {
-            Accepted | Refused | Busy | Serving | Confirmed | RolledBack | NoHost | Timeout | Forbidden | Untrusted
-            | Error => {}
+            Accepted | Refused | Busy | Serving | Confirmed | RolledBack | Upgraded | NoHost | Timeout | Forbidden
+            | Untrusted | Error => {}
         }
     }
     all.to_vec()
@@ -92,10 +94,13 @@ fn documented_codes(rows: &[Vec<String>], names: usize) -> BTreeMap<u8, BTreeSet
 }
 
 /// The codes of `reload` only (`serving` is the answer to `status`, `confirmed` and
-/// `rolled_back` those of `confirm` and `rollback`).
+/// `rolled_back` those of `confirm` and `rollback`, `upgraded` that of `upgrade-host`).
 fn reload_codes() -> BTreeMap<u8, BTreeSet<String>> {
     let others: Vec<String> =
-        [OutcomeKind::Serving, OutcomeKind::Confirmed, OutcomeKind::RolledBack].iter().map(serde_name).collect();
+        [OutcomeKind::Serving, OutcomeKind::Confirmed, OutcomeKind::RolledBack, OutcomeKind::Upgraded]
+            .iter()
+            .map(serde_name)
+            .collect();
     let mut codes = exit_codes();
     codes.values_mut().for_each(|names| names.retain(|name| !others.contains(name)));
     codes

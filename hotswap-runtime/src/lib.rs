@@ -45,10 +45,16 @@
 //! the plugins into the host; the host passes them to
 //! [`PluginManagerBuilder::static_plugins`] (see [`static_plugins!`]).
 //!
+//! # Upgrading the host itself
+//!
+//! Plugins reload in place; a new host binary takes over from the running process through
+//! [`handoff`]: the listening sockets and the control socket pass to the new process, which
+//! loads its plugins and says it is ready, and the old one then drains and exits.
+//!
 //! # Features
 //!
-//! `host` (default): the plugin manager, loader, ELF inspection, control socket, signals and
-//! retention, and the crates only they need. Plugins depend on this crate with
+//! `host` (default): the plugin manager, loader, ELF inspection, control socket, signals,
+//! host upgrades and retention, and the crates only they need. Plugins depend on this crate with
 //! `default-features = false`. The feature adds and removes whole modules only, so a plugin
 //! built without it and a host built with it agree on every type that crosses the boundary.
 
@@ -67,6 +73,8 @@ mod control;
 mod error;
 #[cfg(feature = "host")]
 mod fingerprint;
+#[cfg(feature = "host")]
+pub mod handoff;
 #[cfg(feature = "host")]
 mod identity;
 #[cfg(feature = "host")]

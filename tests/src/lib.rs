@@ -6,7 +6,9 @@
 
 pub mod child_case;
 pub mod http_client;
+pub mod keep_alive;
 pub mod scratch;
+pub mod service_process;
 pub mod tools;
 
 use std::collections::HashMap;

@@ -18,8 +18,8 @@ const PUBLISHED: [&str; 3] = ["hotswap-runtime", "hotswap-build", "hotswap-cli"]
 
 /// Crates only the host side of the runtime needs (`tracing` is on both sides, without its
 /// proc-macro `attributes` feature: a plugin logs a value's drop that panicked).
-const HOST_ONLY: [&str; 7] =
-    ["libloading", "arc-swap", "object", "sha2", "tempfile", "signal-hook", "tracing-attributes"];
+const HOST_ONLY: [&str; 8] =
+    ["libloading", "arc-swap", "object", "sha2", "tempfile", "signal-hook", "sd-notify", "tracing-attributes"];
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

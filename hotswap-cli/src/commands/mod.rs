@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 pub use build::BuildArgs;
 pub use new::NewArgs;
-pub use reload::{ReloadArgs, StatusArgs};
+pub use reload::{ReloadArgs, StatusArgs, UpgradeHostArgs};
 pub use watch::WatchArgs;
 
 /// The command line.
@@ -38,6 +38,9 @@ pub enum Command {
     Confirm(StatusArgs),
     /// Go back to the generation the reload on probation kept ready.
     Rollback(StatusArgs),
+    /// Replace the running host's process with a new binary without dropping a connection:
+    /// the new host takes over the sockets, the old one drains and exits.
+    UpgradeHost(UpgradeHostArgs),
     /// Rebuild plugins when their sources change and ask the host to reload.
     Watch(WatchArgs),
     /// Create a plugin or host crate from the templates and add it to the workspace.
@@ -53,6 +56,7 @@ pub fn run(cli: Cli, tool: &str) -> anyhow::Result<ExitCode> {
         Command::Status(args) => reload::status(args),
         Command::Confirm(args) => reload::confirm(args),
         Command::Rollback(args) => reload::rollback(args),
+        Command::UpgradeHost(args) => reload::upgrade_host(args),
         Command::Watch(args) => watch::run(args).map(|()| ExitCode::SUCCESS),
         Command::New(args) => new::run(args, tool).map(|()| ExitCode::SUCCESS),
     }

@@ -44,6 +44,47 @@ pub struct StatusArgs {
     json: bool,
 }
 
+/// Arguments of `upgrade-host`.
+#[derive(Args, Debug)]
+pub struct UpgradeHostArgs {
+    /// Control socket of the host (same default as `reload`).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The new host binary [default: the path the running host was started from].
+    #[arg(long, value_name = "PATH")]
+    program: Option<PathBuf>,
+    /// Seconds the new host has to load its plugins and say it is ready; then it is killed
+    /// and the old host keeps serving.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    ready_timeout: f64,
+    /// Seconds to wait for the host's answer [default: --ready-timeout + 30].
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Print one JSON object instead of text (schema in the guide, section 6).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `upgrade-host`: exit codes in [`crate::reload::exit`].
+pub fn upgrade_host(args: UpgradeHostArgs) -> Result<ExitCode> {
+    if !(args.ready_timeout.is_finite() && args.ready_timeout >= 0.001) {
+        anyhow::bail!("--ready-timeout {}: give a number of seconds of at least 0.001", args.ready_timeout);
+    }
+    let program = match args.program {
+        // The host may run in another folder: send an absolute path.
+        Some(path) => Some(std::path::absolute(&path)?.to_string_lossy().into_owned()),
+        None => None,
+    };
+    let ready_timeout_ms = (args.ready_timeout * 1000.0).round() as u64;
+    let timeout = args.timeout.unwrap_or(ready_timeout_ms / 1000 + 30);
+    ask(
+        args.socket,
+        ControlRequest::UpgradeHost { program, ready_timeout_ms: Some(ready_timeout_ms) },
+        timeout,
+        args.json,
+    )
+}
+
 /// `reload`: exit codes in [`crate::reload::exit`].
 pub fn reload(args: ReloadArgs) -> Result<ExitCode> {
     let request = match args.probation {

@@ -9,7 +9,8 @@
 //! Files: [`protocol`](self::protocol) (the messages), `server` (threads and deadlines),
 //! `client` ([`send_request`]), `deadline` (reads and writes within a total
 //! deadline), `socket_file` (folder and file checks), `reload_call` (the
-//! single place a reload is started from here and from signals).
+//! single place a reload is started from here and from signals), `upgrade_call` (host
+//! upgrades: the `upgrade_host` answer, accepting on a shared socket).
 
 mod client;
 mod deadline;
@@ -17,6 +18,7 @@ mod protocol;
 pub(crate) mod reload_call;
 mod server;
 mod socket_file;
+mod upgrade_call;
 
 use std::path::PathBuf;
 use std::time::Duration;

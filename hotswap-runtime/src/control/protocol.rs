@@ -33,6 +33,18 @@ pub enum ControlRequest {
     /// Go back to the generation kept ready by the reload on probation:
     /// `{"command":"rollback"}`.
     Rollback,
+    /// Replace this host's process with a new binary without dropping a connection
+    /// ([`Handoff::upgrade`](crate::handoff::Handoff::upgrade)):
+    /// `{"command":"upgrade_host","program":"/usr/local/bin/game-server","ready_timeout_ms":60000}`
+    /// (both fields optional). Answered once the new host is ready, or why it failed.
+    UpgradeHost {
+        /// The new binary (default: the path the host was started from).
+        #[serde(default)]
+        program: Option<String>,
+        /// How long the new host has to be ready (default 60 s).
+        #[serde(default)]
+        ready_timeout_ms: Option<u64>,
+    },
 }
 
 /// The host's answer.
@@ -67,6 +79,18 @@ pub enum ControlResponse {
     /// Answer to [`ControlRequest::Confirm`] and [`ControlRequest::Rollback`]: how the
     /// probation ended (its fields at the top level of the answer).
     ProbationEnded(ProbationEnd),
+    /// Answer to [`ControlRequest::UpgradeHost`]: the new host serves; this one stopped
+    /// accepting and drains its open connections, then exits.
+    HostUpgraded {
+        /// The new host's pid.
+        pid: u32,
+        /// The binary it runs (lossy UTF-8).
+        program: String,
+        /// Milliseconds from its start to its readiness.
+        took_ms: f64,
+        /// The pid of the host that answers (the old one).
+        previous_pid: u32,
+    },
     /// The request was refused: for a reload, the previous generation keeps serving.
     Refused {
         /// Why, as one sentence (for a reload: the [`LoadError`]'s text).

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use super::deadline::{is_timeout, read_line_by, write_all_by};
 use super::reload_call::{ReloadOutcome, reload_progress, run_reload};
 use super::socket_file::{FileIdentity, clear_socket_path, own_uid, prepare_folder};
+use super::upgrade_call::{self, Turn};
 use super::{ControlError, ControlRequest, ControlResponse, ReloadInProgress, io};
+use crate::handoff::{CONTROL_NAME, Handoff};
 use crate::manager::{PluginManager, Probation, ProbationEnd, ProbationError};
 
 /// The longest request line accepted.
@@ -31,6 +33,11 @@ pub struct ControlConfig {
     pub request_deadline: Duration,
     /// Total time to write an answer to a client that does not read it. Default 5 s.
     pub answer_deadline: Duration,
+    /// This host's side of host upgrades: the control socket is taken from the previous host
+    /// (or systemd) when it passed one, is passed on to the next, stops accepting once a new
+    /// host took over, and `upgrade_host` requests are served. Default none (`upgrade_host`
+    /// is refused).
+    pub handoff: Option<Handoff>,
 }
 
 impl Default for ControlConfig {
@@ -39,6 +46,7 @@ impl Default for ControlConfig {
             max_connections: 16,
             request_deadline: Duration::from_secs(5),
             answer_deadline: Duration::from_secs(5),
+            handoff: None,
         }
     }
 }
@@ -61,10 +69,17 @@ impl ControlConfig {
         self.answer_deadline = deadline;
         self
     }
+
+    /// Sets [`ControlConfig::handoff`].
+    pub fn handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
+    }
 }
 
 /// A running control listener. Dropping it stops the listener and removes the socket file
-/// (only if it is still the one it bound); it returns at once, even while a reload it started
+/// (only if it is still the one it bound, and not once a new host took it over:
+/// [`ControlConfig::handoff`]); it returns at once, even while a reload it started
 /// is stuck in a plugin's hook: that connection's thread is left to finish on its own.
 ///
 /// # Examples
@@ -135,11 +150,26 @@ impl ControlServer {
         let path = path.as_ref().to_path_buf();
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
         prepare_folder(&dir)?;
-        clear_socket_path(&path)?;
-        let listener = UnixListener::bind(&path).map_err(io(format!("binding {}", path.display())))?;
+        let inherited = config.handoff.as_ref().and_then(|h| h.inherited_unix_listener(CONTROL_NAME, &path));
+        let listener = match inherited {
+            // The previous host's socket, file and all: requests queued on it while the hosts
+            // changed over are answered by this one.
+            Some(listener) => listener,
+            None => {
+                clear_socket_path(&path)?;
+                let listener = UnixListener::bind(&path).map_err(io(format!("binding {}", path.display())))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io(format!("chmod 0600 {}", path.display())))?;
+                listener
+            }
+        };
         let identity = FileIdentity::of(&path);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io(format!("chmod 0600 {}", path.display())))?;
+        if let Some(handoff) = &config.handoff {
+            handoff.share(CONTROL_NAME, &listener).map_err(|e| ControlError::Io {
+                context: format!("keeping {} for a host upgrade", path.display()),
+                source: std::io::Error::other(e),
+            })?;
+        }
         let listener = Arc::new(listener);
         let shared = Arc::new(Shared {
             manager,
@@ -179,25 +209,53 @@ impl std::fmt::Debug for ControlServer {
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept call (it fails with EINVAL); the acceptor then exits.
-        let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
-        // The acceptor never blocks on anything but accept, so this is short; the bound is
-        // there so that a drop can never hang. Connection threads are not waited for.
+        let handoff = self.shared.config.handoff.as_ref();
+        if handoff.is_none() {
+            // Wakes the accept call (it fails with EINVAL); the acceptor then exits. Never on
+            // a socket that another host may share: shutdown acts on the socket, not on this
+            // process's descriptor (the acceptor polls, and sees `stop` within its period).
+            let _ = rustix::net::shutdown(&*self.listener, rustix::net::Shutdown::Both);
+        }
+        // The acceptor never blocks on anything but accept or its poll, so this is short; the
+        // bound is there so that a drop can never hang. Connection threads are not waited for.
         let done = self.acceptor_done.lock().unwrap_or_else(|e| e.into_inner());
         let _ = done.recv_timeout(Duration::from_secs(1));
-        if let Some(identity) = self.identity {
+        // A retired host's socket file is the new host's now.
+        if let Some(identity) = self.identity.filter(|_| !handoff.is_some_and(Handoff::is_retired)) {
             identity.remove_if_same(&self.path);
         }
     }
 }
 
 fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>, _done: Sender<()>) {
+    let handoff = shared.config.handoff.clone();
+    if handoff.is_some() {
+        // Another host may share this socket: accept only when poll says a connection is
+        // waiting (another host may take it first: then accept says WouldBlock), and stop as
+        // soon as this host is retired, so that it takes no request meant for the new one.
+        if let Err(e) = listener.set_nonblocking(true) {
+            tracing::warn!("control socket: cannot make it non-blocking: {e}");
+        }
+    }
     loop {
+        if let Some(handoff) = &handoff {
+            match upgrade_call::before_accept(listener, &shared.stop, handoff) {
+                Turn::Stop => break,
+                Turn::Wait => continue,
+                Turn::Accept => {}
+            }
+        }
         let accepted = listener.accept();
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
         match accepted {
+            Ok((stream, _)) if handoff.is_some() => {
+                // Accepted sockets inherit nothing from the listener on Linux, but be plain.
+                let _ = stream.set_nonblocking(false);
+                admit(stream, shared)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Ok((stream, _)) => admit(stream, shared),
             Err(e) => {
                 tracing::warn!("control socket accept failed: {e}");
@@ -342,6 +400,9 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
             )
         }
         ControlRequest::Confirm => probation_answer(manager.try_confirm()),
+        ControlRequest::UpgradeHost { program, ready_timeout_ms } => {
+            upgrade_call::answer(shared.config.handoff.as_ref(), program, ready_timeout_ms)
+        }
         ControlRequest::Rollback => probation_answer(manager.try_rollback()),
         ControlRequest::Reload | ControlRequest::ReloadOnProbation { .. } => {
             let probation = match request {

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use service_shared::{Request, Response};
 use tokio::net::TcpListener;
 
-use crate::{Handlers, Route};
+use crate::{Drain, Handlers, Route};
 
 /// State of the host application: it lives outside every generation, so reloads keep it.
 #[derive(Debug, Default)]
@@ -25,14 +25,38 @@ pub struct AppState {
     pub requests: AtomicU64,
     /// Of those, answered with a 5xx status.
     pub server_errors: AtomicU64,
+    /// This build's label, sent in every answer's `x-host-build` header (with the process id
+    /// in `x-served-by`), so a client can tell which host answered it around an upgrade.
+    pub build: String,
 }
 
 /// Serves HTTP/1.1 with keep-alive on `listener` until the task is dropped, routing requests
 /// to `handlers`. `/stats` is answered by the host itself. A failed `accept` is logged and
 /// retried, never the end of the server.
 pub async fn serve(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<AppState>) {
+    serve_until(listener, handlers, app, Drain::new()).await
+}
+
+/// [`serve`] until `drain` starts: then the listener is dropped (a new host that shares it
+/// accepts from then on) and each connection closes after its next answer.
+pub async fn serve_until(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<AppState>, drain: Drain) {
     loop {
-        let stream = match listener.accept().await {
+        let accepted = {
+            let mut accept = std::pin::pin!(listener.accept());
+            let mut stop = std::pin::pin!(drain.started());
+            std::future::poll_fn(|cx| {
+                if stop.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(None);
+                }
+                accept.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        let Some(accepted) = accepted else {
+            tracing::info!("draining: no longer accepting connections");
+            return;
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(error) => {
                 // Out of file descriptors, a connection reset before it was accepted, …: the
@@ -49,12 +73,13 @@ pub async fn serve(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<
         app.open_connections.fetch_add(1, Ordering::Relaxed);
         let handlers = Arc::clone(&handlers);
         let app = Arc::clone(&app);
+        let drain = drain.clone();
         tokio::spawn(async move {
             // Per-connection state, kept by the host across reloads.
             let served = Arc::new(AtomicU64::new(0));
             let service = service_fn(|request| {
                 let n = served.fetch_add(1, Ordering::Relaxed) + 1;
-                respond(request, connection, n, Arc::clone(&handlers), Arc::clone(&app))
+                respond(request, connection, n, Arc::clone(&handlers), Arc::clone(&app), drain.clone())
             });
             let result = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
             if let Err(error) = result {
@@ -71,6 +96,7 @@ async fn respond(
     request_on_connection: u64,
     handlers: Arc<dyn Handlers>,
     app: Arc<AppState>,
+    drain: Drain,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let uri = request.uri();
     let query = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
@@ -101,6 +127,16 @@ async fn respond(
     let status = hyper::StatusCode::from_u16(response.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let mut reply = hyper::Response::new(Full::new(Bytes::from(response.body)));
     *reply.status_mut() = status;
-    reply.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+    let headers = reply.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+    headers.insert("x-served-by", hyper::header::HeaderValue::from(std::process::id()));
+    if let Ok(build) = hyper::header::HeaderValue::from_str(&app.build) {
+        headers.insert("x-host-build", build);
+    }
+    // Checked when the answer is ready, so a request that started before the drain and ends
+    // after it closes its connection too: hyper ends a connection after an answer that says so.
+    if drain.is_draining() {
+        headers.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
     Ok(reply)
 }

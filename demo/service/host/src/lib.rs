@@ -4,6 +4,7 @@
 //! through the same [`Handlers`] trait.
 
 mod backend;
+mod drain;
 mod http;
 
 use std::future::Future;
@@ -13,7 +14,8 @@ use hotswap_runtime::PluginManager;
 use service_shared::{Request, Response};
 
 pub use backend::{BackendServer, PRICES};
-pub use http::{AppState, serve};
+pub use drain::Drain;
+pub use http::{AppState, serve, serve_until};
 
 /// A route that a handler serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
