@@ -52,6 +52,7 @@
 pub mod answer;
 pub mod atomic;
 pub mod build_cache;
+pub mod build_cache_file;
 pub mod cargo;
 pub mod commands;
 pub mod host_profile;
@@ -65,6 +66,7 @@ pub mod repro;
 pub mod scaffold;
 pub mod settle;
 pub mod split_debug;
+pub mod staged;
 pub mod stamp;
 pub mod static_build;
 pub mod watch;

@@ -41,7 +41,7 @@ pub struct WatchOptions {
     pub also_watch: Vec<PathBuf>,
     /// How each plugin is built; cargo's output is captured (shown with a failed build only)
     /// by default, so that each cycle is one line, and the debug info is kept in the library
-    /// (`keep_debuginfo`): splitting it out runs `objcopy` twice per cycle, which cost more
+    /// (`keep_debuginfo`): splitting it out runs `objcopy` once per cycle, which cost more
     /// than the larger library costs the install and the reload (BENCHMARKS.md, edit loop).
     pub build: BuildOptions,
 }

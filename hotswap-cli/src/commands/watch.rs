@@ -46,7 +46,7 @@ pub struct WatchArgs {
     /// other one.
     #[arg(long)]
     pub no_profile_check: bool,
-    /// Split the debug info out of each library as `build` does (two `objcopy` runs per
+    /// Split the debug info out of each library as `build` does (an `objcopy` run per
     /// cycle); by default the watch keeps it in the library, which makes the loop faster.
     #[arg(long)]
     pub split_debuginfo: bool,
