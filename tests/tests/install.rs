@@ -103,7 +103,8 @@ fn the_library_is_installed_as_a_link_to_the_artifact_and_outlives_the_next_buil
     assert!(matches_its_manifest(&second));
 }
 
-/// A `cargo` that writes each command line to `log` and runs the real one.
+/// A `cargo` that writes each command line to `log` and runs the real one (the CLI's own
+/// `cargo metadata` runs go through it; those of cargo's build scripts do not).
 fn logging_cargo(dir: &Path) -> (PathBuf, PathBuf) {
     let real = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let log = dir.join("log");
@@ -131,25 +132,25 @@ fn a_one_shot_build_keeps_what_did_not_change_under_the_target_folder() {
     let version = |out: &str| out.split_whitespace().nth(2).unwrap_or_default().to_string();
     let original = std::fs::read_to_string(scratch.foo_source()).unwrap();
 
+    // Facts are kept only from files modified over a second before they were read (the
+    // racy-clean rule): let the new workspace's files age first.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     edit(&scratch, &original, "cache-1");
     run(&scratch, &xtask, &env, &build);
-    assert_eq!(metadata_runs(&log), 1, "a cold build runs cargo metadata");
-    // The racy-clean rule keeps a digest only of a file modified over a second before it was
-    // read: let the edit age so the next build can reuse it.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let cold = metadata_runs(&log);
+    assert!(cold >= 1, "a cold build runs cargo metadata");
 
     edit(&scratch, &original, "cache-2");
     let built = run(&scratch, &xtask, &env, &build);
-    assert_eq!(metadata_runs(&log), 1, "the second build took cargo metadata from the cache");
-    let cold =
-        run(&scratch, &xtask, &env, &["build", "--print-stamp", "--debug", "--keep-debuginfo", "plugin/foo", "bin"]);
-    assert_eq!(version(&built), cold.trim(), "the cached facts give the stamp a cold build gives: {built}");
-    assert_eq!(metadata_runs(&log), 2, "--print-stamp starts cold");
+    assert_eq!(metadata_runs(&log), cold, "the second build took cargo metadata from the cache");
+    let stamp = run(&scratch, &xtask, &env, &["build", "--print-stamp", "--debug", "plugin/foo", "bin"]);
+    assert_eq!(version(&built), stamp.trim(), "the cached facts give the stamp a cold build gives: {built}");
+    assert_eq!(metadata_runs(&log), 2 * cold, "--print-stamp starts cold, as the first build did");
 
     // A manifest changed: its facts are computed again.
     let manifest = scratch.path().join("plugin/foo/Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(&manifest, format!("{text}\n# changed\n")).unwrap();
     run(&scratch, &xtask, &env, &build);
-    assert_eq!(metadata_runs(&log), 3, "a changed Cargo.toml runs cargo metadata again");
+    assert!(metadata_runs(&log) > 2 * cold, "a changed Cargo.toml runs cargo metadata again");
 }
