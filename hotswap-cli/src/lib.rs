@@ -69,6 +69,7 @@ pub mod split_debug;
 pub mod staged;
 pub mod stamp;
 pub mod static_build;
+pub mod strip_debug;
 pub mod watch;
 
 use std::process::ExitCode;

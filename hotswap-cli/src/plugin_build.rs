@@ -243,7 +243,8 @@ pub fn build_with(
     let stem = format!("{}@{}", facts.name, facts.version);
     let keep = options.keep_debuginfo || std::env::var_os(hotswap_abi::env::KEEP_DEBUGINFO).is_some_and(|v| v == "1");
     let split_started = Instant::now();
-    let split = if keep { None } else { crate::split_debug::split(staged.path(), scratch.path(), &stem)? };
+    let split =
+        if keep { None } else { crate::split_debug::split(staged.path(), &staged.bytes, scratch.path(), &stem)? };
     times.split = split_started.elapsed();
     let (staged, debug_file) = match split {
         Some((stripped, debug)) => (StagedLibrary::adopt(stripped)?, Some(debug)),

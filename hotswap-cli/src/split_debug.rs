@@ -7,7 +7,9 @@
 //! written beside it. That file is the library as cargo built it (a hard link to the artifact
 //! where the file system allows, else a copy): gdb and std's backtraces take the DWARF from a
 //! full library as from the debug-only file `objcopy --only-keep-debug` would write, and not
-//! writing that one saves an `objcopy` run per build (issue 24). The runtime links the file
+//! writing that one saves an `objcopy` run per build (issue 24); the stripping itself is done
+//! in this process for the usual layout ([`crate::strip_debug`]), else by `objcopy` (always
+//! by `$OBJCOPY` when that variable is set). The runtime links the file
 //! beside the private copy it loads, where gdb and std's backtraces look for it, so they still
 //! find file names and lines.
 
@@ -21,13 +23,22 @@ use anyhow::{Context, Result, bail};
 /// copied), there under `<stem>.debug` (the name the library's debug link gives). `None` when
 /// `objcopy` (binutils) cannot be run: the library is then installed as built, and a note
 /// says so.
-pub fn split(artifact: &Path, scratch: &Path, stem: &str) -> Result<Option<(PathBuf, PathBuf)>> {
+///
+/// `bytes` are the artifact's content: for the layout rustc's linkers give, the library is
+/// stripped in this process ([`crate::strip_debug`]) and `objcopy` is not run at all.
+pub fn split(artifact: &Path, bytes: &[u8], scratch: &Path, stem: &str) -> Result<Option<(PathBuf, PathBuf)>> {
     let objcopy = std::env::var_os("OBJCOPY").unwrap_or_else(|| "objcopy".into());
     let debug = scratch.join(format!("{stem}.debug"));
     let stripped = scratch.join(format!("{stem}.stripped"));
     if std::fs::hard_link(artifact, &debug).is_err() {
         std::fs::copy(artifact, &debug)
             .with_context(|| format!("copying {} to {}", artifact.display(), debug.display()))?;
+    }
+    if std::env::var_os("OBJCOPY").is_none()
+        && let Some(library) = crate::strip_debug::strip_debug(bytes, &format!("{stem}.debug"), bytes)
+    {
+        std::fs::write(&stripped, library).with_context(|| format!("writing {}", stripped.display()))?;
+        return Ok(Some((stripped, debug)));
     }
     let link = format!("--add-gnu-debuglink={}", debug.display());
     let strip = match Command::new(&objcopy)

@@ -3,6 +3,8 @@
 //! - the library is installed as a hard link to cargo's artifact, read once, never written
 //!   again; the next build gives the artifact a new file and leaves the installed library (and
 //!   its manifest's sha256) as they were;
+//! - the debug info is split out in the xtask's own process (no `objcopy` run), giving a
+//!   library without DWARF that names its `.debug` file with the CRC `objcopy` would write;
 //! - the facts a build needs besides the sources (`cargo metadata`, the toolchain, the lock
 //!   closure, file digests, the commit) are kept under the target folder between builds, give
 //!   the stamp a cold build gives, and are computed again when their files change.
@@ -153,4 +155,54 @@ fn a_one_shot_build_keeps_what_did_not_change_under_the_target_folder() {
     std::fs::write(&manifest, format!("{text}\n# changed\n")).unwrap();
     run(&scratch, &xtask, &env, &build);
     assert!(metadata_runs(&log) > 2 * cold, "a changed Cargo.toml runs cargo metadata again");
+}
+
+#[test]
+fn the_debug_info_is_split_out_without_running_objcopy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let xtask = xtask();
+    let scratch = hello_workspace("edit-loop");
+    // An `objcopy` first on PATH that fails: the build must not need it.
+    let tools = tempfile::tempdir().unwrap();
+    let fake = tools.path().join("objcopy");
+    std::fs::write(&fake, "#!/bin/sh\necho 'objcopy must not run' >&2\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(tools.path().to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let original = std::fs::read_to_string(scratch.foo_source()).unwrap();
+    edit(&scratch, &original, "split-in-process");
+    let mut c = Command::new(&xtask);
+    c.current_dir(scratch.path()).env("CARGO_TARGET_DIR", &scratch.target).env("PATH", &path).env_remove("OBJCOPY");
+    let out = c.args(["build", "plugin/foo", "bin", "--debug"]).output().unwrap();
+    assert!(out.status.success(), "build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let library = library_with(&scratch.path().join("bin"), "split-in-process");
+    assert!(matches_its_manifest(&library));
+    let debug = library.with_extension("debug");
+    let sections = Command::new("objdump").arg("-h").arg(&library).output().expect("objdump (binutils)");
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(!sections.contains(".debug_"), "no DWARF left in the library:\n{sections}");
+    assert!(sections.contains(".gnu_debuglink"), "the library names its debug file:\n{sections}");
+    // The real objcopy, given the same debug file, writes the same debug link (name and CRC).
+    let scratch_dir = tempfile::tempdir().unwrap();
+    let reference = scratch_dir.path().join("reference.so");
+    let copy = scratch_dir.path().join(debug.file_name().unwrap());
+    std::fs::copy(&debug, &copy).unwrap();
+    let link = format!("--add-gnu-debuglink={}", copy.display());
+    let status = Command::new("objcopy").args(["--strip-debug", &link]).arg(&copy).arg(&reference).status().unwrap();
+    assert!(status.success());
+    let section = |file: &Path| {
+        let out = scratch_dir.path().join("section");
+        let status = Command::new("objcopy")
+            .args(["-O", "binary", "--only-section=.gnu_debuglink"])
+            .arg(file)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read(out).unwrap()
+    };
+    assert_eq!(section(&library), section(&reference), "the debug link is the one objcopy writes");
 }
