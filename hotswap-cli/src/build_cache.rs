@@ -32,7 +32,7 @@ use cargo_metadata::{Metadata, Package};
 pub const RACY: Duration = Duration::from_secs(1);
 
 /// The identity of a file's content as `stat` tells it; `None` when it does not exist.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileKey(Option<[i64; 7]>);
 
 impl FileKey {
@@ -50,7 +50,7 @@ fn keys(paths: &[PathBuf]) -> Vec<FileKey> {
 
 /// A plugin crate's package, its workspace, and its path packages (label → folder), as the
 /// stamp needs them.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PackageFacts {
     /// The plugin's package.
     pub package: Package,
@@ -61,7 +61,7 @@ pub struct PackageFacts {
 }
 
 /// The toolchain a crate's folder selects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Toolchain {
     /// `rustc -vV`.
     pub version: String,
@@ -70,7 +70,7 @@ pub struct Toolchain {
 }
 
 /// A file's digest, and the files its source includes from outside its crate by a literal path.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FileFacts {
     /// sha256 of the content.
     pub digest: [u8; 32],
@@ -84,14 +84,41 @@ type Keyed<T> = (Vec<PathBuf>, Vec<FileKey>, T);
 /// The lock closure of a plugin (`name version`) in a lock file, and the lock file's key.
 type LockEntry = (FileKey, Arc<Vec<String>>);
 
-/// See the module's documentation.
-#[derive(Debug, Default)]
+/// See the module's documentation. Kept across one-shot builds in a file under the target
+/// folder ([`crate::build_cache_file`]).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct BuildCache {
+    #[serde(with = "entries")]
     packages: HashMap<PathBuf, Keyed<Arc<PackageFacts>>>,
+    #[serde(with = "entries")]
     toolchains: HashMap<PathBuf, Keyed<Toolchain>>,
+    #[serde(with = "entries")]
     locks: HashMap<(PathBuf, String), LockEntry>,
+    #[serde(with = "entries")]
     files: HashMap<PathBuf, (FileKey, FileFacts)>,
+    #[serde(with = "entries")]
     commits: HashMap<(PathBuf, String), Option<String>>,
+}
+
+/// A map written as a list of `(key, value)` pairs (JSON keys are strings only).
+mod entries {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(map: &HashMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl BuildCache {
@@ -116,6 +143,11 @@ impl BuildCache {
             self.packages.insert(plugin_dir.to_path_buf(), (paths, old, Arc::clone(&facts)));
         }
         Ok(facts)
+    }
+
+    /// The target folder of the plugin crate in `plugin_dir`, if its facts are cached.
+    pub fn target_dir(&self, plugin_dir: &Path) -> Option<PathBuf> {
+        self.packages.get(plugin_dir).map(|(_, _, facts)| facts.metadata.target_directory.clone().into_std_path_buf())
     }
 
     /// The toolchain `crate_dir` selects.

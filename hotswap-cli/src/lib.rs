@@ -54,6 +54,7 @@
 pub mod answer;
 pub mod atomic;
 pub mod build_cache;
+pub mod build_cache_file;
 pub mod cargo;
 pub mod commands;
 pub mod host_profile;
@@ -68,8 +69,10 @@ pub mod scaffold;
 pub mod settle;
 pub mod shared_route;
 pub mod split_debug;
+pub mod staged;
 pub mod stamp;
 pub mod static_build;
+pub mod strip_debug;
 pub mod watch;
 
 use std::process::ExitCode;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use hotswap_runtime::Manifest;
 
 use crate::atomic::{PARTIAL_PREFIX, PARTIAL_SUFFIX, write_atomically};
+use crate::staged::StagedLibrary;
 /// A temporary file without a process id in its name (written by an older hotswap) is
 /// removed once it is this old.
 pub const UNOWNED_PARTIAL_AGE: Duration = Duration::from_secs(3600);
@@ -121,9 +122,10 @@ pub enum InstallError {
     Io(#[from] anyhow::Error),
 }
 
-/// Installs `bytes` as `dir/manifest.library` with its manifest (manifest first, then the
-/// library, each by rename), unless the same bytes are there already.
-pub fn install(dir: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Installed, InstallError> {
+/// Installs `staged` (a library staged in `dir`) as `dir/manifest.library` with its manifest
+/// (manifest first, then the library, each by rename), unless the same bytes are there
+/// already (then `staged` is removed).
+pub fn install(dir: &Path, staged: StagedLibrary, manifest: &Manifest) -> Result<Installed, InstallError> {
     let library = dir.join(&manifest.library);
     let manifest_path = Manifest::path_for(&library);
     match std::fs::read(&library) {
@@ -149,7 +151,7 @@ pub fn install(dir: &Path, bytes: &[u8], manifest: &Manifest) -> Result<Installe
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             write_manifest(&manifest_path, manifest)?;
-            write_atomically(&library, bytes)?;
+            staged.persist(&library)?;
             Ok(Installed::Written)
         }
         Err(e) => Err(InstallError::Io(anyhow::Error::new(e).context(format!("reading {}", library.display())))),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use cargo_metadata::Message;
 use hotswap_runtime::Manifest;
-use hotswap_runtime::inspect::{inspect, sha256_hex};
+use hotswap_runtime::inspect::inspect;
 
 use crate::build_cache::{BuildCache, PackageFacts};
 use crate::cargo::CargoBuild;
@@ -17,6 +17,7 @@ use crate::output_dir::{Installed, Tidied};
 use crate::package::{crate_dir, plugin_package};
 use crate::repro::{Remap, ReproNote};
 use crate::shared_route::{Before, SharedRoute};
+use crate::staged::StagedLibrary;
 use crate::stamp::{Settings, Stamp};
 
 /// What [`build`] produced.
@@ -55,7 +56,7 @@ pub struct BuildTimes {
     pub stamp: Duration,
     /// `cargo build`.
     pub cargo: Duration,
-    /// Splitting the debug info out (`objcopy`, twice).
+    /// Splitting the debug info out (`objcopy --strip-debug`).
     pub split: Duration,
     /// The rest: the output folder tidied, the library read, inspected and hashed, the notes,
     /// the manifest and library installed.
@@ -172,8 +173,14 @@ struct Artifacts {
 /// Prints only cargo's own output ([`BuildOptions::cargo_output`]), with
 /// [`BuildOptions::verbose`] the commands run, and a note if `objcopy` cannot be run (see
 /// [`crate::split_debug`]): notes and tidying come back in [`Built`].
+///
+/// What does not change between builds comes from the cache the last build saved under the
+/// target folder ([`crate::build_cache_file`]), and this build saves it again.
 pub fn build(plugin_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Result<Built> {
-    build_with(plugin_dir, output_dir, options, &mut BuildCache::default())
+    let mut cache = crate::build_cache_file::load(plugin_dir);
+    let built = build_with(plugin_dir, output_dir, options, &mut cache);
+    crate::build_cache_file::save(&cache, plugin_dir);
+    built
 }
 
 /// [`build`], taking what has not changed since the last build from `cache` (what a
@@ -243,8 +250,10 @@ pub fn build_with(
     };
     times.cargo = cargo_started.elapsed();
     let artifact = found.library.with_context(|| format!("cargo built no cdylib for {}", package.name))?;
-    let bytes = std::fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
-    let facts = inspect(&bytes).with_context(|| format!("{} is not a usable plugin", artifact.display()))?;
+    // Staged in the output folder (a hard link where it can) and read once: its bytes serve
+    // the checks, the hash and the notes, and the staged file is what gets installed.
+    let staged = StagedLibrary::link(&artifact, output_dir)?;
+    let facts = inspect(&staged.bytes).with_context(|| format!("{} is not a usable plugin", artifact.display()))?;
     if facts.version != stamp.version {
         bail!(
             "{} carries version {} instead of {}: does build.rs call hotswap_build::generate() and lib.rs include hotswap_runtime::plugin!()?",
@@ -260,17 +269,18 @@ pub fn build_with(
     let stem = format!("{}@{}", facts.name, facts.version);
     let keep = options.keep_debuginfo || std::env::var_os(hotswap_abi::env::KEEP_DEBUGINFO).is_some_and(|v| v == "1");
     let split_started = Instant::now();
-    let split = if keep { None } else { crate::split_debug::split(&artifact, scratch.path(), &stem)? };
+    let split =
+        if keep { None } else { crate::split_debug::split(staged.path(), &staged.bytes, scratch.path(), &stem)? };
     times.split = split_started.elapsed();
-    let (bytes, debug_file) = match split {
-        Some((stripped, debug)) => (stripped, Some(debug)),
-        None => (bytes, None),
+    let (staged, debug_file) = match split {
+        Some((stripped, debug)) => (StagedLibrary::adopt(stripped)?, Some(debug)),
+        None => (staged, None),
     };
     let manifest = Manifest {
         name: facts.name.clone(),
         version: facts.version.clone(),
         git_revision: stamp.git_revision.clone(),
-        sha256: sha256_hex(&bytes),
+        sha256: staged.sha256().to_string(),
         fingerprint: facts.fingerprint.clone(),
         crate_identity: facts.identity.clone(),
         shared_library,
@@ -279,7 +289,7 @@ pub fn build_with(
     };
     let mut notes: Vec<ReproNote> = ReproNote::for_stamp(&stamp, plugin_dir).into_iter().collect();
     if options.reproducible {
-        notes.extend(crate::repro::embedded_paths(&bytes, &remap));
+        notes.extend(crate::repro::embedded_paths(&staged.bytes, &remap));
     }
     let generated: Vec<PathBuf> =
         [Some(target_dir.to_path_buf()), crate::stamp::cargo_home(), cache.toolchain(plugin_dir)?.sysroot]
@@ -292,7 +302,8 @@ pub fn build_with(
         let to = output_dir.join(debug.file_name().expect("named by split_debug"));
         std::fs::rename(debug, &to).with_context(|| format!("renaming into {}", to.display()))?;
     }
-    let installed = crate::output_dir::install(output_dir, &bytes, &manifest)?;
+    let size = staged.bytes.len() as u64;
+    let installed = crate::output_dir::install(output_dir, staged, &manifest)?;
     if let Some(temps) = &temps {
         std::fs::write(temps.join("cargo-messages.jsonl"), &log)?;
         std::fs::copy(&artifact, temps.join(artifact.file_name().expect("artifact has a name")))?;
@@ -304,7 +315,7 @@ pub fn build_with(
         name: facts.name,
         version: facts.version,
         library: library_path,
-        size: bytes.len() as u64,
+        size,
         sha256: manifest.sha256,
         installed,
         notes,

@@ -40,9 +40,9 @@ pub struct WatchOptions {
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
     pub also_watch: Vec<PathBuf>,
     /// How each plugin is built; cargo's output is captured (shown with a failed build only)
-    /// by default, so that each cycle is one line, and the debug info is kept in the library
-    /// (`keep_debuginfo`): splitting it out runs `objcopy` twice per cycle, which cost more
-    /// than the larger library costs the install and the reload (BENCHMARKS.md, edit loop).
+    /// by default, so that each cycle is one line, and the debug info is split out as `build`
+    /// does: done in this process, that costs the cycle less than a library carrying it costs
+    /// the install and the host's reload (BENCHMARKS.md, edit loop).
     pub build: BuildOptions,
 }
 
@@ -57,7 +57,7 @@ impl WatchOptions {
             debounce: Duration::from_millis(10),
             initial_build: true,
             also_watch: Vec::new(),
-            build: BuildOptions { cargo_output: CargoOutput::Capture, keep_debuginfo: true, ..BuildOptions::default() },
+            build: BuildOptions { cargo_output: CargoOutput::Capture, ..BuildOptions::default() },
         }
     }
 }

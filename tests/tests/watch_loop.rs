@@ -150,14 +150,17 @@ fn watch(scratch: &Scratch, xtask: &Path, gate: Option<&Gate>, extra: &[&str]) -
 }
 
 /// The newest library in `bin`.
-fn newest_library(bin: &Path) -> Vec<u8> {
-    let newest = std::fs::read_dir(bin)
+fn newest_library_path(bin: &Path) -> PathBuf {
+    std::fs::read_dir(bin)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "so"))
         .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-        .expect("a library in bin");
-    std::fs::read(newest).unwrap()
+        .expect("a library in bin")
+}
+
+fn newest_library(bin: &Path) -> Vec<u8> {
+    std::fs::read(newest_library_path(bin)).unwrap()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -230,6 +233,9 @@ fn a_save_during_a_build_builds_once_more_after_it() {
         contains(&newest_library(&scratch.path().join("bin")), "second-save"),
         "the second build has the second save"
     );
+    // The watch splits the debug info out by default, as `build` does.
+    let library = newest_library_path(&scratch.path().join("bin"));
+    assert!(library.with_extension("debug").is_file(), "{} has its .debug file beside it", library.display());
     // And nothing more.
     gate.go(3);
     let later = watch.lines_within(Duration::from_secs(2));

@@ -46,9 +46,14 @@ pub struct WatchArgs {
     /// other one.
     #[arg(long)]
     pub no_profile_check: bool,
-    /// Split the debug info out of each library as `build` does (two `objcopy` runs per
-    /// cycle); by default the watch keeps it in the library, which makes the loop faster.
+    /// Keep the debug info in each library instead of splitting it out as `build` does
+    /// (splitting is the default: done in this process, it costs less than the larger library
+    /// costs the install and the host's reload; BENCHMARKS.md, edit loop).
     #[arg(long)]
+    pub keep_debuginfo: bool,
+    /// The default (the debug info is split out); accepted so that scripts written when
+    /// `watch` kept it by default still run.
+    #[arg(long, hide = true)]
     pub split_debuginfo: bool,
     /// Extra paths whose changes rebuild every watched plugin (e.g. a shared crate).
     #[arg(long = "also-watch", value_name = "PATH")]
@@ -81,7 +86,7 @@ impl From<WatchArgs> for WatchOptions {
         options.also_watch = args.also_watch;
         options.build.profile = if args.debug { Profile::Dev } else { Profile::Release };
         options.build.cargo_args = args.cargo_args;
-        options.build.keep_debuginfo = !args.split_debuginfo;
+        options.build.keep_debuginfo = args.keep_debuginfo && !args.split_debuginfo;
         options
     }
 }

@@ -224,7 +224,8 @@ fn measure(scratch: &Scratch, xtask: &Path, profile: &str, options: &Options) ->
         }
     }
     // 2. One-shot xtask build.
-    let out = scratch.path().join("bin-oneshot");
+    // An output folder per profile: `build` refuses to mix dev and release libraries.
+    let out = scratch.path().join(format!("bin-oneshot-{profile}"));
     for i in 0..=n {
         edit(&source, &original, &format!("build-{profile}-{i}"));
         let mut c = Command::new(xtask);
@@ -236,7 +237,7 @@ fn measure(scratch: &Scratch, xtask: &Path, profile: &str, options: &Options) ->
         }
     }
     // 3. The loop: host + watch.
-    let bin = scratch.path().join("bin");
+    let bin = scratch.path().join(format!("bin-{profile}"));
     let _ = std::fs::remove_dir_all(&bin);
     edit(&source, &original, &format!("start-{profile}"));
     let mut c = Command::new(xtask);
@@ -295,6 +296,7 @@ fn main() {
     let load_before = load_average();
     let results: Vec<ProfileResult> = options.profiles.iter().map(|p| measure(&scratch, &xtask, p, &options)).collect();
     let load_after = load_average();
+    println!("xtask {}", xtask.display());
 
     println!("\nedit → new code serving, hello plugin foo, {} edits per profile (ms, median; min–max)", options.edits);
     for r in &results {
