@@ -35,3 +35,12 @@ pub const ALL: [&str; 8] = [VERSION, INCLUDE, EXCLUDE, LIVE_PREFIX, STATIC, SOCK
 pub fn version_for(package: &str) -> String {
     format!("{VERSION_PREFIX}{}", package.to_uppercase().replace('-', "_"))
 }
+
+/// Host upgrades (`hotswap_runtime::handoff`): the pid of the host that started this one to
+/// replace it. Set by the old host for the new one, with systemd's `LISTEN_FDS`,
+/// `LISTEN_FDNAMES` and `LISTEN_PID` for the sockets it hands over.
+pub const HANDOFF_FROM: &str = "HOTSWAP_HANDOFF_FROM";
+
+/// Host upgrades: the number of the descriptor the new host writes one byte to once it is
+/// ready (a pipe to the old host).
+pub const HANDOFF_READY_FD: &str = "HOTSWAP_HANDOFF_READY_FD";

@@ -70,8 +70,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (a patched checkout, a `[patch]` section) changes the fingerprint even when the version
 /// number does not.
 pub const SOURCE_HASH: u64 = {
-    let files: [&str; 4] =
-        [include_str!("lib.rs"), include_str!("hook.rs"), include_str!("env.rs"), include_str!("identity.rs")];
+    let files: [&str; 5] = [
+        include_str!("lib.rs"),
+        include_str!("hook.rs"),
+        include_str!("env.rs"),
+        include_str!("identity.rs"),
+        include_str!("shared.rs"),
+    ];
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut f = 0;
     while f < files.len() {
@@ -109,6 +114,6 @@ mod tests {
         let mut names: Vec<_> =
             std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, ["env.rs", "hook.rs", "identity.rs", "lib.rs"], "add new files to SOURCE_HASH");
+        assert_eq!(names, ["env.rs", "hook.rs", "identity.rs", "lib.rs", "shared.rs"], "add new files to SOURCE_HASH");
     }
 }

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::HandoffError;
 
 /// The pid of the host that started this one to replace it.
-pub(crate) const FROM_ENV: &str = "HOTSWAP_HANDOFF_FROM";
+pub(crate) const FROM_ENV: &str = hotswap_abi::env::HANDOFF_FROM;
 /// The number of the descriptor this host writes to once it is ready (a pipe to its
 /// predecessor).
-pub(crate) const READY_FD_ENV: &str = "HOTSWAP_HANDOFF_READY_FD";
+pub(crate) const READY_FD_ENV: &str = hotswap_abi::env::HANDOFF_READY_FD;
 /// The first descriptor of the protocol.
 pub(crate) const FIRST_FD: RawFd = 3;
 

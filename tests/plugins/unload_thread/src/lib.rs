@@ -40,12 +40,21 @@ pub fn on_load(_ctx: &LoadContext) -> HookResult {
 }
 
 pub fn on_init(_vault: &Arc<Vault>) -> HookResult {
-    std::thread::Builder::new().name("threaded-forever".into()).spawn(|| {
+    // `on_init` returns once the thread has touched its thread-local: until then no destructor
+    // is registered, and a `dlclose` in that window (the test's last reload, then the manager
+    // dropped at once; or a reload under load) would unmap the code the thread is about to
+    // run (SIGSEGV, seen 1 run in 15). The fixture's point is a thread whose destructor is
+    // pending, so it waits for exactly that.
+    let (started, running) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("threaded-forever".into()).spawn(move || {
+        TICKS.with(|t| t.0.set(1));
+        let _ = started.send(());
         loop {
             TICKS.with(|t| t.0.set(t.0.get() + 1));
             std::thread::sleep(Duration::from_millis(50));
         }
     })?;
+    running.recv().map_err(|_| "the thread ended before touching its thread-local")?;
     Ok(())
 }
 
