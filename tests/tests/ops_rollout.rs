@@ -320,6 +320,46 @@ fn a_canary_on_probation_passes_the_build_to_the_fleet_or_rolls_it_back_and_stop
         |canary| assert!(canary["last_probation"]["generation"] == 5, "{canary}"),
         &foo_new,
     );
+    // The hotswap command is missing on the hosts: the canary's reload cannot even be asked
+    // for; the rollout stops there and the copied build is taken back out.
+    let missing = root.join("no-such-hotswap-cli");
+    fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-no-cli", &foo_other),
+        &[format!("hotswap_cli={}", missing.display())],
+        &["failed the build at `Ask the host to reload`"],
+        |canary| assert!(canary["last_probation"]["generation"] == 5, "{canary}"),
+        &foo_new,
+    );
+
+    // An older hotswap command whose `status --json` has no probation fields: the playbook
+    // cannot see the canary on probation, so it must not confirm it or go on: it stops at the
+    // canary and rolls it back.
+    let older = root.join("older-cli");
+    std::fs::write(
+        &older,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = status ]; then\n  {xtask} \"$@\" | {python} -c 'import json, sys; d = json.load(sys.stdin); d.pop(\"probation\", None); d.pop(\"last_probation\", None); print(json.dumps(d))'\nelse\n  exec {xtask} \"$@\"\nfi\n",
+            xtask = fleet.xtask.display(),
+            python = fleet.ansible.with_file_name("python3").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&older, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-older-cli", &foo_other),
+        &[format!("hotswap_cli={}", older.display())],
+        &["failed the build at `Watch the canary on probation`", "rolled back: "],
+        |canary| {
+            let end = &canary["last_probation"];
+            assert_eq!(
+                (end["result"].as_str(), end["automatic"].as_bool()),
+                (Some("rolled_back"), Some(false)),
+                "{canary}"
+            );
+        },
+        &foo_new,
+    );
+
     eprintln!(
         "rollout test took {:.1?} (good rollout to 3 hosts {good_took:.1?}, rolled back by the canary {panicking_took:.1?}, refused by the canary {broken_took:.1?})",
         started.elapsed()
