@@ -87,21 +87,25 @@ impl Future for ResponseFuture {
         let (Some(inner), Some(scope)) = (this.inner.as_mut(), this.scope.as_ref()) else {
             panic!("hotswap_axum::ResponseFuture polled after it completed");
         };
+        // What hyper may hold after the body (and with it the generation) is gone must not
+        // depend on the library: header names and values are copied, and the extensions
+        // (values of any type, whose drop may be the plugin's code) dropped, here in the
+        // plugin's scope and under its `catch_unwind`, while the generation is held.
         let polled = {
             let _scope = ScopeGuard::enter(Arc::clone(scope));
-            catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)))
+            catch_unwind(AssertUnwindSafe(|| match inner.as_mut().poll(cx) {
+                Poll::Ready(Ok(mut response)) => {
+                    drop(owned_headers(response.headers_mut()));
+                    drop(std::mem::take(response.extensions_mut()));
+                    Poll::Ready(Ok(response))
+                }
+                other => other,
+            }))
         };
         let scope = Arc::clone(scope);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(mut response))) => {
-                // What hyper may hold after the body (and with it the generation) is gone must
-                // not depend on the library: header values are copied, and the
-                // extensions (values of any type, whose drop may be the plugin's code) are
-                // dropped here, in the plugin's scope, while the generation is held.
-                owned_headers(response.headers_mut());
-                let extensions = std::mem::take(response.extensions_mut());
-                drop_in_scope(ManuallyDrop::new(extensions), &scope, "dropping the response's extensions");
+            Ok(Poll::Ready(Ok(response))) => {
                 this.finish();
                 let plugin = this.plugin.take().expect("plugin held until the response");
                 Poll::Ready(Ok(response.map(|body| Body::new(PluginBody::new(body, plugin, scope)))))
@@ -158,6 +162,19 @@ pub struct BodyPanicked {
     pub message: String,
 }
 
+/// A body stream of plugin code ended with an error; the plugin's error, as text (its type may
+/// be the plugin's, and leave with its library).
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` (generation {generation}): the response body failed: {message}")]
+pub struct BodyFailed {
+    /// Plugin name.
+    pub plugin: String,
+    /// Its generation.
+    pub generation: u64,
+    /// The error's text, then its sources' texts, joined by `: `.
+    pub message: String,
+}
+
 impl http_body::Body for PluginBody {
     type Data = Bytes;
     type Error = axum::Error;
@@ -165,15 +182,21 @@ impl http_body::Body for PluginBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        let scope = &this.scope;
         let polled = {
-            let _scope = ScopeGuard::enter(Arc::clone(&this.scope));
-            catch_unwind(AssertUnwindSafe(|| Pin::new(&mut **inner).poll_frame(cx)))
+            let _scope = ScopeGuard::enter(Arc::clone(scope));
+            catch_unwind(AssertUnwindSafe(|| match Pin::new(&mut **inner).poll_frame(cx) {
+                // Data and trailers leave as copies: hyper may queue them for a slow client
+                // past the body's end, when the library may be gone. An error leaves as text:
+                // hyper drops the body, then displays and drops its error, whose type (and
+                // vtable) may be the plugin's.
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(detach(frame)))),
+                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(failed(scope, error)))),
+                other => other,
+            }))
         };
         match polled {
-            // Data and trailers leave as copies: hyper may queue them for a slow client past
-            // the body's end, when the library may be gone.
-            Ok(Poll::Ready(Some(Ok(frame)))) => Poll::Ready(Some(Ok(detach(frame)))),
-            Ok(other) => other,
+            Ok(polled) => polled,
             Err(payload) => {
                 let message = panic_message(payload);
                 let scope = Arc::clone(&this.scope);
@@ -188,30 +211,54 @@ impl http_body::Body for PluginBody {
     fn is_end_stream(&self) -> bool {
         match self.inner.as_ref() {
             None => true,
-            Some(inner) => catch_unwind(AssertUnwindSafe(|| inner.is_end_stream())).unwrap_or(false),
+            Some(inner) => {
+                let _scope = ScopeGuard::enter(Arc::clone(&self.scope));
+                catch_unwind(AssertUnwindSafe(|| inner.is_end_stream())).unwrap_or(false)
+            }
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self.inner.as_ref() {
             None => SizeHint::with_exact(0),
-            Some(inner) => catch_unwind(AssertUnwindSafe(|| inner.size_hint())).unwrap_or_default(),
+            Some(inner) => {
+                let _scope = ScopeGuard::enter(Arc::clone(&self.scope));
+                catch_unwind(AssertUnwindSafe(|| inner.size_hint())).unwrap_or_default()
+            }
         }
     }
 }
 
-/// `frame` with its bytes copied (see `detach.rs`).
+/// `frame` with its bytes copied (see `detach.rs`); called in the plugin's scope.
 fn detach(frame: Frame<Bytes>) -> Frame<Bytes> {
     match frame.into_data() {
         Ok(data) => Frame::data(owned(&data)),
         Err(frame) => match frame.into_trailers() {
             Ok(mut trailers) => {
-                owned_headers(&mut trailers);
+                drop(owned_headers(&mut trailers));
                 Frame::trailers(trailers)
             }
             Err(frame) => frame,
         },
     }
+}
+
+/// The body's error as the host's own [`BodyFailed`] (its text and its sources' texts);
+/// called in the plugin's scope, where the plugin's error is dropped.
+fn failed(scope: &PluginScope, error: axum::Error) -> axum::Error {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        // `axum::Error` displays as its source does: its text once.
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    drop(error);
+    tracing::warn!(plugin = %scope.plugin, generation = scope.generation, "the plugin's response body failed: {message}");
+    axum::Error::new(BodyFailed { plugin: scope.plugin.clone(), generation: scope.generation, message })
 }
 
 impl Drop for PluginBody {

@@ -1,24 +1,36 @@
 //! Bytes that leave a plugin's response as the host's own. hyper may hold a body's bytes
 //! after the body, and with it the generation, is gone (queued for a slow client), and a
-//! response head's header values until it is encoded; such bytes can point into the plugin's
-//! library (`Bytes::from_static`: a handler returning a `&'static str`,
-//! `HeaderValue::from_static`) or be freed through code in it (`Bytes::from_owner` of a
-//! plugin type). Copies have neither tie, whatever the bytes were.
+//! response head's header names and values until it is encoded (for a body that is already at
+//! its end, hyper drops the body before it encodes the head); such bytes can point into the
+//! plugin's library (`Bytes::from_static`: a handler returning a `&'static str`,
+//! `HeaderValue::from_static`, `HeaderName::from_static` as tower-http's layers make their
+//! names) or be freed through code in it (`Bytes::from_owner` of a plugin type). Copies have
+//! neither tie, whatever the bytes were.
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A copy of `bytes` on the heap, freed by the shared `bytes` crate's code.
 pub(crate) fn owned(bytes: &Bytes) -> Bytes {
     Bytes::copy_from_slice(bytes)
 }
 
-/// Replaces every header value with a copy.
-pub(crate) fn owned_headers(headers: &mut HeaderMap) {
-    for value in headers.values_mut() {
-        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
-            copy.set_sensitive(value.is_sensitive());
-            *value = copy;
+/// Replaces every header name and value with a copy; returns the plugin's map, for the caller
+/// to drop in the plugin's scope (a value's drop may be the plugin's code). A value that is
+/// not a valid header value (only `unsafe` code can make one) is left out, with a warning.
+#[must_use = "the plugin's headers are to be dropped in the plugin's scope"]
+pub(crate) fn owned_headers(headers: &mut HeaderMap) -> HeaderMap {
+    let mut copies = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers.iter() {
+        // `from_bytes` copies a name that is not a standard header's (those are an enum).
+        let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) else { continue };
+        match HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(mut copy) => {
+                copy.set_sensitive(value.is_sensitive());
+                copies.append(name, copy);
+            }
+            Err(_) => tracing::warn!(header = %name, "left out a header value that is not valid"),
         }
     }
+    std::mem::replace(headers, copies)
 }

@@ -40,7 +40,7 @@ mod scope;
 mod service;
 
 #[cfg(feature = "host")]
-pub use body::{BodyPanicked, ResponseFuture};
+pub use body::{BodyFailed, BodyPanicked, ResponseFuture};
 pub use plugin::{ROUTER, serve_router};
 pub use scope::{PluginScope, ScopeGuard, current_scope, log_panics, replace_scope};
 #[cfg(feature = "host")]

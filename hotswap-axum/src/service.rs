@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -42,7 +43,8 @@ pub struct PluginRouter<S = ()> {
 
 struct Shared<S> {
     plugin: String,
-    /// The key of the router in each generation's data bag.
+    /// The key of the router in each generation's data bag: one per `PluginRouter` (and its
+    /// clones), since each has its own state and spans to build the router with.
     key: String,
     state: S,
     /// Whether the plugin's code runs inside the span `plugin{name, generation}`.
@@ -79,7 +81,7 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     /// clone of `state`.
     pub fn with_state(manager: PluginManager, plugin: impl Into<String>, state: S) -> PluginRouter<S> {
         let plugin = plugin.into();
-        let key = format!("hotswap_axum.router.{plugin}");
+        let key = router_key(&plugin);
         PluginRouter { manager, shared: Arc::new(Shared { plugin, key, state, spans: true, building: Mutex::new(()) }) }
     }
 
@@ -88,7 +90,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     /// entering and leaving the span on every poll (the guide gives measured figures).
     pub fn without_spans(self) -> PluginRouter<S> {
         let shared = &self.shared;
-        let (plugin, key, state) = (shared.plugin.clone(), shared.key.clone(), shared.state.clone());
+        let (plugin, state) = (shared.plugin.clone(), shared.state.clone());
+        let key = router_key(&plugin);
         let shared = Shared { plugin, key, state, spans: false, building: Mutex::new(()) };
         PluginRouter { manager: self.manager, shared: Arc::new(shared) }
     }
@@ -128,6 +131,13 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
         vault.set_data(self.shared.key.clone(), Slot { router, scope, _made: Mutex::new(made) });
         Ok(vault.data::<Slot>(&self.shared.key).expect("the slot just stored"))
     }
+}
+
+/// A data-bag key of its own for a new `PluginRouter` of `plugin`: two routers of one plugin
+/// (another state, or without spans) must not serve each other's router.
+fn router_key(plugin: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("hotswap_axum.router.{plugin}.{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Why a generation's router could not be had; logged, and the request answered 500.

@@ -6,7 +6,10 @@
 //! host's health check fails) is rolled back by the canary's host by itself, a good build whose
 //! health command fails is rolled back by the playbook, and a build whose `on_load` fails is
 //! refused by the canary: each time the rollout stops there, the other two never see the build,
-//! and all three keep serving the good build.
+//! and all three keep serving the good build. So does a rollout whose hotswap command is
+//! missing, or answers `status --json` without the probation fields (an older command: the
+//! canary is rolled back, never confirmed). Last, a host whose process died fails the rollout
+//! when it is reached, its folder left as it was.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -320,6 +323,64 @@ fn a_canary_on_probation_passes_the_build_to_the_fleet_or_rolls_it_back_and_stop
         |canary| assert!(canary["last_probation"]["generation"] == 5, "{canary}"),
         &foo_new,
     );
+    // The hotswap command is missing on the hosts: the canary's reload cannot even be asked
+    // for; the rollout stops there and the copied build is taken back out.
+    let missing = root.join("no-such-hotswap-cli");
+    fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-no-cli", &foo_other),
+        &[format!("hotswap_cli={}", missing.display())],
+        &["failed the build at `Ask the host to reload`"],
+        |canary| assert!(canary["last_probation"]["generation"] == 5, "{canary}"),
+        &foo_new,
+    );
+
+    // An older hotswap command whose `status --json` has no probation fields: the playbook
+    // cannot see the canary on probation, so it must not confirm it or go on: it stops at the
+    // canary and rolls it back.
+    let older = root.join("older-cli");
+    std::fs::write(
+        &older,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = status ]; then\n  {xtask} \"$@\" | {python} -c 'import json, sys; d = json.load(sys.stdin); d.pop(\"probation\", None); d.pop(\"last_probation\", None); print(json.dumps(d))'\nelse\n  exec {xtask} \"$@\"\nfi\n",
+            xtask = fleet.xtask.display(),
+            python = fleet.ansible.with_file_name("python3").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&older, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fleet.stopped_at_the_canary(
+        &build_folder(&root, "build-older-cli", &foo_other),
+        &[format!("hotswap_cli={}", older.display())],
+        &["failed the build at `Watch the canary on probation`", "rolled back: "],
+        |canary| {
+            let end = &canary["last_probation"];
+            assert_eq!(
+                (end["result"].as_str(), end["automatic"].as_bool()),
+                (Some("rolled_back"), Some(false)),
+                "{canary}"
+            );
+        },
+        &foo_new,
+    );
+
+    // web3's host is gone (its process died) when the rollout reaches it: the canary was
+    // confirmed and web2 reloaded beside it, web3's reload fails, the playbook fails naming
+    // it, and web3's folder is as it was (the copied build taken back out, so a restarted
+    // host does not pick it up).
+    let web3 = &mut fleet.hosts.0[2];
+    web3.kill().unwrap();
+    web3.wait().unwrap();
+    let web3_before = files_in(&fleet.plugin_dirs[2]);
+    let (ok, output) = fleet.playbook(&build_folder(&root, "build-web3-down", &foo_other), &[]);
+    assert!(!ok, "the rollout succeeded with web3 down:\n{output}");
+    assert!(output.contains("web3 failed the build at `Ask the host to reload`"), "{output}");
+    for (index, name) in HOSTS.iter().enumerate().take(2) {
+        let status = fleet.status(index);
+        assert_eq!(serving_foo(&status).1, foo_other.version(), "{name}: {status}");
+    }
+    assert_eq!(fleet.status(0)["last_probation"]["result"], "confirmed");
+    assert_eq!(files_in(&fleet.plugin_dirs[2]), web3_before, "web3's folder");
+
     eprintln!(
         "rollout test took {:.1?} (good rollout to 3 hosts {good_took:.1?}, rolled back by the canary {panicking_took:.1?}, refused by the canary {broken_took:.1?})",
         started.elapsed()

@@ -273,3 +273,43 @@ fn a_websocket_is_told_to_reconnect_after_a_drain_period_when_its_generation_is_
         &["WS v1 gen=1: hello", "CLOSED 1012 reconnect after_drain=true", "RECONNECTED v2 gen=2: hello"],
     );
 }
+
+/// What a plugin's response hands the host stays valid once the generation that made it is
+/// unmapped: a header name made by `HeaderName::from_static` in the plugin (as tower-http's
+/// layers make theirs; its bytes are in the library's read-only data) and the plugin's own
+/// error type ending a body stream (its `Display` is the library's code; hyper drops the body,
+/// and with it the generation, before it displays and drops the error). The host calls
+/// `PluginRouter` as a `tower::Service`, keeps the head and the error, lets the generation go
+/// and reads them: without the copies the host reads unmapped memory (SIGSEGV).
+#[test]
+fn header_names_and_body_errors_outlive_the_generation_that_made_them() {
+    assert_lines(
+        &run("kept"),
+        &[
+            r#"HEAD 200 ["x-static-name: static-value"] generation=2 gen1_unmapped=true"#,
+            r#"BODY ["first"] then plugin `web` (generation 2): the response body failed: plugin-made error (v2 gen=2) generation=3 gen2_unmapped=true"#,
+        ],
+    );
+}
+
+/// Two `PluginRouter`s of one plugin do not share a generation's router: one whose state the
+/// plugin's router function refuses (another type) answers 500 naming plugin and generation,
+/// every time, also after the other one built the generation's router; the other serves.
+#[test]
+fn a_router_with_a_state_the_plugin_refuses_answers_500_and_never_borrows_another_routers() {
+    assert_lines(
+        &run("wrong-state"),
+        &[
+            "WRONG STATE 1 500 plugin `web` (generation 1) gave no router",
+            "SERVING 200 v1 gen=1",
+            "WRONG STATE 2 500 plugin `web` (generation 1) gave no router",
+            "SERVING 200 v1 gen=1",
+            "LOG ERROR hotswap_axum::service: plugin `web` (generation 1) gave no router: plugin `web`: \
+             hotswap_axum_router: argument 0: expected a value of type `shared_axum::AppState`, found `u32` \
+             plugin=\"web\" generation=1",
+            "LOG ERROR hotswap_axum::service: plugin `web` (generation 1) gave no router: plugin `web`: \
+             hotswap_axum_router: argument 0: expected a value of type `shared_axum::AppState`, found `u32` \
+             plugin=\"web\" generation=1",
+        ],
+    );
+}

@@ -3,9 +3,9 @@
 //! real clients over loopback that drive one scenario while the host reloads the plugin.
 //!
 //! `axum_host <scenario> <plugin folder> <work root> <v1 build folder> <v2 build folder>`;
-//! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static`, `axum`, `drain`, and
-//! `bench` (figures, not a test: see `bench.rs`) (see `scenarios.rs`). Prints one line per
-//! step; exits 0 when the scenario ran to its end.
+//! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static`, `axum`, `drain`, `kept` and
+//! `wrong-state` (`detached.rs`), and `bench` (figures, not a test: see `bench.rs`) (see
+//! `scenarios.rs`). Prints one line per step; exits 0 when the scenario ran to its end.
 //!
 //! Everything shares one tokio, axum, tracing and log (the `shared_axum` dylib, `-C
 //! prefer-dynamic`). The runtime's task hooks (`hooks.rs`) keep a plugin library mapped once
@@ -13,6 +13,7 @@
 
 mod bench;
 mod client;
+mod detached;
 mod hooks;
 mod logs;
 mod scenarios;

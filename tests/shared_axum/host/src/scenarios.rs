@@ -17,6 +17,8 @@ pub async fn run(scenario: &str, host: &Arc<Host>) -> bool {
         "static" => static_body(host).await,
         "axum" => axum_code(host).await,
         "drain" => drain(host).await,
+        "kept" => crate::detached::kept_after_unmap(host).await,
+        "wrong-state" => crate::detached::wrong_state(host).await,
         "bench" => crate::bench::run(host).await,
         other => {
             println!("unknown scenario {other}");

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Json, Response};
@@ -112,6 +112,8 @@ fn router(state: AppState) -> Router {
         .route("/items/{id}", get(item))
         .route("/echo", post(echo_json))
         .route("/ws-drain", get(ws_drain))
+        .route("/static-name", get(static_name))
+        .route("/body-error", get(body_error))
         .layer(axum::middleware::from_fn(served_by))
         .with_state(state)
 }
@@ -253,4 +255,28 @@ async fn ws_drain(upgrade: WebSocketUpgrade) -> Response {
             }
         }
     })
+}
+
+/// A header whose name is in the library's read-only data (`HeaderName::from_static`, as
+/// tower-http's layers make theirs), with an empty body.
+async fn static_name() -> impl IntoResponse {
+    ([(HeaderName::from_static("x-static-name"), HeaderValue::from_static("static-value"))], ())
+}
+
+/// An error type of the plugin's own: its `Display` is code in the plugin's library.
+#[derive(Debug)]
+struct PluginError(String);
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin-made error ({})", self.0)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// One chunk, then the plugin's own error.
+async fn body_error() -> axum::body::Body {
+    let chunks = [Ok(axum::body::Bytes::from("first")), Err(PluginError(me()))];
+    axum::body::Body::from_stream(stream::iter(chunks))
 }
