@@ -20,8 +20,12 @@
 //! logged with plugin and generation; the request gets a 500 (or its body ends early) and the
 //! host goes on. A panic in a task plugin code spawned is caught by tokio's task harness.
 //!
-//! ```ignore
-//! // host
+//! The host side, in outline (the compiled and tested version is the host of
+//! `tests/shared_axum/host/src/main.rs`, which `tests/tests/shared_axum.rs` drives; a doc test
+//! here cannot build it, since this crate leaves axum's `tokio` feature, and so `axum::serve`,
+//! to the host):
+//!
+//! ```text
 //! let app = axum::Router::new()
 //!     .route("/health", get(|| async { "ok" }))
 //!     .fallback_service(hotswap_axum::PluginRouter::with_state(manager, "web", state));
