@@ -103,12 +103,21 @@ impl std::fmt::Display for ReproNote {
                 "the library contains the absolute path {} ({count} times), so it differs between checkouts at other paths: the --remap-path-prefix flags did not apply (a `target.<triple>.rustflags` in the cargo configuration overrides the `build.rustflags` they are added to)",
                 path.display()
             ),
-            ReproNote::Uncovered { files } => write!(
-                f,
-                "the compiler read {} file(s) the version stamp does not hash, so a change to them alone keeps the version (and the next build refuses to replace the library): {}",
-                files.len(),
-                files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            ),
+            ReproNote::Uncovered { files } => {
+                // The first few by name: in a large workspace the list holds every member's
+                // manifest (inputs of the crate-identity step), which would fill the screen.
+                const SHOWN: usize = 5;
+                let mut names =
+                    files.iter().take(SHOWN).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+                if files.len() > SHOWN {
+                    names.push_str(&format!(" and {} more", files.len() - SHOWN));
+                }
+                write!(
+                    f,
+                    "the compiler read {} file(s) the version stamp does not hash, so a change to them alone keeps the version (and the next build refuses to replace the library): {names}",
+                    files.len()
+                )
+            }
             ReproNote::NoGitHistory { crate_dir } => write!(
                 f,
                 "{} has no git history (not a git checkout, no commit touching it, or no git); the version stamp has no commit",
