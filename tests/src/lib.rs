@@ -9,6 +9,7 @@ pub mod http_client;
 pub mod keep_alive;
 pub mod scratch;
 pub mod service_process;
+pub mod shared_route;
 pub mod tools;
 
 use std::collections::HashMap;

@@ -9,34 +9,11 @@
 //! own process and compares the lines it prints. Generation `g` runs build v1 when `g` is odd,
 //! v2 when even; every answer names the build and the generation whose library copy made it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
 
-const FLAGS: &str = "-C prefer-dynamic --cfg tokio_unstable";
-
-fn cargo() -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    // The fixture's flags replace any the caller set; none may leak into the toolkit's build.
-    command.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").env_remove("CARGO_BUILD_RUSTFLAGS");
-    command
-}
-
-fn check(output: Output, what: &str) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// The toolkit's own target folder (`CARGO_TARGET_DIR` if set).
-fn toolkit_target(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
-}
+use hotswap_tests::shared_route::{FLAGS, cargo, check, toolkit_target};
 
 struct Fixture {
     host: PathBuf,
