@@ -27,7 +27,12 @@ const CACHE_FILE: &str = "hotswap_identity.cache";
 pub(crate) fn compute(manifest_dir: &Path, out_dir: &Path, with_dev: bool, emit: bool) -> Result<Record, Error> {
     let cache_path = out_dir.join(CACHE_FILE);
     let cache = std::fs::read_to_string(&cache_path).unwrap_or_default();
-    let (resolved, inputs) = match Cached::parse(&cache).filter(|c| c.inputs_unchanged() && c.with_dev == with_dev) {
+    // Valid for this package only: a target folder that moved with its cache, or was seeded
+    // from another checkout's (`cp -al`), holds a resolve whose path crates are that checkout's
+    // folders, whose files would be hashed in place of this one's.
+    let (resolved, inputs) = match Cached::parse(&cache)
+        .filter(|c| c.inputs_unchanged() && c.with_dev == with_dev && c.manifest_dir == manifest_dir)
+    {
         Some(c) => (c.packages, c.inputs),
         None => {
             let (packages, inputs) = resolve(manifest_dir, with_dev)?;
@@ -75,7 +80,9 @@ pub(crate) fn compute(manifest_dir: &Path, out_dir: &Path, with_dev: bool, emit:
             println!("cargo:rerun-if-changed={}", path.display());
         }
     }
-    let text = Cached { with_dev, inputs, packages: resolved, files: files_seen }.render();
+    let text =
+        Cached { manifest_dir: manifest_dir.to_path_buf(), with_dev, inputs, packages: resolved, files: files_seen }
+            .render();
     if text != cache {
         // Through a new file and a rename, never in place: a target folder whose files are
         // hard links of another's (a seeded worktree, `cp -al`) must not rewrite the other's.
@@ -114,6 +121,8 @@ fn stat(path: &Path) -> String {
 /// and the hash of every file read (by stat). Paths are absolute, but this never leaves
 /// `$OUT_DIR`, nor goes into any output.
 struct Cached {
+    /// The package the resolve is for.
+    manifest_dir: PathBuf,
     with_dev: bool,
     inputs: Vec<(String, PathBuf)>,
     packages: Vec<Resolved>,
@@ -126,7 +135,7 @@ impl Cached {
     }
 
     fn render(&self) -> String {
-        let mut out = format!("v3 {}\n", u8::from(self.with_dev));
+        let mut out = format!("v4 {}\t{}\n", u8::from(self.with_dev), self.manifest_dir.display());
         for (key, path) in &self.inputs {
             out.push_str(&format!("input\t{key}\t{}\n", path.display()));
         }
@@ -148,8 +157,14 @@ impl Cached {
 
     fn parse(text: &str) -> Option<Cached> {
         let mut lines = text.lines();
-        let with_dev = lines.next()?.strip_prefix("v3 ")? == "1";
-        let mut c = Cached { with_dev, inputs: Vec::new(), packages: Vec::new(), files: BTreeMap::new() };
+        let (with_dev, manifest_dir) = lines.next()?.strip_prefix("v4 ")?.split_once('\t')?;
+        let mut c = Cached {
+            manifest_dir: PathBuf::from(manifest_dir),
+            with_dev: with_dev == "1",
+            inputs: Vec::new(),
+            packages: Vec::new(),
+            files: BTreeMap::new(),
+        };
         for line in lines {
             let fields: Vec<&str> = line.split('\t').collect();
             match fields[..] {
@@ -307,4 +322,43 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A workspace with package `app` depending on path crate `dep`, whose source says `text`.
+    fn workspace(root: &Path, text: &str) {
+        let write = |path: &str, body: &str| {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        };
+        write("Cargo.toml", "[workspace]\nresolver = \"3\"\nmembers = [\"app\", \"dep\"]\n");
+        write(
+            "app/Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\ndep = { path = \"../dep\" }\n",
+        );
+        write("app/src/lib.rs", "");
+        write("dep/Cargo.toml", "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2024\"\n");
+        write("dep/src/lib.rs", text);
+    }
+
+    /// A target folder copied or moved with its cache (a seeded worktree, a CI cache restored
+    /// at another path) must not hash the first checkout's path crates in place of its own.
+    #[test]
+    fn a_cache_from_another_checkout_is_not_reused() {
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        workspace(first.path(), "pub const WORD: &str = \"first\";\n");
+        workspace(second.path(), "pub const WORD: &str = \"second, another length\";\n");
+        let out = tempfile::tempdir().unwrap();
+        let of_first = compute(&first.path().join("app"), out.path(), false, false).unwrap().render();
+        // The same out dir (its cache) now serves the second checkout.
+        let of_second = compute(&second.path().join("app"), out.path(), false, false).unwrap().render();
+        let fresh = tempfile::tempdir().unwrap();
+        let expected = compute(&second.path().join("app"), fresh.path(), false, false).unwrap().render();
+        assert_ne!(of_first, expected, "the two checkouts' `dep` differ");
+        assert_eq!(of_second, expected, "the cache of the first checkout was reused for the second");
+    }
 }

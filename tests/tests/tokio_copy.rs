@@ -90,9 +90,9 @@ fn a_call_in_flight_during_a_reload_finishes_on_its_generation() {
         assert!(!slow.is_finished(), "the slow call is still in flight when the reload starts");
         assert_eq!(swap_to(&manager, dirs[0].path(), &v2), 2);
         assert_eq!(greet(&manager, 0).await.unwrap(), "v2 gen=2", "the next call gets the new code");
-        let mapped = hotswap_tests::mapped_under(dirs[1].path());
-        assert!(mapped.iter().any(|m| m.contains("/g1-")), "generation 1 stays mapped for its call: {mapped:?}");
-        assert_eq!(slow.await.unwrap().unwrap(), "v1 gen=1", "the call in flight finished on its own code");
+        // The fixture's `on_free` forgets the generation: `gen=0` would mean generation 1 was
+        // freed under the call (the call holds it).
+        assert_eq!(slow.await.unwrap().unwrap(), "v1 gen=1", "the call in flight finished on its own, unfreed code");
     });
 }
 

@@ -42,7 +42,10 @@ pub fn on_init(_vault: &Arc<Vault>) -> HookResult {
     Ok(())
 }
 
-pub fn on_free() {}
+/// Forgets the generation: a call that ran on a freed generation would answer `gen=0`.
+pub fn on_free() {
+    *GENERATION.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+}
 
 fn label() -> String {
     format!("{BUILD} gen={}", *GENERATION.lock().unwrap_or_else(|e| e.into_inner()))
