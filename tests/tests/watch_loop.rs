@@ -3,6 +3,8 @@
 //! hello host:
 //! - a save made while a build runs builds once more after it, with that save's code;
 //! - a burst of saves (a file written in pieces while another is saved) builds once;
+//! - the version stamp is computed while a save settles, and a save landing in that time is
+//!   built with its own stamp;
 //! - a failing build leaves the host serving and its line says why;
 //! - a refused reload leaves the host serving and its line says why.
 //!
@@ -270,6 +272,39 @@ fn a_burst_of_saves_builds_once() {
     let later = watch.lines_within(Duration::from_secs(2));
     assert_eq!(gate.builds_started(), 1, "one build for the burst: {later:?}");
     assert!(contains(&newest_library(&scratch.path().join("bin")), "burst-save"));
+}
+
+#[test]
+fn a_save_while_the_last_one_settles_is_built_with_its_own_stamp() {
+    let _serial = serial();
+    let (scratch, xtask) = prepared();
+    let gate = Gate::new();
+    // A long settle time, so that the second save surely lands in it after the first save's
+    // stamp was computed.
+    let mut watch = watch(&scratch, &xtask, Some(&gate), &["--no-reload", "--debounce-ms", "1500"]);
+    for n in 1..=3 {
+        gate.go(n);
+    }
+    let source = scratch.foo_source();
+    let original = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, greeting(&original, "settling-first")).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&source, greeting(&original, "settling-second")).unwrap();
+    let line = watch.wait_for("built foo");
+    // Stamped while the save settled: no stamp time left in the build.
+    assert!(line.contains("stamped meanwhile in") && line.contains("stamp 0,"), "{line}");
+    let later = watch.lines_within(Duration::from_secs(2));
+    assert_eq!(gate.builds_started(), 1, "one build for both saves: {later:?}");
+    let library = newest_library_path(&scratch.path().join("bin"));
+    let bytes = std::fs::read(&library).unwrap();
+    assert!(contains(&bytes, "settling-second") && !contains(&bytes, "settling-first"));
+    // The stamp is the one of the files built, as a one-shot build computes it now.
+    let mut c = Command::new(&xtask);
+    c.current_dir(scratch.path()).env("CARGO_TARGET_DIR", &scratch.target);
+    let out = c.args(["build", "--print-stamp", "plugin/foo", "bin", "--debug"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let version = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(library.file_name().unwrap().to_str().unwrap(), format!("foo@{version}.so"), "{line}");
 }
 
 #[test]
