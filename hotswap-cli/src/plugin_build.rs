@@ -343,7 +343,7 @@ pub fn build_prepared(
         std::fs::rename(debug, &to).with_context(|| format!("renaming into {}", to.display()))?;
     }
     let size = staged.bytes.len() as u64;
-    let installed = crate::output_dir::install(output_dir, staged, &manifest)?;
+    let installed = crate::output_dir::install(output_dir, staged, &manifest, !options.no_sync)?;
     if let Some(temps) = &temps {
         std::fs::write(temps.join("cargo-messages.jsonl"), &log)?;
         std::fs::copy(&artifact, temps.join(artifact.file_name().expect("artifact has a name")))?;

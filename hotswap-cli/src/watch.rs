@@ -43,7 +43,8 @@ pub struct WatchOptions {
     /// How each plugin is built; cargo's output is captured (shown with a failed build only)
     /// by default, so that each cycle is one line, and the debug info is split out as `build`
     /// does: done in this process, that costs the cycle less than a library carrying it costs
-    /// the install and the host's reload (BENCHMARKS.md, edit loop).
+    /// the install and the host's reload (BENCHMARKS.md, edit loop); the manifest is not synced
+    /// to disk ([`BuildOptions::no_sync`]).
     pub build: BuildOptions,
 }
 
@@ -58,7 +59,7 @@ impl WatchOptions {
             debounce: Duration::from_millis(10),
             initial_build: true,
             also_watch: Vec::new(),
-            build: BuildOptions { cargo_output: CargoOutput::Capture, ..BuildOptions::default() },
+            build: BuildOptions { cargo_output: CargoOutput::Capture, no_sync: true, ..BuildOptions::default() },
         }
     }
 }
