@@ -16,6 +16,13 @@ pub const PARTIAL_SUFFIX: &str = ".partial";
 /// same folder, syncing it and renaming it, so a reader (or a host mapping the old file) never
 /// sees a partial file.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomically_with(path, contents, true)
+}
+
+/// [`write_atomically`], syncing the file to disk before the rename only when `sync`: without
+/// it, a reader still never sees a partial file, but after a power loss the file may be
+/// empty or incomplete.
+pub fn write_atomically_with(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!("{PARTIAL_PREFIX}{}-", std::process::id()))
@@ -23,7 +30,9 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
+    if sync {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }

@@ -71,4 +71,8 @@ pub struct BuildOptions {
     pub reproducible: bool,
     /// Where cargo's own output goes.
     pub cargo_output: CargoOutput,
+    /// Write the manifest without syncing it to disk (plugin builds only; `watch` does, see
+    /// [`crate::output_dir::install`]). By default it is synced before the library is renamed
+    /// into place.
+    pub no_sync: bool,
 }

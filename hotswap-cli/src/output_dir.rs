@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use hotswap_runtime::Manifest;
 
-use crate::atomic::{PARTIAL_PREFIX, PARTIAL_SUFFIX, write_atomically};
+use crate::atomic::{PARTIAL_PREFIX, PARTIAL_SUFFIX, write_atomically_with};
 use crate::staged::StagedLibrary;
 /// A temporary file without a process id in its name (written by an older hotswap) is
 /// removed once it is this old.
@@ -125,7 +125,13 @@ pub enum InstallError {
 /// Installs `staged` (a library staged in `dir`) as `dir/manifest.library` with its manifest
 /// (manifest first, then the library, each by rename), unless the same bytes are there
 /// already (then `staged` is removed).
-pub fn install(dir: &Path, staged: StagedLibrary, manifest: &Manifest) -> Result<Installed, InstallError> {
+///
+/// The manifest is synced to disk before the library is renamed, unless `sync` is false (what
+/// `watch` asks: in the edit loop the sync cost up to 16 ms per cycle on a loaded machine, see
+/// BENCHMARKS.md). The library itself is never synced ([`crate::staged`]): after a power loss
+/// an incomplete library, or without the sync an incomplete manifest, is refused by a host
+/// naming the file, and the next build writes both again.
+pub fn install(dir: &Path, staged: StagedLibrary, manifest: &Manifest, sync: bool) -> Result<Installed, InstallError> {
     let library = dir.join(&manifest.library);
     let manifest_path = Manifest::path_for(&library);
     match std::fs::read(&library) {
@@ -143,14 +149,14 @@ pub fn install(dir: &Path, staged: StagedLibrary, manifest: &Manifest) -> Result
             let matches =
                 kept.as_ref().is_some_and(|k| Manifest { built_at: k.built_at.clone(), ..manifest.clone() } == *k);
             if !matches {
-                write_manifest(&manifest_path, manifest)?;
+                write_manifest(&manifest_path, manifest, sync)?;
             }
             let since = kept.filter(|_| matches).map(|k| k.built_at).unwrap_or_else(|| manifest.built_at.clone());
             let touched = make_newest(dir, &library, &manifest.name)?;
             Ok(Installed::Unchanged { since, manifest_rewritten: !matches, touched })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_manifest(&manifest_path, manifest)?;
+            write_manifest(&manifest_path, manifest, sync)?;
             staged.persist(&library)?;
             Ok(Installed::Written)
         }
@@ -158,8 +164,8 @@ pub fn install(dir: &Path, staged: StagedLibrary, manifest: &Manifest) -> Result
     }
 }
 
-fn write_manifest(path: &Path, manifest: &Manifest) -> Result<()> {
-    write_atomically(path, serde_json::to_string_pretty(manifest)?.as_bytes())
+fn write_manifest(path: &Path, manifest: &Manifest, sync: bool) -> Result<()> {
+    write_atomically_with(path, serde_json::to_string_pretty(manifest)?.as_bytes(), sync)
 }
 
 /// Sets the modification time of `library` to now if another library of plugin `name` in

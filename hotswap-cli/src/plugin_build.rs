@@ -191,11 +191,51 @@ pub fn build_with(
     options: &BuildOptions,
     cache: &mut BuildCache,
 ) -> Result<Built> {
+    build_prepared(plugin_dir, output_dir, options, cache, None)
+}
+
+/// A version stamp computed ahead of the build ([`prepare`]): `watch` computes it while it
+/// waits for a save to settle, and uses it only if no change arrived after it started.
+#[derive(Debug)]
+pub struct Prepared {
+    stamp: Stamp,
+    facts: Arc<PackageFacts>,
+    shared: Shared,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// The stamp [`build_prepared`] would compute first, computed now: valid for a build of the
+/// files as they are now (the caller knows whether they changed since).
+pub fn prepare(
+    plugin_dir: &Path,
+    output_dir: &Path,
+    options: &BuildOptions,
+    cache: &mut BuildCache,
+) -> Result<Prepared> {
+    let started = Instant::now();
+    crate::output_dir::create(output_dir)?;
+    let (stamp, facts, shared) = plugin_stamp(plugin_dir, output_dir, options, cache)?;
+    Ok(Prepared { stamp, facts, shared, took: started.elapsed() })
+}
+
+/// [`build_with`], with the stamp computed beforehand by [`prepare`] when `prepared` is given
+/// (its time is not counted in [`BuildTimes::stamp`]: it was spent before the build).
+pub fn build_prepared(
+    plugin_dir: &Path,
+    output_dir: &Path,
+    options: &BuildOptions,
+    cache: &mut BuildCache,
+    prepared: Option<Prepared>,
+) -> Result<Built> {
     let started = Instant::now();
     crate::output_dir::create(output_dir)?;
     let tidied = crate::output_dir::tidy(output_dir)?;
     let stamp_started = Instant::now();
-    let (stamp, facts, shared) = plugin_stamp(plugin_dir, output_dir, options, cache)?;
+    let (stamp, facts, shared) = match prepared {
+        Some(p) => (p.stamp, p.facts, p.shared),
+        None => plugin_stamp(plugin_dir, output_dir, options, cache)?,
+    };
     let (package, metadata) = (&facts.package, &facts.metadata);
     let mut times = BuildTimes { stamp: stamp_started.elapsed(), ..BuildTimes::default() };
     let workspace = metadata.workspace_root.as_std_path();
@@ -303,7 +343,7 @@ pub fn build_with(
         std::fs::rename(debug, &to).with_context(|| format!("renaming into {}", to.display()))?;
     }
     let size = staged.bytes.len() as u64;
-    let installed = crate::output_dir::install(output_dir, staged, &manifest)?;
+    let installed = crate::output_dir::install(output_dir, staged, &manifest, !options.no_sync)?;
     if let Some(temps) = &temps {
         std::fs::write(temps.join("cargo-messages.jsonl"), &log)?;
         std::fs::copy(&artifact, temps.join(artifact.file_name().expect("artifact has a name")))?;

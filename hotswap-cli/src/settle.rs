@@ -5,6 +5,11 @@
 //! Events carry the time they arrived (the watcher's callback stamps them), so a change that
 //! lands while a build runs is timed from when it happened, not from when the build ended;
 //! it waits in the channel, and makes the next save (one more build after the running one).
+//!
+//! The quiet time is not idle: when the last change leaves no file open for writing, the
+//! caller's `prepare` runs at once (`watch` computes the version stamps there, issue 24), and
+//! the save says whether no event arrived after it started ([`Save::prepared`]): only then may
+//! its work be used.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -30,6 +35,9 @@ pub struct Save {
     pub first: Instant,
     /// When the save was settled (the build may start).
     pub settled: Instant,
+    /// Whether the last `prepare` of [`next_save`] started after every event of the save was
+    /// read, and none arrived while it ran or after: its work saw the save's final files.
+    pub prepared: bool,
 }
 
 /// What an event means for a save.
@@ -58,6 +66,8 @@ struct Pending {
     open: HashSet<PathBuf>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// Whether an event was taken since `prepare` last started.
+    changed_since_prepare: bool,
 }
 
 impl Pending {
@@ -73,6 +83,7 @@ impl Pending {
                 Change::Done => self.open.remove(&path),
             };
             self.paths.push(path);
+            self.changed_since_prepare = true;
             self.last = Some(self.last.map_or(at, |last| last.max(at)));
             self.first.get_or_insert(at);
         }
@@ -81,11 +92,14 @@ impl Pending {
 
 /// Waits for the next save among the events of `rx` whose paths `relevant` accepts; `None`
 /// when `stop` is set. `Err` when the watcher stopped. Watch errors are printed and skipped.
+/// `prepare` is called with the save's paths so far each time a change leaves no file open
+/// for writing, before the quiet time is waited for ([`Save::prepared`]).
 pub fn next_save(
     rx: &Receiver<Stamped>,
     settle: Duration,
     stop: &AtomicBool,
     relevant: impl Fn(&std::path::Path) -> bool,
+    mut prepare: impl FnMut(&[PathBuf]),
 ) -> Result<Option<Save>, RecvTimeoutError> {
     let mut pending = Pending::default();
     while !stop.load(Ordering::SeqCst) {
@@ -98,13 +112,19 @@ pub fn next_save(
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
             }
         }
+        if pending.changed_since_prepare && pending.open.is_empty() && !pending.paths.is_empty() {
+            pending.changed_since_prepare = false;
+            prepare(&pending.paths);
+            continue;
+        }
         let now = Instant::now();
         let wait = match (pending.first, pending.last) {
             (Some(first), Some(last)) => {
                 let quiet = last + settle;
                 let deadline = if pending.open.is_empty() { quiet } else { quiet.max(first + OPEN_WAIT) };
                 if now >= deadline {
-                    return Ok(Some(Save { paths: pending.paths, first, settled: now }));
+                    let prepared = !pending.changed_since_prepare && pending.open.is_empty();
+                    return Ok(Some(Save { paths: pending.paths, first, settled: now, prepared }));
                 }
                 deadline - now
             }

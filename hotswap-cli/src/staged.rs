@@ -15,7 +15,7 @@
 //! The library is not synced to disk (a copy was, at the cost of writing it through): after a
 //! power loss the installed file may be incomplete, which a host refuses at its sha256 check;
 //! build again after removing it. The manifest is still written and synced before the library
-//! is renamed into place.
+//! is renamed into place, except by `watch` ([`crate::options::BuildOptions::no_sync`]).
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
 //! `watch <pluginDir>… <outputDir>`: rebuild a plugin when its sources change, then ask the
 //! running host to reload; one line per cycle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,7 @@ use crate::cargo::CargoError;
 use crate::options::{BuildOptions, CargoOutput};
 use crate::output_dir::Installed;
 use crate::package::{crate_dir, plugin_package};
-use crate::plugin_build::BuildTimes;
+use crate::plugin_build::{BuildTimes, Prepared};
 use crate::reload::OutcomeKind;
 use crate::settle::{Save, Stamped};
 
@@ -42,7 +43,8 @@ pub struct WatchOptions {
     /// How each plugin is built; cargo's output is captured (shown with a failed build only)
     /// by default, so that each cycle is one line, and the debug info is split out as `build`
     /// does: done in this process, that costs the cycle less than a library carrying it costs
-    /// the install and the host's reload (BENCHMARKS.md, edit loop).
+    /// the install and the host's reload (BENCHMARKS.md, edit loop); the manifest is not synced
+    /// to disk ([`BuildOptions::no_sync`]).
     pub build: BuildOptions,
 }
 
@@ -57,7 +59,7 @@ impl WatchOptions {
             debounce: Duration::from_millis(10),
             initial_build: true,
             also_watch: Vec::new(),
-            build: BuildOptions { cargo_output: CargoOutput::Capture, ..BuildOptions::default() },
+            build: BuildOptions { cargo_output: CargoOutput::Capture, no_sync: true, ..BuildOptions::default() },
         }
     }
 }
@@ -107,8 +109,10 @@ pub fn run_until(options: &WatchOptions, stop: &AtomicBool) -> Result<()> {
         if options.reload { "" } else { ", building only" }
     );
 
-    let mut cache = BuildCache::default();
-    let mut cycle = |changed: &BTreeMap<usize, BTreeSet<String>>, save: Option<&Save>| {
+    let cache = RefCell::new(BuildCache::default());
+    // Version stamps computed while a save settles, by plugin index (see `crate::settle`).
+    let prepared = RefCell::new(HashMap::<usize, Prepared>::new());
+    let cycle = |changed: &BTreeMap<usize, BTreeSet<String>>, save: Option<&Save>| {
         let indices: Vec<usize> = changed.keys().copied().collect();
         let what: Vec<String> = changed
             .iter()
@@ -120,7 +124,12 @@ pub fn run_until(options: &WatchOptions, stop: &AtomicBool) -> Result<()> {
                 format!("{}: {}{tail}", plugins[*i].name, files.join(", "))
             })
             .collect();
-        run_cycle(options, &plugins, &indices, &what.join("; "), save, stop, &mut cache);
+        let mut prepared = std::mem::take(&mut *prepared.borrow_mut());
+        if !save.is_some_and(|s| s.prepared) {
+            prepared.clear();
+        }
+        let work: Vec<(usize, Option<Prepared>)> = indices.iter().map(|&i| (i, prepared.remove(&i))).collect();
+        run_cycle(options, &plugins, work, &what.join("; "), save, stop, &mut cache.borrow_mut());
     };
 
     if options.initial_build {
@@ -134,44 +143,68 @@ pub fn run_until(options: &WatchOptions, stop: &AtomicBool) -> Result<()> {
             && !path.starts_with(&output_abs)
             && !plugins.iter().any(|p| path.strip_prefix(&p.dir).is_ok_and(|rel| rel.starts_with("target")))
     };
+    // While a save settles: the stamps of the plugins it changed so far, for the build to use
+    // if nothing changes after (the files are read now, as the build would read them).
+    let prepare = |paths: &[PathBuf]| {
+        let mut prepared = prepared.borrow_mut();
+        prepared.clear();
+        for i in changed_plugins(paths, &plugins, &also).into_keys() {
+            let stamp = crate::plugin_build::prepare(
+                &plugins[i].dir,
+                &options.output_dir,
+                &options.build,
+                &mut cache.borrow_mut(),
+            );
+            // A failure is the build's to report.
+            if let Ok(stamp) = stamp {
+                prepared.insert(i, stamp);
+            }
+        }
+    };
     loop {
-        let save = match crate::settle::next_save(&rx, options.debounce, stop, relevant) {
+        let save = match crate::settle::next_save(&rx, options.debounce, stop, relevant, prepare) {
             Ok(Some(save)) => save,
             Ok(None) => break,
             Err(_) => bail!("the file watcher stopped"),
         };
-        let mut changed: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
-        for path in &save.paths {
-            // A file that came and went (an editor's or sed's temporary file, renamed over
-            // the source) is not a change of its own; a removed source file is.
-            let source_like = matches!(path.extension().and_then(|e| e.to_str()), Some("rs" | "toml"));
-            if !path.exists() && !source_like {
-                continue;
-            }
-            if let Some(shared) = also.iter().find(|a| path.starts_with(a)) {
-                let rel = path.strip_prefix(shared.parent().unwrap_or(shared)).unwrap_or(path).display().to_string();
-                for i in 0..plugins.len() {
-                    changed.entry(i).or_default().insert(rel.clone());
-                }
-                continue;
-            }
-            // The deepest plugin folder holding the path (plugin crates may nest).
-            if let Some((i, plugin)) = plugins
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| path.starts_with(&p.dir))
-                .max_by_key(|(_, p)| p.dir.components().count())
-            {
-                let rel = path.strip_prefix(&plugin.dir).unwrap_or(path).display().to_string();
-                changed.entry(i).or_default().insert(rel);
-            }
-        }
+        let changed = changed_plugins(&save.paths, &plugins, &also);
         if !changed.is_empty() {
             cycle(&changed, Some(&save));
         }
     }
     println!("watch stopped");
     Ok(())
+}
+
+/// The plugins (by index) the changed `paths` belong to, with the paths relative to each.
+fn changed_plugins(paths: &[PathBuf], plugins: &[Watched], also: &[PathBuf]) -> BTreeMap<usize, BTreeSet<String>> {
+    let mut changed: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    for path in paths {
+        // A file that came and went (an editor's or sed's temporary file, renamed over
+        // the source) is not a change of its own; a removed source file is.
+        let source_like = matches!(path.extension().and_then(|e| e.to_str()), Some("rs" | "toml"));
+        if !path.exists() && !source_like {
+            continue;
+        }
+        if let Some(shared) = also.iter().find(|a| path.starts_with(a)) {
+            let rel = path.strip_prefix(shared.parent().unwrap_or(shared)).unwrap_or(path).display().to_string();
+            for i in 0..plugins.len() {
+                changed.entry(i).or_default().insert(rel.clone());
+            }
+            continue;
+        }
+        // The deepest plugin folder holding the path (plugin crates may nest).
+        if let Some((i, plugin)) = plugins
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| path.starts_with(&p.dir))
+            .max_by_key(|(_, p)| p.dir.components().count())
+        {
+            let rel = path.strip_prefix(&plugin.dir).unwrap_or(path).display().to_string();
+            changed.entry(i).or_default().insert(rel);
+        }
+    }
+    changed
 }
 
 /// Editor droppings and build output, never a reason to rebuild.
@@ -186,14 +219,15 @@ fn is_noise(path: &Path) -> bool {
         || path.components().any(|c| c.as_os_str() == "target" || c.as_os_str() == ".git")
 }
 
-/// Builds the plugins at `indices` and asks for a reload; prints the cycle's line: what
-/// changed, the build with its parts (cargo, and ours: stamp, split debug info, install), the
-/// host's answer, and the time from the first change of `save` to the answer (and how much of
-/// it was spent waiting for the save to settle).
+/// Builds the plugins of `work` (by index, each with the stamp computed while the save
+/// settled, if still valid) and asks for a reload; prints the cycle's line: what changed, the
+/// build with its parts (cargo, and ours: stamp, split debug info, install), the host's
+/// answer, and the time from the first change of `save` to the answer (and how much of it was
+/// spent waiting for the save to settle, and stamping meanwhile).
 fn run_cycle(
     options: &WatchOptions,
     plugins: &[Watched],
-    indices: &[usize],
+    work: Vec<(usize, Option<Prepared>)>,
     what: &str,
     save: Option<&Save>,
     stop: &AtomicBool,
@@ -201,14 +235,28 @@ fn run_cycle(
 ) {
     let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let clock = time.get(11..19).unwrap_or(&time).to_string();
+    // The stamps computed while the save settled: their time was part of the wait.
+    let stamped = work.iter().filter_map(|(_, p)| p.as_ref().map(|p| p.took)).sum::<Duration>();
+    let stamped = if work.iter().all(|(_, p)| p.is_none()) {
+        String::new()
+    } else {
+        format!(", stamped meanwhile in {:.0} ms", stamped.as_secs_f64() * 1000.0)
+    };
     let since = |save: &Save| {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        format!("{:.0} ms after the change (waited {:.0} ms)", ms(save.first.elapsed()), ms(save.settled - save.first))
+        format!(
+            "{:.0} ms after the change (waited {:.0} ms{})",
+            ms(save.first.elapsed()),
+            ms(save.settled - save.first),
+            stamped
+        )
     };
     let mut built = Vec::new();
     let mut times = BuildTimes::default();
-    for &i in indices {
-        match crate::plugin_build::build_with(&plugins[i].dir, &options.output_dir, &options.build, cache) {
+    for (i, prepared) in work {
+        let build =
+            crate::plugin_build::build_prepared(&plugins[i].dir, &options.output_dir, &options.build, cache, prepared);
+        match build {
             Ok(b) => {
                 times.add(&b.times);
                 let unchanged = if matches!(b.installed, Installed::Unchanged { .. }) { " (unchanged)" } else { "" };

@@ -3,6 +3,9 @@
 //! hello host:
 //! - a save made while a build runs builds once more after it, with that save's code;
 //! - a burst of saves (a file written in pieces while another is saved) builds once;
+//! - the version stamp is computed while a save settles, and a save landing in that time is
+//!   built with its own stamp;
+//! - the watch writes manifests without syncing them to disk, where a one-shot build syncs;
 //! - a failing build leaves the host serving and its line says why;
 //! - a refused reload leaves the host serving and its line says why.
 //!
@@ -270,6 +273,87 @@ fn a_burst_of_saves_builds_once() {
     let later = watch.lines_within(Duration::from_secs(2));
     assert_eq!(gate.builds_started(), 1, "one build for the burst: {later:?}");
     assert!(contains(&newest_library(&scratch.path().join("bin")), "burst-save"));
+}
+
+#[test]
+fn a_save_while_the_last_one_settles_is_built_with_its_own_stamp() {
+    let _serial = serial();
+    let (scratch, xtask) = prepared();
+    let gate = Gate::new();
+    // A long settle time, so that the second save surely lands in it after the first save's
+    // stamp was computed.
+    let mut watch = watch(&scratch, &xtask, Some(&gate), &["--no-reload", "--debounce-ms", "1500"]);
+    for n in 1..=3 {
+        gate.go(n);
+    }
+    let source = scratch.foo_source();
+    let original = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, greeting(&original, "settling-first")).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&source, greeting(&original, "settling-second")).unwrap();
+    let line = watch.wait_for("built foo");
+    // Stamped while the save settled: no stamp time left in the build.
+    assert!(line.contains("stamped meanwhile in") && line.contains("stamp 0,"), "{line}");
+    let later = watch.lines_within(Duration::from_secs(2));
+    assert_eq!(gate.builds_started(), 1, "one build for both saves: {later:?}");
+    let library = newest_library_path(&scratch.path().join("bin"));
+    let bytes = std::fs::read(&library).unwrap();
+    assert!(contains(&bytes, "settling-second") && !contains(&bytes, "settling-first"));
+    // The stamp is the one of the files built, as a one-shot build computes it now.
+    let mut c = Command::new(&xtask);
+    c.current_dir(scratch.path()).env("CARGO_TARGET_DIR", &scratch.target);
+    let out = c.args(["build", "--print-stamp", "plugin/foo", "bin", "--debug"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let version = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(library.file_name().unwrap().to_str().unwrap(), format!("foo@{version}.so"), "{line}");
+}
+
+/// The `fsync`/`fdatasync` calls in an strace log.
+fn syncs(log: &Path) -> usize {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines().filter(|l| l.starts_with("fsync(") || l.starts_with("fdatasync(")).count()
+}
+
+#[test]
+fn the_watch_does_not_sync_manifests_to_disk_and_a_one_shot_build_does() {
+    let _serial = serial();
+    if Command::new("strace").arg("-V").output().is_err() {
+        return hotswap_tests::skip_unless_ci("strace is not installed");
+    }
+    let (scratch, xtask) = prepared();
+    let logs = tempfile::tempdir().unwrap();
+    let source = scratch.foo_source();
+    let original = std::fs::read_to_string(&source).unwrap();
+    // A one-shot build syncs the manifest (and strace sees it: the check below can fail).
+    std::fs::write(&source, greeting(&original, "one-shot")).unwrap();
+    let one_shot = logs.path().join("build.strace");
+    let mut c = Command::new("strace");
+    c.current_dir(scratch.path()).env("CARGO_TARGET_DIR", &scratch.target);
+    c.arg("-o").arg(&one_shot).args(["-e", "trace=fsync,fdatasync"]).arg(&xtask);
+    assert!(c.args(["build", "plugin/foo", "bin", "--debug"]).status().unwrap().success());
+    assert!(syncs(&one_shot) >= 1, "{}", std::fs::read_to_string(&one_shot).unwrap());
+    // The watch's builds run on its main thread, the one strace follows.
+    let mut watch = watch(&scratch, &xtask, None, &["--no-reload"]);
+    let traced = logs.path().join("watch.strace");
+    let mut strace = Command::new("strace")
+        .arg("-o")
+        .arg(&traced)
+        .args(["-e", "trace=fsync,fdatasync", "-p"])
+        .arg(watch.child.id().to_string())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut attached = String::new();
+    std::io::BufReader::new(strace.stderr.take().unwrap()).read_line(&mut attached).unwrap();
+    assert!(attached.contains("attached"), "{attached}");
+    std::fs::write(&source, greeting(&original, "watched")).unwrap();
+    watch.wait_for("built foo");
+    let library = newest_library_path(&scratch.path().join("bin"));
+    assert!(contains(&std::fs::read(&library).unwrap(), "watched"));
+    assert!(library.with_extension("json").is_file());
+    let _ = strace.kill();
+    let _ = strace.wait();
+    assert_eq!(syncs(&traced), 0, "{}", std::fs::read_to_string(&traced).unwrap());
 }
 
 #[test]

@@ -90,6 +90,7 @@ impl From<&BuildArgs> for BuildOptions {
             keep_debuginfo: args.keep_debuginfo,
             reproducible: args.reproducible,
             cargo_output: CargoOutput::Inherit,
+            no_sync: false,
         }
     }
 }
