@@ -14,6 +14,7 @@
 mod bench;
 mod client;
 mod detached;
+mod guarded;
 mod hooks;
 mod logs;
 mod scenarios;
@@ -42,6 +43,8 @@ pub struct Host {
     builds: [PathBuf; 2],
     /// The library of each generation (index 0: generation 1).
     pub libraries: std::sync::Mutex<Vec<PathBuf>>,
+    /// The report of the last reload.
+    pub last_report: std::sync::Mutex<Option<hotswap_runtime::ReloadReport>>,
 }
 
 impl Host {
@@ -52,7 +55,8 @@ impl Host {
         tokio::task::spawn_blocking(move || {
             let next = host.manager.generation_number() + 1;
             install(&host.builds[((next + 1) % 2) as usize], &host.folder, next);
-            host.manager.reload().expect("reload");
+            let report = host.manager.reload().expect("reload");
+            *host.last_report.lock().unwrap() = Some(report);
             host.loaded();
             host.manager.generation_number()
         })
@@ -122,7 +126,9 @@ fn main() {
     let runtime = builder.build().unwrap();
 
     let folder = PathBuf::from(folder);
+    let census = Arc::clone(&tasks);
     let manager = PluginManager::builder(&folder)
+        .task_census(move || census.census())
         .work_root(&work)
         .free_delay(Duration::ZERO)
         .reuse_unchanged(false)
@@ -163,6 +169,7 @@ fn main() {
             folder,
             builds: [PathBuf::from(v1), PathBuf::from(v2)],
             libraries: std::sync::Mutex::new(Vec::new()),
+            last_report: std::sync::Mutex::new(None),
         });
         host.loaded();
         let ok = scenarios::run(&scenario, &host).await;
