@@ -34,6 +34,11 @@ use crate::scope::{PluginScope, ScopeGuard};
 /// routing, in its handler or in its body stream is caught, logged with plugin and generation,
 /// and ends that request only (500, or a body cut short); the host and the plugin go on.
 ///
+/// The plugin's router function runs on a thread of its own, never on a runtime worker: the
+/// requests that arrive meanwhile wait for it without blocking, and answer 503 naming plugin
+/// and generation if it has not returned within [`PluginRouter::router_timeout`]. The router
+/// is dropped with its generation in the plugin's scope, a panic there caught and logged.
+///
 /// `S` is host-owned state handed to the plugin's router function on each generation (a pool,
 /// a cache, a channel), typed: the plugin's function takes an `S` and usually passes it to
 /// `Router::with_state`. It must be the same type on both sides, from a crate both link (on

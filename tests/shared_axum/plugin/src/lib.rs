@@ -100,12 +100,12 @@ pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
 /// Ordinary axum code.
 fn router(state: AppState) -> Router {
     // What `/arm` asked of this generation's next router function (a second `PluginRouter`'s).
-    let ms = ROUTER_DELAY_MS.swap(0, Ordering::SeqCst);
+    let (ms, panics) = (ROUTER_DELAY_MS.swap(0, Ordering::SeqCst), ROUTER_PANIC.swap(false, Ordering::SeqCst));
     if ms > 0 {
         std::thread::sleep(Duration::from_millis(ms));
-        let _ = state.events.send(format!("router function returned after {ms} ms on {}", me()));
+        let _ = state.events.send(format!("router function slept {ms} ms on {}", me()));
     }
-    if ROUTER_PANIC.swap(false, Ordering::SeqCst) {
+    if panics {
         panic!("router function panicked on purpose ({})", me());
     }
     let bomb = Arc::new(DropBomb);
