@@ -4,8 +4,9 @@
 //!
 //! `axum_host <scenario> <plugin folder> <work root> <v1 build folder> <v2 build folder>`;
 //! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static`, `axum`, `drain`, `kept` and
-//! `wrong-state` (`detached.rs`), and `bench` (figures, not a test: see `bench.rs`) (see
-//! `scenarios.rs`). Prints one line per step; exits 0 when the scenario ran to its end.
+//! `wrong-state` (`detached.rs`), `router-fn`, `router-drop`, `reason`, `upload`, `layers` and
+//! `tasks` (`guarded.rs`), and `bench` and `hook-cost` (figures, not tests: see `bench.rs`,
+//! `hook_cost.rs`) (see `scenarios.rs`). Prints one line per step; exits 0 when the scenario ran to its end.
 //!
 //! Everything shares one tokio, axum, tracing and log (the `shared_axum` dylib, `-C
 //! prefer-dynamic`). The runtime's task hooks (`hooks.rs`) keep a plugin library mapped once
@@ -15,6 +16,7 @@ mod bench;
 mod client;
 mod detached;
 mod guarded;
+mod hook_cost;
 mod hooks;
 mod logs;
 mod scenarios;
@@ -119,6 +121,10 @@ fn main() {
     tracing_subscriber::registry().with(logs.layer()).init();
     hotswap_axum::log_panics();
     let work = PathBuf::from(work);
+    if scenario == "hook-cost" {
+        // Figures, on runtimes of its own (see `hook_cost.rs`).
+        std::process::exit(if hook_cost::run(&work) { 0 } else { 1 });
+    }
     let tasks = Arc::new(hooks::Tasks::new(&work));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
