@@ -21,6 +21,7 @@ use crate::cargo::CargoBuild;
 use crate::options::{BuildOptions, Profile};
 use crate::package::{crate_dir, package_at};
 use crate::repro::{Remap, ReproNote};
+use crate::shared_route::SharedRoute;
 use crate::stamp::{Settings, stamp};
 
 /// The manifest written beside a statically linked host.
