@@ -36,10 +36,10 @@ impl Drop for Slot {
         // SAFETY: `drop` runs once; neither field is used after it.
         let (router, made) = unsafe { (ManuallyDrop::take(&mut self.router), ManuallyDrop::take(&mut self.made)) };
         let _scope = ScopeGuard::enter(Arc::clone(&self.scope));
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || {
-            drop(router);
-            drop(made);
-        })) {
+        // Each under its own `catch_unwind`: a second panic while the first unwinds would abort.
+        let dropped =
+            [catch_unwind(AssertUnwindSafe(move || drop(router))), catch_unwind(AssertUnwindSafe(move || drop(made)))];
+        for payload in dropped.into_iter().filter_map(Result::err) {
             let message = panic_message(payload);
             tracing::error!(
                 plugin = %self.scope.plugin,
