@@ -397,7 +397,7 @@ fn host_tower_layers_wrap_the_plugin_router() {
 
 /// `ReloadReport::tasks` (and `PluginManager::live_tasks`) carry the host's task census: a task
 /// generation 1 spawned, sleeping past a reload, is counted as generation 1's; after it ended,
-/// none.
+/// none; the control socket's reload answer carries the same count (built from the report).
 #[test]
 fn the_reload_report_counts_tasks_still_running_on_plugin_code() {
     assert_lines(
@@ -407,6 +407,8 @@ fn the_reload_report_counts_tasks_still_running_on_plugin_code() {
             r#"REPORT generation=2 tasks=Some(["web@1=1"]) live_tasks=Some(["web@1=1"])"#,
             r#"TASK Some("task 5 spawned by v1 gen=1 finished on v1 gen=1")"#,
             "REPORT generation=3 tasks=Some([]) live_tasks=Some([])",
+            "SPAWN 200 spawned 6 on v1 gen=3",
+            r#"SOCKET RELOAD generation=4 tasks=Some(["web@3=1"])"#,
         ],
     );
 }

@@ -231,7 +231,8 @@ pub async fn layers(host: &Arc<Host>) -> bool {
 
 /// The reload report counts the tasks still running on plugin code (the host's task census,
 /// from its task hooks): a task generation 1 spawned, sleeping past a reload, is counted as
-/// generation 1's; once it ended, the next report counts none.
+/// generation 1's; once it ended, the next report counts none; the control socket's reload
+/// answer carries the report's count.
 pub async fn tasks(host: &Arc<Host>) -> bool {
     let show = |host: &Host| {
         let report = host.last_report.lock().unwrap();
@@ -247,5 +248,24 @@ pub async fn tasks(host: &Arc<Host>) -> bool {
     tokio::time::sleep(Duration::from_millis(200)).await;
     host.reload().await;
     println!("REPORT {}", show(host));
+    // The control socket's reload answer is built from the report.
+    println!("SPAWN {}", get(host.addr, "/spawn?ms=1500&id=6").await);
+    let socket = std::env::temp_dir().join(format!("axum-host-{}.sock", std::process::id()));
+    let server = hotswap_runtime::ControlServer::start(host.manager.clone(), &socket).unwrap();
+    let asked = socket.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        hotswap_runtime::send_request(&asked, &hotswap_runtime::ControlRequest::Reload, Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
+    match answer {
+        Ok(hotswap_runtime::ControlResponse::Accepted { generation, tasks, .. }) => {
+            let tasks = tasks.map(|t| t.iter().map(ToString::to_string).collect::<Vec<_>>());
+            println!("SOCKET RELOAD generation={generation} tasks={tasks:?}");
+        }
+        other => println!("SOCKET RELOAD {other:?}"),
+    }
+    drop(server);
+    let _ = std::fs::remove_file(&socket);
     true
 }
