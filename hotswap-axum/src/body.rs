@@ -10,15 +10,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use hotswap_runtime::Plugin;
 use http_body::{Frame, SizeHint};
 
-use crate::detach::{owned, owned_headers};
+use crate::detach::{owned, owned_headers, owned_reason};
+use crate::making::{Made, Making};
 use crate::panic_message;
 use crate::scope::{PluginScope, ScopeGuard};
-use crate::service::panicked;
+use crate::service::{panicked, refused, route};
 
 /// The future of one request to a plugin's router ([`PluginRouter`](crate::PluginRouter)).
 /// Holds the generation that serves the request until it completes or is dropped; its
@@ -29,6 +31,8 @@ pub struct ResponseFuture {
     inner: Option<ManuallyDrop<Pin<Box<RouteFuture<std::convert::Infallible>>>>>,
     /// An answer made by the host (plugin not loaded, panic while routing).
     ready: Option<Response>,
+    /// The request, waiting for its generation's router to be made (on a thread of its own).
+    waiting: Option<(Arc<Making>, Request)>,
     plugin: Option<Plugin>,
     scope: Option<Arc<PluginScope>>,
 }
@@ -48,13 +52,36 @@ impl ResponseFuture {
         ResponseFuture {
             inner: Some(ManuallyDrop::new(Box::pin(future))),
             ready: None,
+            waiting: None,
             plugin: Some(plugin),
             scope: Some(scope),
         }
     }
 
     pub(crate) fn ready(response: Response) -> ResponseFuture {
-        ResponseFuture { inner: None, ready: Some(response), plugin: None, scope: None }
+        ResponseFuture { inner: None, ready: Some(response), waiting: None, plugin: None, scope: None }
+    }
+
+    /// A request to `plugin`'s generation, whose router `making` is making.
+    pub(crate) fn waiting(making: Arc<Making>, plugin: Plugin, request: Request) -> ResponseFuture {
+        ResponseFuture { inner: None, ready: None, waiting: Some((making, request)), plugin: Some(plugin), scope: None }
+    }
+
+    /// Waits for the router, then routes the request (or answers why there is none).
+    fn poll_making(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some((making, _)) = self.waiting.as_ref() else { return Poll::Ready(()) };
+        let made = match making.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(made) => made,
+        };
+        let (_, request) = self.waiting.take().expect("waiting");
+        let plugin = self.plugin.take().expect("plugin held while waiting");
+        *self = match made {
+            Made::Router(slot) => route(&slot, plugin, request),
+            Made::Failed(error) => ResponseFuture::ready(refused(&plugin, &error)),
+            Made::TimedOut(error) => ResponseFuture::ready(refused(&plugin, &error)),
+        };
+        Poll::Ready(())
     }
 
     /// Drops the plugin's future in its scope, catching a panic of its drop.
@@ -81,6 +108,9 @@ impl Future for ResponseFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every field is `Unpin` (the plugin's future is pinned in its own box).
         let this = self.get_mut();
+        if this.poll_making(cx).is_pending() {
+            return Poll::Pending;
+        }
         if let Some(response) = this.ready.take() {
             return Poll::Ready(Ok(response));
         }
@@ -96,7 +126,13 @@ impl Future for ResponseFuture {
             catch_unwind(AssertUnwindSafe(|| match inner.as_mut().poll(cx) {
                 Poll::Ready(Ok(mut response)) => {
                     drop(owned_headers(response.headers_mut()));
+                    // A custom reason phrase (hyper writes it in the status line) is the one
+                    // extension kept, as a copy.
+                    let reason = owned_reason(response.extensions());
                     drop(std::mem::take(response.extensions_mut()));
+                    if let Some(reason) = reason {
+                        response.extensions_mut().insert(reason);
+                    }
                     Poll::Ready(Ok(response))
                 }
                 other => other,

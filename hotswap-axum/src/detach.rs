@@ -8,7 +8,8 @@
 //! neither tie, whatever the bytes were.
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue};
+use hyper::ext::ReasonPhrase;
 
 /// A copy of `bytes` on the heap, freed by the shared `bytes` crate's code.
 pub(crate) fn owned(bytes: &Bytes) -> Bytes {
@@ -33,4 +34,17 @@ pub(crate) fn owned_headers(headers: &mut HeaderMap) -> HeaderMap {
         }
     }
     std::mem::replace(headers, copies)
+}
+
+/// A copy of the response's custom reason phrase (`hyper::ext::ReasonPhrase`, which hyper
+/// writes in an HTTP/1 status line after the body may be gone), if it has one.
+pub(crate) fn owned_reason(extensions: &Extensions) -> Option<ReasonPhrase> {
+    let reason = extensions.get::<ReasonPhrase>()?;
+    match ReasonPhrase::try_from(reason.as_bytes().to_vec()) {
+        Ok(copy) => Some(copy),
+        Err(_) => {
+            tracing::warn!("left out a reason phrase that is not valid");
+            None
+        }
+    }
 }

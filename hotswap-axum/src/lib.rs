@@ -38,6 +38,8 @@
 mod body;
 #[cfg(feature = "host")]
 mod detach;
+#[cfg(feature = "host")]
+mod making;
 mod plugin;
 mod scope;
 #[cfg(feature = "host")]

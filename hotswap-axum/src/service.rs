@@ -2,22 +2,25 @@
 //! of the plugin generation serving when the request starts.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hotswap_runtime::{Args, InvokeError, Plugin, PluginManager, TypeMismatch, Value};
+use hotswap_runtime::{InvokeError, Plugin, PluginManager, TypeMismatch};
 use tower_service::Service;
 
 use crate::body::ResponseFuture;
+use crate::making::{Making, Recipe, Slot};
+use crate::panic_message;
 use crate::scope::{PluginScope, ScopeGuard};
-use crate::{ROUTER, panic_message};
 
 /// A plugin's `axum::Router`, mounted in the host as a `tower::Service`
 /// (`Router::fallback_service`, `Router::nest_service`, `Router::route_service`).
@@ -31,6 +34,11 @@ use crate::{ROUTER, panic_message};
 /// routing, in its handler or in its body stream is caught, logged with plugin and generation,
 /// and ends that request only (500, or a body cut short); the host and the plugin go on.
 ///
+/// The plugin's router function runs on a thread of its own, never on a runtime worker: the
+/// requests that arrive meanwhile wait for it without blocking, and answer 503 naming plugin
+/// and generation if it has not returned within [`PluginRouter::router_timeout`]. The router
+/// is dropped with its generation in the plugin's scope, a panic there caught and logged.
+///
 /// `S` is host-owned state handed to the plugin's router function on each generation (a pool,
 /// a cache, a channel), typed: the plugin's function takes an `S` and usually passes it to
 /// `Router::with_state`. It must be the same type on both sides, from a crate both link (on
@@ -43,23 +51,20 @@ pub struct PluginRouter<S = ()> {
 
 struct Shared<S> {
     plugin: String,
-    /// The key of the router in each generation's data bag: one per `PluginRouter` (and its
-    /// clones), since each has its own state and spans to build the router with.
-    key: String,
-    state: S,
-    /// Whether the plugin's code runs inside the span `plugin{name, generation}`.
-    spans: bool,
-    /// Serialises asking a plugin for its router (once per generation).
-    building: Mutex<()>,
+    /// The data-bag key (one per `PluginRouter` and its clones, since each has its own state
+    /// and spans to build the router with), the state and whether the plugin's code runs
+    /// inside the span `plugin{name, generation}`.
+    recipe: Arc<Recipe<S>>,
+    /// How long requests wait for a generation's router function.
+    timeout: Duration,
+    /// The routers being made, by generation number (one at a time per generation).
+    making: Mutex<HashMap<u64, Arc<Making>>>,
 }
 
-/// One generation's router, in that generation's data bag: the router, then the value it came
-/// in, which keeps the plugin's library (the router's handlers' code) mapped until the router
-/// is dropped.
-struct Slot {
-    router: Router,
-    scope: Arc<PluginScope>,
-    _made: Mutex<Value>,
+impl<S> Shared<S> {
+    fn new(plugin: String, recipe: Recipe<S>, timeout: Duration) -> Shared<S> {
+        Shared { plugin, recipe: Arc::new(recipe), timeout, making: Mutex::default() }
+    }
 }
 
 impl<S> std::fmt::Debug for PluginRouter<S> {
@@ -81,8 +86,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     /// clone of `state`.
     pub fn with_state(manager: PluginManager, plugin: impl Into<String>, state: S) -> PluginRouter<S> {
         let plugin = plugin.into();
-        let key = router_key(&plugin);
-        PluginRouter { manager, shared: Arc::new(Shared { plugin, key, state, spans: true, building: Mutex::new(()) }) }
+        let recipe = Recipe { key: router_key(&plugin), state, spans: true };
+        PluginRouter { manager, shared: Arc::new(Shared::new(plugin, recipe, Self::DEFAULT_ROUTER_TIMEOUT)) }
     }
 
     /// Without the `tracing` span `plugin{name, generation}` around the plugin's code (the
@@ -90,9 +95,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     /// entering and leaving the span on every poll (the guide gives measured figures).
     pub fn without_spans(self) -> PluginRouter<S> {
         let shared = &self.shared;
-        let (plugin, state) = (shared.plugin.clone(), shared.state.clone());
-        let key = router_key(&plugin);
-        let shared = Shared { plugin, key, state, spans: false, building: Mutex::new(()) };
+        let recipe = Recipe { key: router_key(&shared.plugin), state: shared.recipe.state.clone(), spans: false };
+        let shared = Shared::new(shared.plugin.clone(), recipe, shared.timeout);
         PluginRouter { manager: self.manager, shared: Arc::new(shared) }
     }
 
@@ -101,36 +105,56 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
         &self.shared.plugin
     }
 
-    /// The router of `plugin`'s generation, asked for on first use.
-    fn slot(&self, plugin: &Plugin) -> Result<Arc<Slot>, Box<RouterError>> {
-        let vault = plugin.generation().vault();
-        if let Some(slot) = vault.data::<Slot>(&self.shared.key) {
-            return Ok(slot);
+    /// How long requests wait for a generation's router function before answering 503, unless
+    /// [`PluginRouter::router_timeout`] says otherwise.
+    pub const DEFAULT_ROUTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Requests to a generation whose router function has not returned within `timeout` of
+    /// its start answer 503 naming plugin and generation (without waiting, once past that
+    /// time), until it returns; its router then serves. The function runs on a thread of its
+    /// own, never on a runtime worker. Default: [`Self::DEFAULT_ROUTER_TIMEOUT`].
+    pub fn router_timeout(self, timeout: Duration) -> PluginRouter<S> {
+        let recipe = &self.shared.recipe;
+        let recipe = Recipe { key: router_key(&self.shared.plugin), state: recipe.state.clone(), spans: recipe.spans };
+        PluginRouter {
+            manager: self.manager,
+            shared: Arc::new(Shared::new(self.shared.plugin.clone(), recipe, timeout)),
         }
-        let _building = self.shared.building.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = vault.data::<Slot>(&self.shared.key) {
-            return Ok(slot);
-        }
-        let (name, number, library) = (plugin.name(), plugin.generation().number(), plugin.loaded_from());
-        let scope = Arc::new(if self.shared.spans {
-            PluginScope::new(name, number, library)
-        } else {
-            PluginScope::without_span(name, number, library)
-        });
-        let made = {
-            let _scope = ScopeGuard::enter(Arc::clone(&scope));
-            plugin.invoke_func(ROUTER, Args::new().with(self.shared.state.clone()))
-        };
-        let (name, generation) = (plugin.name().to_string(), scope.generation);
-        let made = made.map_err(|source| Box::new(RouterError::Failed { plugin: name.clone(), generation, source }))?;
-        let router = made
-            .downcast_ref::<Router>()
-            .map_err(|mismatch| Box::new(RouterError::NotARouter { plugin: name, generation, source: mismatch }))?
-            .clone();
-        tracing::debug!(plugin = plugin.name(), generation, "took the plugin's router for this generation");
-        vault.set_data(self.shared.key.clone(), Slot { router, scope, _made: Mutex::new(made) });
-        Ok(vault.data::<Slot>(&self.shared.key).expect("the slot just stored"))
     }
+
+    /// The router of `plugin`'s generation if made, or its making (started by this call if
+    /// none runs).
+    fn slot(&self, plugin: &Plugin) -> Result<Result<Arc<Slot>, Arc<Making>>, Box<RouterError>> {
+        let key = &self.shared.recipe.key;
+        let vault = plugin.generation().vault();
+        if let Some(slot) = vault.data::<Slot>(key) {
+            return Ok(Ok(slot));
+        }
+        let number = plugin.generation().number();
+        let mut making = lock(&self.shared.making);
+        // Again under the lock: a making stores its router before it leaves the map.
+        if let Some(slot) = vault.data::<Slot>(key) {
+            return Ok(Ok(slot));
+        }
+        if let Some(running) = making.get(&number) {
+            return Ok(Err(Arc::clone(running)));
+        }
+        let shared = Arc::downgrade(&self.shared);
+        let done = move |_: &Result<Arc<Slot>, Box<RouterError>>| {
+            // Made or failed: later requests find the router in the generation's data bag, or
+            // try again (as a request always did after a failure).
+            if let Some(shared) = shared.upgrade() {
+                lock(&shared.making).remove(&number);
+            }
+        };
+        let started = Making::start(plugin.clone(), Arc::clone(&self.shared.recipe), self.shared.timeout, done)?;
+        making.insert(number, Arc::clone(&started));
+        Ok(Err(started))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A data-bag key of its own for a new `PluginRouter` of `plugin`: two routers of one plugin
@@ -153,6 +177,40 @@ pub enum RouterError {
         generation: u64,
         /// What the call said.
         source: InvokeError,
+    },
+    /// The plugin's router function has not returned within the router timeout
+    /// ([`PluginRouter::router_timeout`]); answered 503 until it returns.
+    #[error(
+        "plugin `{plugin}` (generation {generation}) gave no router within {waited_ms} ms: its router function is still running"
+    )]
+    TimedOut {
+        /// Plugin name.
+        plugin: String,
+        /// Its generation.
+        generation: u64,
+        /// How long requests wait for it, in milliseconds.
+        waited_ms: u64,
+    },
+    /// No thread could be started to run the plugin's router function.
+    #[error("plugin `{plugin}` (generation {generation}): no thread to run its router function")]
+    NoThread {
+        /// Plugin name.
+        plugin: String,
+        /// Its generation.
+        generation: u64,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The host's own code panicked while taking the router (the plugin's panics are
+    /// [`RouterError::Failed`]).
+    #[error("plugin `{plugin}` (generation {generation}): taking its router panicked: {message}")]
+    HostPanicked {
+        /// Plugin name.
+        plugin: String,
+        /// Its generation.
+        generation: u64,
+        /// The panic message.
+        message: String,
     },
     /// The plugin's router function returned something other than an `axum::Router` (an axum
     /// compiled otherwise than the host's: not on the shared route, say).
@@ -185,28 +243,43 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
             let text = format!("plugin `{}` is not loaded", self.shared.plugin);
             return ResponseFuture::ready(failure(StatusCode::SERVICE_UNAVAILABLE, &text));
         };
-        let slot = match self.slot(&plugin) {
-            Ok(slot) => slot,
-            Err(error) => {
-                let source = std::error::Error::source(&*error).map(ToString::to_string).unwrap_or_default();
-                tracing::error!(plugin = plugin.name(), generation = plugin.generation().number(), "{error}: {source}");
-                return ResponseFuture::ready(failure(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()));
-            }
-        };
-        let scope = Arc::clone(&slot.scope);
-        let mut router = slot.router.clone();
-        drop(slot);
-        // Routing runs the plugin's code (its handlers build their futures): in its scope,
-        // and a panic there ends this request only.
-        let called = {
-            let _scope = ScopeGuard::enter(Arc::clone(&scope));
-            catch_unwind(AssertUnwindSafe(move || router.call(request)))
-        };
-        match called {
-            Ok(future) => ResponseFuture::new(future, plugin, scope),
-            Err(payload) => ResponseFuture::ready(panicked(&scope, "routing the request", payload)),
+        match self.slot(&plugin) {
+            Ok(Ok(slot)) => route(&slot, plugin, request),
+            // The router function runs on its own thread: the request waits for it without
+            // blocking this worker.
+            Ok(Err(making)) => ResponseFuture::waiting(making, plugin, request),
+            Err(error) => ResponseFuture::ready(refused(&plugin, &error)),
         }
     }
+}
+
+/// Sends `request` to the router of `slot` (`plugin`'s generation).
+pub(crate) fn route(slot: &Slot, plugin: Plugin, request: Request) -> ResponseFuture {
+    let scope = Arc::clone(&slot.scope);
+    let mut router = Router::clone(&slot.router);
+    // Routing runs the plugin's code (its handlers build their futures): in its scope,
+    // and a panic there ends this request only.
+    let called = {
+        let _scope = ScopeGuard::enter(Arc::clone(&scope));
+        catch_unwind(AssertUnwindSafe(move || router.call(request)))
+    };
+    match called {
+        Ok(future) => ResponseFuture::new(future, plugin, scope),
+        Err(payload) => ResponseFuture::ready(panicked(&scope, "routing the request", payload)),
+    }
+}
+
+/// Logs why `plugin`'s generation has no router and makes the answer: 503 while its router
+/// function runs past the timeout, 500 otherwise.
+pub(crate) fn refused(plugin: &Plugin, error: &RouterError) -> Response {
+    let (name, generation) = (plugin.name(), plugin.generation().number());
+    if let RouterError::TimedOut { .. } = error {
+        tracing::warn!(plugin = name, generation, "{error}");
+        return failure(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
+    }
+    let source = std::error::Error::source(error).map(ToString::to_string).unwrap_or_default();
+    tracing::error!(plugin = name, generation, "{error}: {source}");
+    failure(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string())
 }
 
 /// Logs a panic caught in plugin code and makes the 500 answer for it.

@@ -21,6 +21,7 @@ use crate::cargo::CargoBuild;
 use crate::options::{BuildOptions, Profile};
 use crate::package::{crate_dir, package_at};
 use crate::repro::{Remap, ReproNote};
+use crate::shared_route::SharedRoute;
 use crate::stamp::{Settings, stamp};
 
 /// The manifest written beside a statically linked host.
@@ -96,6 +97,21 @@ pub fn build(host_dir: &Path, output_dir: &Path, options: &BuildOptions) -> Resu
         );
     }
     let (host, host_metadata) = package_at(host_dir, "host")?;
+    if let Some(route) = SharedRoute::of(&host_metadata)? {
+        // A binary that depends on a `dylib`-only crate links it and std as shared libraries
+        // (without `-C prefer-dynamic` rustc refuses: "cannot satisfy dependencies so `std`
+        // only shows up once"): such a host is never one self-contained binary.
+        bail!(
+            "--static-linking cannot build {}: its workspace is on the shared route ([workspace.metadata.{}] {} = \"{}\" in {}/Cargo.toml), so the host links {} and std as shared libraries and is never one self-contained binary; build the host as on the shared route (RUSTFLAGS=\"{}\" cargo build) and its plugins with `build`",
+            host.name,
+            hotswap_abi::shared::METADATA_TABLE,
+            hotswap_abi::shared::METADATA_SHARED,
+            route.crate_name,
+            host_metadata.workspace_root,
+            route.crate_name,
+            route.flags().join(" ")
+        );
+    }
     let target_dir = host_metadata.target_directory.as_std_path().to_path_buf();
     let host_dir = crate_dir(&host);
     let Some(feature) = host.features.get("hotswap-static") else {

@@ -84,6 +84,9 @@ fn run(scenario: &str) -> Vec<String> {
             .arg(scenario)
             .args([&folder, &work, &fixture.builds.path().join("v1"), &fixture.builds.path().join("v2")])
             .env("LD_LIBRARY_PATH", &fixture.library_path)
+            // A panic's backtrace maps the files of the libraries it symbolises (std keeps
+            // them cached): a library a panic went through would look mapped after its unload.
+            .env("RUST_BACKTRACE", "0")
             .env_remove("AXUM_HOST_NO_PIN")
             .env_remove("AXUM_HOST_NO_SCOPE")
             .output()
@@ -287,6 +290,125 @@ fn a_router_with_a_state_the_plugin_refuses_answers_500_and_never_borrows_anothe
             "LOG ERROR hotswap_axum::service: plugin `web` (generation 1) gave no router: plugin `web`: \
              hotswap_axum_router: argument 0: expected a value of type `shared_axum::AppState`, found `u32` \
              plugin=\"web\" generation=1",
+        ],
+    );
+}
+
+/// The plugin's router function runs off the request path (issue 23 review): with a second
+/// `PluginRouter` (router timeout 500 ms) whose router function sleeps 3 s, two requests
+/// waiting for it hold none of the host's two runtime workers, so a request to the first
+/// router is answered before the function returns (before the fix, both workers were blocked
+/// in it and the answer came after); the waiting requests answer 503 naming plugin and
+/// generation, and so does a request past the timeout at once; then its router serves. A
+/// panicking router function answers 500 naming plugin and generation, and the next request
+/// asks again.
+#[test]
+fn a_slow_router_function_stalls_no_worker_and_answers_503_after_the_router_timeout() {
+    assert_lines(
+        &run("router-fn"),
+        &[
+            "FIRST 200 v1 gen=1",
+            r#"ARM 200 armed ["router_ms"] on v1 gen=1"#,
+            "FIRST while the router function sleeps: 200 v1 gen=1; it returned before: None",
+            "WAITED 503 plugin `web` (generation 1) gave no router within 500 ms: its router function is still running",
+            "WAITED 503 plugin `web` (generation 1) gave no router within 500 ms: its router function is still running",
+            "PAST THE TIMEOUT 503 plugin `web` (generation 1) gave no router within 500 ms: its router function is \
+             still running",
+            "EVENT router function slept 3000 ms on v1 gen=1",
+            "SECOND 200 v1 gen=1",
+            r#"ARM 200 armed ["router_panic"] on v1 gen=1"#,
+            "THIRD 500 plugin `web` (generation 1) gave no router",
+            "THIRD again 200 v1 gen=1",
+            "SECOND after a reload 200 v2 gen=2",
+            "LOG ERROR hotswap_axum::making: the plugin's router function has not returned after 500 ms: requests to \
+             this generation answer 503 until it does plugin=web generation=1",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: router function panicked on purpose (v1 gen=1) \
+             plugin=web generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::service: plugin `web` (generation 1) gave no router: plugin `web`: \
+             hotswap_axum_router panicked: router function panicked on purpose (v1 gen=1) plugin=\"web\" generation=1",
+            "LOG WARN hotswap_axum::service: plugin `web` (generation 1) gave no router within 500 ms: its router \
+             function is still running plugin=\"web\" generation=1",
+        ],
+    );
+}
+
+/// A plugin type whose drop panics, held by generation 1's router, panics when the router goes
+/// with its generation on the manager's reaper: the panic is logged with plugin and
+/// generation (before the fix only the runtime's generic line, without either), the library
+/// is unmapped, and later reloads and requests work.
+#[test]
+fn a_router_whose_drop_panics_is_contained_and_logged_with_plugin_and_generation() {
+    assert_lines(
+        &run("router-drop"),
+        &[
+            "BOMB 200 bomb held by v1 gen=1",
+            r#"ARM 200 armed ["drop_panic"] on v1 gen=1"#,
+            "RELOAD generation=2 gen1_unmapped=true",
+            "RELOAD generation=3 serving=200 v1 gen=3 gen2_unmapped=true",
+            "BOMB 200 bomb held by v1 gen=3",
+            "LOG ERROR hotswap_axum::making: panic in the plugin's code while dropping its router: a \
+             `axum::routing::Router` panicked when dropped: router dropped on purpose (v1 gen=1) plugin=web \
+             generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: a `axum::routing::Router` panicked when dropped: \
+             router dropped on purpose (v1 gen=1) plugin=web generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: router dropped on purpose (v1 gen=1) plugin=web \
+             generation=1 in plugin{name=web generation=1}",
+        ],
+    );
+}
+
+/// A custom reason phrase a handler sets (`hyper::ext::ReasonPhrase`) reaches the client's
+/// status line (before the fix it went with the response's extensions: `OK`).
+#[test]
+fn a_custom_reason_phrase_reaches_the_client() {
+    assert_lines(&run("reason"), &[r#"REASON 200 Some("Fine By The Plugin") reason from v1 gen=1"#]);
+}
+
+/// A 4 MiB chunked request body read frame by frame by the plugin's handler, generation 1
+/// replaced and freed when half of it is sent: the upload completes whole on generation 1's
+/// code while new requests get generation 2, and generation 1 is unmapped once it answered.
+#[test]
+fn a_request_body_streamed_into_the_plugin_completes_on_its_generation_across_a_reload() {
+    assert_lines(
+        &run("upload"),
+        &[
+            "RELOAD mid-body generation=2 serving=200 v2 gen=2 gen1_mapped=true",
+            "UPLOAD 200 received 4194304 bytes streamed=true whole=true started on v1 gen=1 finished on v1 gen=1",
+            "AFTER gen1_unmapped=true",
+        ],
+    );
+}
+
+/// Host tower layers (axum middleware) around `PluginRouter`: the host's header beside the
+/// plugin's, a host timeout dropping the plugin's response future (its generation then goes:
+/// unmapped after a reload), a concurrency limit of two answering the third request 503.
+#[test]
+fn host_tower_layers_wrap_the_plugin_router() {
+    assert_lines(
+        &run("layers"),
+        &[
+            r#"BUILD 200 host=Some("host") plugin=Some("v1 gen=1") v1 gen=1"#,
+            "TIMEOUT 504 host=None plugin=None host timeout",
+            "RELOAD generation=2 gen1_unmapped=true",
+            r#"LIMIT ["200 host=Some(\"host\") plugin=Some(\"v2 gen=2\") slept on v2 gen=2", "200 host=Some(\"host\") plugin=Some(\"v2 gen=2\") slept on v2 gen=2", "503 host=None plugin=None host busy"]"#,
+        ],
+    );
+}
+
+/// `ReloadReport::tasks` (and `PluginManager::live_tasks`) carry the host's task census: a task
+/// generation 1 spawned, sleeping past a reload, is counted as generation 1's; after it ended,
+/// none; the control socket's reload answer carries the same count (built from the report).
+#[test]
+fn the_reload_report_counts_tasks_still_running_on_plugin_code() {
+    assert_lines(
+        &run("tasks"),
+        &[
+            "SPAWN 200 spawned 5 on v1 gen=1",
+            r#"REPORT generation=2 tasks=Some(["web@1=1"]) live_tasks=Some(["web@1=1"])"#,
+            r#"TASK Some("task 5 spawned by v1 gen=1 finished on v1 gen=1")"#,
+            "REPORT generation=3 tasks=Some([]) live_tasks=Some([])",
+            "SPAWN 200 spawned 6 on v1 gen=3",
+            r#"SOCKET RELOAD generation=4 tasks=Some(["web@3=1"])"#,
         ],
     );
 }

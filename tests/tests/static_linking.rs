@@ -107,3 +107,30 @@ fn gdb_stops_in_plugin_code_with_its_source_file() {
     let frame0 = stdout.lines().find(|l| l.starts_with("#0")).unwrap_or_default();
     assert!(frame0.contains("demo/slink/plugin/shop/src/lib.rs"), "plugin source not in the backtrace: {frame0}");
 }
+
+/// `--static-linking` in a workspace on the shared route (`[workspace.metadata.hotswap]
+/// shared`) is refused in one line naming the workspace's shared crate, why and what to do,
+/// before anything is built: such a host links the shared crate and std as shared libraries
+/// (a binary cannot link a `dylib`-only crate otherwise), so it is never one self-contained
+/// binary.
+#[test]
+fn a_static_build_on_the_shared_route_is_refused_before_building() {
+    let out = tempfile::tempdir().unwrap();
+    let output = cargo()
+        .args(["run", "--quiet", "--package", "xtask", "--", "build", "--static-linking", "--debug"])
+        .arg(workspace_root().join("tests/shared_tokio/host"))
+        .arg(out.path().join("bin"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the build was not refused:\n{stderr}");
+    let expected = format!(
+        "--static-linking cannot build shared_host: its workspace is on the shared route \
+         ([workspace.metadata.hotswap] shared = \"shared_tokio\" in {}/Cargo.toml), so the host links shared_tokio \
+         and std as shared libraries and is never one self-contained binary; build the host as on the shared route \
+         (RUSTFLAGS=\"-C prefer-dynamic --cfg tokio_unstable\" cargo build) and its plugins with `build`",
+        workspace_root().join("tests/shared_tokio").display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!out.path().join("bin").exists(), "the refused build wrote its output folder");
+}

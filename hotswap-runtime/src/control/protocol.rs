@@ -230,11 +230,7 @@ impl From<&PluginReport> for PluginAnswer {
 
 impl ControlResponse {
     /// The answer to an accepted reload.
-    pub(crate) fn accepted(
-        report: &ReloadReport,
-        probation: Option<ProbationStatus>,
-        tasks: Option<Vec<LiveTasks>>,
-    ) -> Self {
+    pub(crate) fn accepted(report: &ReloadReport, probation: Option<ProbationStatus>) -> Self {
         ControlResponse::Accepted {
             generation: report.generation,
             plugins: report.plugins.iter().map(PluginAnswer::from).collect(),
@@ -247,7 +243,7 @@ impl ControlResponse {
             total_ms: report.total_ms,
             memory: report.memory,
             probation,
-            tasks,
+            tasks: report.tasks.clone(),
         }
     }
 

@@ -424,7 +424,7 @@ fn respond(line: &str, shared: &Shared) -> ControlResponse {
             match run_reload(manager, probation) {
                 ReloadOutcome::Done(report) => {
                     let probation = manager.probation().filter(|p| p.generation == report.generation);
-                    ControlResponse::accepted(&report, probation, manager.live_tasks())
+                    ControlResponse::accepted(&report, probation)
                 }
                 ReloadOutcome::Refused(error) => ControlResponse::refused_reload(&error),
                 ReloadOutcome::Busy(running) => {

@@ -123,6 +123,7 @@ impl Build<'_> {
             stage_ms: timings.stages,
             total_ms: 0.0,
             memory: None,
+            tasks: None,
         };
         Ok((generation, report))
     }

@@ -95,6 +95,7 @@ impl PluginManager {
                 self.abandon_probation(new.number(), &e);
             }
             report.memory = self.inner.memory.after_reload();
+            report.tasks = self.live_tasks();
             return Ok(report);
         }
         drop(guard);
@@ -102,6 +103,7 @@ impl PluginManager {
             self.retire(old);
         }
         report.memory = self.inner.memory.after_reload();
+        report.tasks = self.live_tasks();
         Ok(report)
     }
 

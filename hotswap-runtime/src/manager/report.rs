@@ -138,4 +138,10 @@ pub struct ReloadReport {
     /// reload and the first load (None where it cannot be read).
     #[serde(default)]
     pub memory: Option<super::MemoryReport>,
+    /// Tasks still running on plugin code just after this reload, per plugin library (those of
+    /// an older generation than `generation` run on replaced code), as the host's task census
+    /// counts them ([`PluginManagerBuilder::task_census`](super::PluginManagerBuilder::task_census));
+    /// `None` without a census. The control socket's reload answer carries this list.
+    #[serde(default)]
+    pub tasks: Option<Vec<super::LiveTasks>>,
 }

@@ -120,6 +120,17 @@ impl Tasks {
         }
     }
 
+    /// The live attributed tasks per plugin and generation (the manager's task census).
+    pub fn census(&self) -> Vec<hotswap_runtime::LiveTasks> {
+        let mut live: std::collections::BTreeMap<(u64, String), usize> = Default::default();
+        for scope in self.tasks.lock().unwrap().values() {
+            *live.entry((scope.generation, scope.plugin.clone())).or_default() += 1;
+        }
+        live.into_iter()
+            .map(|((generation, plugin), n)| hotswap_runtime::LiveTasks::new(plugin, generation, n))
+            .collect()
+    }
+
     fn terminated(&self, task: Id) {
         self.tasks.lock().unwrap().remove(&task);
     }

@@ -4,8 +4,9 @@
 //!
 //! `axum_host <scenario> <plugin folder> <work root> <v1 build folder> <v2 build folder>`;
 //! scenarios: `spawn`, `sse`, `ws`, `panics`, `unmap`, `static`, `axum`, `drain`, `kept` and
-//! `wrong-state` (`detached.rs`), and `bench` (figures, not a test: see `bench.rs`) (see
-//! `scenarios.rs`). Prints one line per step; exits 0 when the scenario ran to its end.
+//! `wrong-state` (`detached.rs`), `router-fn`, `router-drop`, `reason`, `upload`, `layers` and
+//! `tasks` (`guarded.rs`), and `bench` and `hook-cost` (figures, not tests: see `bench.rs`,
+//! `hook_cost.rs`) (see `scenarios.rs`). Prints one line per step; exits 0 when the scenario ran to its end.
 //!
 //! Everything shares one tokio, axum, tracing and log (the `shared_axum` dylib, `-C
 //! prefer-dynamic`). The runtime's task hooks (`hooks.rs`) keep a plugin library mapped once
@@ -14,6 +15,8 @@
 mod bench;
 mod client;
 mod detached;
+mod guarded;
+mod hook_cost;
 mod hooks;
 mod logs;
 mod scenarios;
@@ -42,6 +45,8 @@ pub struct Host {
     builds: [PathBuf; 2],
     /// The library of each generation (index 0: generation 1).
     pub libraries: std::sync::Mutex<Vec<PathBuf>>,
+    /// The report of the last reload.
+    pub last_report: std::sync::Mutex<Option<hotswap_runtime::ReloadReport>>,
 }
 
 impl Host {
@@ -52,7 +57,8 @@ impl Host {
         tokio::task::spawn_blocking(move || {
             let next = host.manager.generation_number() + 1;
             install(&host.builds[((next + 1) % 2) as usize], &host.folder, next);
-            host.manager.reload().expect("reload");
+            let report = host.manager.reload().expect("reload");
+            *host.last_report.lock().unwrap() = Some(report);
             host.loaded();
             host.manager.generation_number()
         })
@@ -115,6 +121,10 @@ fn main() {
     tracing_subscriber::registry().with(logs.layer()).init();
     hotswap_axum::log_panics();
     let work = PathBuf::from(work);
+    if scenario == "hook-cost" {
+        // Figures, on runtimes of its own (see `hook_cost.rs`).
+        std::process::exit(if hook_cost::run(&work) { 0 } else { 1 });
+    }
     let tasks = Arc::new(hooks::Tasks::new(&work));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
@@ -122,7 +132,9 @@ fn main() {
     let runtime = builder.build().unwrap();
 
     let folder = PathBuf::from(folder);
+    let census = Arc::clone(&tasks);
     let manager = PluginManager::builder(&folder)
+        .task_census(move || census.census())
         .work_root(&work)
         .free_delay(Duration::ZERO)
         .reuse_unchanged(false)
@@ -163,6 +175,7 @@ fn main() {
             folder,
             builds: [PathBuf::from(v1), PathBuf::from(v2)],
             libraries: std::sync::Mutex::new(Vec::new()),
+            last_report: std::sync::Mutex::new(None),
         });
         host.loaded();
         let ok = scenarios::run(&scenario, &host).await;

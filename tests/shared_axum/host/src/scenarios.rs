@@ -20,6 +20,12 @@ pub async fn run(scenario: &str, host: &Arc<Host>) -> bool {
         "kept" => crate::detached::kept_after_unmap(host).await,
         "wrong-state" => crate::detached::wrong_state(host).await,
         "bench" => crate::bench::run(host).await,
+        "router-fn" => crate::guarded::router_fn(host).await,
+        "router-drop" => crate::guarded::router_drop(host).await,
+        "reason" => crate::guarded::reason(host).await,
+        "upload" => crate::guarded::upload(host).await,
+        "layers" => crate::guarded::layers(host).await,
+        "tasks" => crate::guarded::tasks(host).await,
         other => {
             println!("unknown scenario {other}");
             false
@@ -32,7 +38,7 @@ async fn serving(host: &Host) -> String {
     format!("{status} {body}")
 }
 
-async fn event(host: &Host) -> Option<String> {
+pub async fn event(host: &Host) -> Option<String> {
     let mut events = host.events.lock().await;
     tokio::time::timeout(Duration::from_secs(20), events.recv()).await.ok().flatten()
 }

@@ -99,6 +99,16 @@ pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
 
 /// Ordinary axum code.
 fn router(state: AppState) -> Router {
+    // What `/arm` asked of this generation's next router function (a second `PluginRouter`'s).
+    let (ms, panics) = (ROUTER_DELAY_MS.swap(0, Ordering::SeqCst), ROUTER_PANIC.swap(false, Ordering::SeqCst));
+    if ms > 0 {
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = state.events.send(format!("router function slept {ms} ms on {}", me()));
+    }
+    if panics {
+        panic!("router function panicked on purpose ({})", me());
+    }
+    let bomb = Arc::new(DropBomb);
     Router::new()
         .route("/build", get(|| async { me() }))
         .route("/static", get(|| async { &BIG[..] }))
@@ -114,6 +124,18 @@ fn router(state: AppState) -> Router {
         .route("/ws-drain", get(ws_drain))
         .route("/static-name", get(static_name))
         .route("/body-error", get(body_error))
+        .route("/arm", get(arm))
+        .route("/reason", get(reason))
+        .route("/upload", post(upload))
+        .route("/sleep", get(sleep))
+        // The router's drop drops this closure's `DropBomb`: it panics once `/arm?drop_panic`.
+        .route(
+            "/bomb",
+            get(move || {
+                let _held = &bomb;
+                std::future::ready(format!("bomb held by {}", me()))
+            }),
+        )
         .layer(axum::middleware::from_fn(served_by))
         .with_state(state)
 }
@@ -279,4 +301,73 @@ impl std::error::Error for PluginError {}
 async fn body_error() -> axum::body::Body {
     let chunks = [Ok(axum::body::Bytes::from("first")), Err(PluginError(me()))];
     axum::body::Body::from_stream(stream::iter(chunks))
+}
+
+/// How long this generation's next router function sleeps (set by `/arm?router_ms=`).
+static ROUTER_DELAY_MS: AtomicU64 = AtomicU64::new(0);
+/// Whether this generation's next router function panics (`/arm?router_panic`).
+static ROUTER_PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether dropping this generation's routers panics (`/arm?drop_panic`).
+static DROP_PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Held by a handler of every router: panics when the router is dropped, once armed.
+struct DropBomb;
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if DROP_PANIC.load(Ordering::SeqCst) {
+            panic!("router dropped on purpose ({})", me());
+        }
+    }
+}
+
+/// Arms what the query names in this generation (its statics).
+async fn arm(Query(query): Query<HashMap<String, String>>) -> String {
+    ROUTER_DELAY_MS.store(number(&query, "router_ms", 0), Ordering::SeqCst);
+    ROUTER_PANIC.store(query.contains_key("router_panic"), Ordering::SeqCst);
+    DROP_PANIC.store(query.contains_key("drop_panic"), Ordering::SeqCst);
+    format!(
+        "armed {:?} on {}",
+        {
+            let mut keys: Vec<_> = query.keys().cloned().collect();
+            keys.sort();
+            keys
+        },
+        me()
+    )
+}
+
+/// A response with a custom reason phrase, from the library's read-only data.
+async fn reason() -> Response {
+    let mut response = format!("reason from {}", me()).into_response();
+    response.extensions_mut().insert(hyper::ext::ReasonPhrase::from_static(b"Fine By The Plugin"));
+    response
+}
+
+/// Sleeps `ms`, then names the code that answered.
+async fn sleep(Query(query): Query<HashMap<String, String>>) -> String {
+    tokio::time::sleep(Duration::from_millis(number(&query, "ms", 100))).await;
+    format!("slept on {}", me())
+}
+
+/// Reads the request body frame by frame, checking every byte (byte `i` is `i % 251`): how
+/// many bytes and frames came, and which code started and finished reading.
+async fn upload(body: axum::body::Body) -> String {
+    use http_body_util::BodyExt;
+    let started = me();
+    let mut body = body;
+    let (mut bytes, mut frames, mut whole) = (0usize, 0usize, true);
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    whole &= data.iter().enumerate().all(|(i, b)| *b == ((bytes + i) % 251) as u8);
+                    bytes += data.len();
+                    frames += 1;
+                }
+            }
+            Err(error) => return format!("upload broke after {bytes} bytes: {error}"),
+        }
+    }
+    format!("received {bytes} bytes streamed={} whole={whole} started on {started} finished on {}", frames > 1, me())
 }
