@@ -136,7 +136,7 @@ async fn echo(mut socket: WebSocket) {
                     return;
                 }
             }
-            Message::Close(_) => return,
+            // The next `recv` sends the close reply, then ends the loop.
             _ => {}
         }
     }
