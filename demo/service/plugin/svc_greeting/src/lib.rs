@@ -128,16 +128,13 @@ async fn ws(upgrade: WebSocketUpgrade) -> Response {
 }
 
 async fn echo(mut socket: WebSocket) {
+    // A close from the client is answered by the next `recv`, which then ends the loop.
     while let Some(Ok(message)) = socket.recv().await {
-        match message {
-            Message::Text(text) => {
-                let answer = format!("{}: {}", me(), text.as_str());
-                if socket.send(Message::Text(answer.into())).await.is_err() {
-                    return;
-                }
+        if let Message::Text(text) = message {
+            let answer = format!("{}: {}", me(), text.as_str());
+            if socket.send(Message::Text(answer.into())).await.is_err() {
+                return;
             }
-            // The next `recv` sends the close reply, then ends the loop.
-            _ => {}
         }
     }
 }
