@@ -100,9 +100,11 @@ async fn http_client(load: Arc<Load>, index: usize) {
             after += 1;
         }
         let newest = load.published.load(Ordering::SeqCst);
-        let path = match sent % 3 {
+        let path = match sent % 4 {
             0 => format!("/hello?name=c{index}&delay_ms={}", sent % 5),
             1 => "/json".to_string(),
+            // Background work: a raw `tokio::spawn` from plugin code, which logs when it ends.
+            2 if sent % 40 == 2 => "/spawn?ms=100".to_string(),
             _ => "/shop/quote?item=pear&qty=2".to_string(),
         };
         sent += 1;
@@ -318,4 +320,8 @@ fn fifty_reloads_under_http_sse_and_websocket_load_lose_nothing() {
     // The host served to the end: its own route answers.
     let stats = runtime.block_on(KeepAliveClient::new(service.addr).get("/stats")).unwrap();
     assert!(stats.body.contains("server_errors 0"), "{}", stats.body);
+    // The background work spawned by plugin code ran to its end and logged, through the host's
+    // subscriber, inside the span of the plugin and generation that spawned it.
+    let line = service.wait_for_line("svc_greeting: background work done", Duration::from_secs(5));
+    assert!(line.contains("plugin{name=svc_greeting generation="), "{line}");
 }
