@@ -10,6 +10,7 @@ pub mod keep_alive;
 pub mod scratch;
 pub mod service_process;
 pub mod shared_route;
+pub mod stream_clients;
 pub mod tools;
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
-//! Upgrading the host binary under load (issue 25 §3): the service demo's host runs as a real
-//! process serving the real demo plugins to keep-alive clients, and is replaced by a new build
+//! Upgrading the host binary under load (issue 25 §3): the service demo's axum host runs as a
+//! real process serving the real demo plugins to keep-alive clients, and is replaced by a new build
 //! of itself five times (two builds, alternating) through its control socket; a new host that
 //! fails before it is ready leaves the old one serving.
 
@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_runtime::{ControlRequest, ControlResponse, send_request};
 use hotswap_tests::keep_alive::{Answer, Failure, KeepAliveClient};
-use hotswap_tests::service_process::{ServiceProcess, build_service_host};
-use hotswap_tests::{build_plugin, build_plugin_with_cargo_args};
+use hotswap_tests::service_process::{ServiceProcess, build_service_host, build_service_plugin};
 
 /// Keep-alive clients, one task each.
 const CLIENTS: usize = 6;
@@ -34,9 +33,8 @@ fn setup() -> Setup {
     let dir = temp.path().to_path_buf();
     let plugins = dir.join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    build_plugin("demo/service/plugin/svc_shop").install(&plugins);
-    build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v1", cfg!(debug_assertions), &[])
-        .install(&plugins);
+    build_service_plugin("svc_shop", "v1", &[]).install(&plugins);
+    build_service_plugin("svc_greeting", "v1", &[]).install(&plugins);
     // Built now, so that an upgrade through the CLI does not wait for cargo.
     hotswap_tests::tools::cargo_binary("xtask", "xtask");
     let a = build_service_host("a");
@@ -77,7 +75,7 @@ fn load(
                     let path = if sent.is_multiple_of(2) {
                         format!("/hello?name=c{index}&delay_ms={}", sent % 3)
                     } else {
-                        "/quote?item=pear&qty=2".to_string()
+                        "/shop/quote?item=pear&qty=2".to_string()
                     };
                     match client.get(&path).await {
                         Ok(answer) if answer.status == 200 => seen.answers.push(answer),
@@ -143,7 +141,7 @@ fn five_host_upgrades_under_keep_alive_load_fail_no_request_and_old_connections_
         let addr = host.addr;
         let slow = runtime.spawn(async move {
             let mut client = KeepAliveClient::new(addr);
-            client.get("/hello?name=slow&delay_ms=3000").await
+            client.get("/hello?name=slow&delay_ms=6000").await
         });
         std::thread::sleep(Duration::from_millis(200));
         let (pid, previous_pid, took_ms) = if round == 0 {
@@ -325,7 +323,8 @@ fn under_systemds_notify_protocol_the_host_says_ready_and_the_old_one_names_the_
     let notify_path = setup.dir.join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     let env = [("NOTIFY_SOCKET", notify_path.as_os_str())];
-    let mut host = ServiceProcess::start_with_env(&setup.a, &setup.plugins, &setup.socket, "127.0.0.1:0", 30.0, &env);
+    let mut host =
+        ServiceProcess::start_with_env(&setup.a, &setup.plugins, &setup.socket, "127.0.0.1:0", 30.0, &env, &[]);
     let first = host.pid();
     let ready = notify_messages(&notify, Duration::from_secs(10), |m| m.contains("READY=1"));
     assert_eq!(ready.last().map(String::as_str), Some("READY=1\n"), "the first host says it is ready: {ready:?}");

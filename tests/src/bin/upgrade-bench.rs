@@ -3,7 +3,7 @@
 //! clients; each trial measures every request sent from 1 s before the change to 3 s after it.
 //!
 //! `cargo run -p hotswap-tests --bin upgrade-bench [-- --trials N]` (builds the host twice and
-//! the plugins in this binary's profile; `--release` for release builds).
+//! the plugins in the service workspace, dev profile, whatever this binary's profile).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use hotswap_runtime::{ControlRequest, ControlResponse, send_request};
 use hotswap_tests::keep_alive::{Failure, KeepAliveClient};
-use hotswap_tests::service_process::{ServiceProcess, build_service_host};
-use hotswap_tests::{build_plugin, build_plugin_with_cargo_args};
+use hotswap_tests::service_process::{ServiceProcess, build_service_host, build_service_plugin};
 
 const CLIENTS: usize = 6;
 const BEFORE: Duration = Duration::from_secs(1);
@@ -43,7 +42,7 @@ fn run_clients(
                     let path = if sent.is_multiple_of(2) {
                         format!("/hello?name=b{index}")
                     } else {
-                        "/quote?item=fig&qty=2".into()
+                        "/shop/quote?item=fig&qty=2".into()
                     };
                     let at = Instant::now();
                     let failure = match client.get(&path).await {
@@ -122,9 +121,8 @@ fn main() {
     let temp = tempfile::tempdir().unwrap();
     let plugins = temp.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    build_plugin("demo/service/plugin/svc_shop").install(&plugins);
-    build_plugin_with_cargo_args("demo/service/plugin/svc_greeting", "v1", cfg!(debug_assertions), &[])
-        .install(&plugins);
+    build_service_plugin("svc_shop", "v1", &[]).install(&plugins);
+    build_service_plugin("svc_greeting", "v1", &[]).install(&plugins);
     let builds = [build_service_host("a"), build_service_host("b")];
     let socket = temp.path().join("control.sock");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -185,10 +183,7 @@ fn main() {
     }
     drop(host);
 
-    println!(
-        "{CLIENTS} keep-alive clients; requests sent from 1 s before to 3 s after each change ({} build)",
-        if cfg!(debug_assertions) { "dev" } else { "release" }
-    );
+    println!("{CLIENTS} keep-alive clients; requests sent from 1 s before to 3 s after each change (dev build)");
     println!();
     println!(
         "| change | trials | requests | failed | refused connections | p50 ms | p99 ms | max ms | longest wait for an answer, ms |"

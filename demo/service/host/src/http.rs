@@ -1,22 +1,25 @@
-//! The HTTP side: accepts connections, keeps their state, routes requests to [`Handlers`].
+//! The HTTP side: accepts connections and serves each with hyper (HTTP/1.1, keep-alive,
+//! upgrades for WebSockets), answering from the host's axum `Router`; stamps every answer with
+//! the host process and build; after a host upgrade, closes each connection after its next
+//! answer.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use service_shared::{Request, Response};
 use tokio::net::TcpListener;
 
-use crate::{Drain, Handlers, Route};
+use crate::Drain;
 
-/// State of the host application: it lives outside every generation, so reloads keep it.
+/// What the host counts: it lives outside every generation, so reloads keep it.
 #[derive(Debug, Default)]
-pub struct AppState {
+pub struct Counters {
     /// Connections accepted so far.
     pub connections: AtomicU64,
     /// Connections open now.
@@ -30,27 +33,27 @@ pub struct AppState {
     pub build: String,
 }
 
-/// Serves HTTP/1.1 with keep-alive on `listener` until the task is dropped, routing requests
-/// to `handlers`. `/stats` is answered by the host itself. A failed `accept` is logged and
-/// retried, never the end of the server.
-pub async fn serve(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<AppState>) {
-    serve_until(listener, handlers, app, Drain::new()).await
+impl Counters {
+    /// The `/stats` answer.
+    pub fn stats(&self) -> String {
+        format!(
+            "connections {} open {} requests {} server_errors {}\n",
+            self.connections.load(Ordering::Relaxed),
+            self.open_connections.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed),
+            self.server_errors.load(Ordering::Relaxed)
+        )
+    }
 }
 
-/// [`serve`] until `drain` starts: then the listener is dropped (a new host that shares it
-/// accepts from then on) and each connection closes after its next answer.
-pub async fn serve_until(listener: TcpListener, handlers: Arc<dyn Handlers>, app: Arc<AppState>, drain: Drain) {
+/// Serves `app` on `listener` until `drain` starts: then the listener is dropped (a new host
+/// that shares it accepts from then on) and each connection closes after its next answer. A
+/// failed `accept` is logged and retried, never the end of the server.
+pub async fn serve_until(listener: TcpListener, app: Router, counters: Arc<Counters>, drain: Drain) {
     loop {
-        let accepted = {
-            let mut accept = std::pin::pin!(listener.accept());
-            let mut stop = std::pin::pin!(drain.started());
-            std::future::poll_fn(|cx| {
-                if stop.as_mut().poll(cx).is_ready() {
-                    return std::task::Poll::Ready(None);
-                }
-                accept.as_mut().poll(cx).map(Some)
-            })
-            .await
+        let accepted = tokio::select! {
+            () = drain.started() => None,
+            accepted = listener.accept() => Some(accepted),
         };
         let Some(accepted) = accepted else {
             tracing::info!("draining: no longer accepting connections");
@@ -69,74 +72,44 @@ pub async fn serve_until(listener: TcpListener, handlers: Arc<dyn Handlers>, app
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY");
         }
-        let connection = app.connections.fetch_add(1, Ordering::Relaxed) + 1;
-        app.open_connections.fetch_add(1, Ordering::Relaxed);
-        let handlers = Arc::clone(&handlers);
-        let app = Arc::clone(&app);
-        let drain = drain.clone();
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        counters.open_connections.fetch_add(1, Ordering::Relaxed);
+        let (app, counters, drain) = (app.clone(), Arc::clone(&counters), drain.clone());
         tokio::spawn(async move {
-            // Per-connection state, kept by the host across reloads.
-            let served = Arc::new(AtomicU64::new(0));
-            let service = service_fn(|request| {
-                let n = served.fetch_add(1, Ordering::Relaxed) + 1;
-                respond(request, connection, n, Arc::clone(&handlers), Arc::clone(&app), drain.clone())
+            let service = hyper::service::service_fn(|request| {
+                answer(app.clone(), request, Arc::clone(&counters), drain.clone())
             });
-            let result = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
-            if let Err(error) = result {
-                tracing::debug!(connection, %error, "connection ended with an error");
+            let connection = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "connection ended with an error");
             }
-            app.open_connections.fetch_sub(1, Ordering::Relaxed);
+            counters.open_connections.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-async fn respond(
+async fn answer(
+    mut app: Router,
     request: hyper::Request<Incoming>,
-    connection: u64,
-    request_on_connection: u64,
-    handlers: Arc<dyn Handlers>,
-    app: Arc<AppState>,
+    counters: Arc<Counters>,
     drain: Drain,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let uri = request.uri();
-    let query = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key.to_string(), value.to_string())
-    });
-    let routed = Request { path: uri.path().to_string(), query: query.collect(), connection, request_on_connection };
-    let response = if request.method() != hyper::Method::GET {
-        Response::error(405, "only GET\n")
-    } else if routed.path == "/stats" {
-        Response::ok(format!(
-            "connections {} open {} requests {} server_errors {}\n",
-            app.connections.load(Ordering::Relaxed),
-            app.open_connections.load(Ordering::Relaxed),
-            app.requests.load(Ordering::Relaxed),
-            app.server_errors.load(Ordering::Relaxed)
-        ))
-    } else {
-        match Route::of(&routed.path) {
-            Some(route) => handlers.handle(route, routed).await,
-            None => Response::error(404, "no such route (try /hello, /quote, /fail, /stats)\n"),
-        }
-    };
-    app.requests.fetch_add(1, Ordering::Relaxed);
-    if response.status >= 500 {
-        app.server_errors.fetch_add(1, Ordering::Relaxed);
+) -> Result<hyper::Response<Body>, Infallible> {
+    let mut response = tower_service::Service::call(&mut app, request).await?;
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    if response.status().is_server_error() {
+        counters.server_errors.fetch_add(1, Ordering::Relaxed);
     }
-    let status = hyper::StatusCode::from_u16(response.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut reply = hyper::Response::new(Full::new(Bytes::from(response.body)));
-    *reply.status_mut() = status;
-    let headers = reply.headers_mut();
-    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
-    headers.insert("x-served-by", hyper::header::HeaderValue::from(std::process::id()));
-    if let Ok(build) = hyper::header::HeaderValue::from_str(&app.build) {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert("x-served-by", HeaderValue::from(std::process::id()));
+    if let Ok(build) = HeaderValue::from_str(&counters.build) {
         headers.insert("x-host-build", build);
     }
     // Checked when the answer is ready, so a request that started before the drain and ends
     // after it closes its connection too: hyper ends a connection after an answer that says so.
-    if drain.is_draining() {
-        headers.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    // Not on a WebSocket's `101 Switching Protocols`: the socket lives on until it closes.
+    if drain.is_draining() && !switching {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(reply)
+    Ok(response)
 }

@@ -1,23 +1,24 @@
-//! Plugin `svc_shop` of the service demo: serves `GET /quote` by asking the host's backend
-//! over loopback TCP, greeting with the word it imports from `svc_greeting`, and `GET /fail`,
-//! which panics (the host answers 500 and keeps serving).
+//! Plugin `svc_shop` of the service demo: an axum `Router` (mounted by the host under `/shop`)
+//! whose `GET /quote` asks the host-owned price backend, reached through axum's typed `State`
+//! (`service_shared::AppState`, given by the host's `PluginRouter::with_state`), and `GET
+//! /fail`, which panics (the host answers 500 for that request and keeps serving).
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
 use hotswap_runtime::{Args, Export, HookError, HookResult, LoadContext, Value, Vault};
-use service_shared::{Greeting, Request, ServiceExt};
-
-pub mod handlers;
+use service_shared::AppState;
 
 hotswap_runtime::plugin!();
 
-static VERSION: Mutex<String> = Mutex::new(String::new());
-/// Made in `on_init` from the vault: the imported greeting and the host's backend.
-static CTX: Mutex<Option<handlers::Ctx>> = Mutex::new(None);
-
-fn ctx() -> Result<handlers::Ctx, HookError> {
-    CTX.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| "svc_shop is not initialised".into())
-}
+/// The generation this copy of the library was loaded in.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 pub fn reloadable() -> bool {
     true
@@ -28,38 +29,58 @@ pub fn export() -> Option<Export> {
 }
 
 pub fn import() -> &'static [&'static str] {
-    &["svc_greeting"]
+    &[]
 }
 
 pub fn on_load(ctx: &LoadContext) -> HookResult {
-    *VERSION.lock().unwrap_or_else(|e| e.into_inner()) = ctx.version.clone();
+    GENERATION.store(ctx.generation, Ordering::Relaxed);
     Ok(())
 }
 
-pub fn on_init(vault: &Arc<Vault>) -> HookResult {
-    // Both checked here, so a host or plugin built against other types refuses the reload.
-    let greeting = vault.import::<Greeting>("svc_greeting")?;
-    let ext = vault.extension::<ServiceExt>()?;
-    let made = handlers::Ctx {
-        word: greeting.word.clone(),
-        version: VERSION.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        backend: Arc::clone(&ext.backend),
-    };
-    *CTX.lock().unwrap_or_else(|e| e.into_inner()) = Some(made);
+pub fn on_init(_vault: &Arc<Vault>) -> HookResult {
     Ok(())
 }
 
-pub fn on_free() {
-    CTX.lock().unwrap_or_else(|e| e.into_inner()).take();
-}
+pub fn on_free() {}
 
 pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
     match name {
-        "quote" => {
-            let ctx = ctx()?;
-            hotswap_tokio::serve(args, move |request: Request| handlers::quote(ctx, request))
-        }
-        "fail" => hotswap_tokio::serve(args, handlers::fail),
+        hotswap_axum::ROUTER => hotswap_axum::serve_router(args, router),
         _ => Err(format!("unknown function `{name}`").into()),
     }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new().route("/quote", get(quote)).route("/fail", get(fail)).with_state(state)
+}
+
+/// `GET /quote?item=I&qty=Q`: asks the host's backend for the price of `I` over loopback TCP
+/// and quotes `Q` of them.
+async fn quote(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<String, (StatusCode, String)> {
+    let item = query.get("item").map_or("apple", String::as_str);
+    let qty: u64 = query
+        .get("qty")
+        .map_or(Ok(1), |q| q.parse())
+        .map_err(|_| (StatusCode::BAD_REQUEST, "qty must be a whole number\n".to_string()))?;
+    match state.backend.price(item).await {
+        Ok(Some(cents)) => Ok(format!(
+            "{qty} x {item} = {} cents [svc_shop gen={}]\n",
+            qty.saturating_mul(cents),
+            GENERATION.load(Ordering::Relaxed)
+        )),
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no price for {item}\n"))),
+        Err(error) => {
+            tracing::warn!(%error, item, "backend failed");
+            Err((StatusCode::BAD_GATEWAY, format!("backend: {error}\n")))
+        }
+    }
+}
+
+/// `GET /fail`: awaits the timer, then panics.
+async fn fail() -> String {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    panic!("svc_shop fails on purpose (generation {})", GENERATION.load(Ordering::Relaxed));
 }
