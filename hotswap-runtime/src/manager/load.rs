@@ -314,6 +314,10 @@ impl Build<'_> {
             };
             let t = Instant::now();
             self.progress.at(Stage::OnLoad, Some(&plugin.name));
+            if plugin.forward_logs {
+                // Before any hook, so `on_load`'s own events reach the host too.
+                (plugin.hooks.logs)(crate::host_logs::sink(self.number));
+            }
             (plugin.hooks.on_load)(&ctx).map_err(|f| plugin.hook_error(Stage::OnLoad, f))?;
             plugin.on_load_done.store(true, Ordering::Release);
             timings.plugin(&plugin.name, Stage::OnLoad, t);
