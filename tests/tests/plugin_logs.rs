@@ -134,4 +134,8 @@ fn across_five_reloads_each_generation_logs_once_with_its_number() {
     }
     generations.dedup();
     assert_eq!(generations.len(), 6, "every round ran a new generation: {generations:?}");
+    // Forwarding keeps no replaced library mapped (no thread-local destructor pins it): only
+    // the serving generation's copy is left.
+    let mapped = hotswap_tests::mapped_under(manager.work_dir());
+    assert_eq!(mapped.len(), 1, "{mapped:#?}");
 }
