@@ -60,11 +60,14 @@ fn events_records_spans_and_fields_reach_the_host_with_plugin_and_generation() {
     // Called inside a span of the host's own: the re-emitted events are inside it.
     let host_span = tracing::info_span!("host_call", call = 1).entered();
     let formatted: u64 = manager.invoke("log_forward", "emit", args![String::from("first-run")]).unwrap();
+    let _: () = manager.invoke("log_forward", "from_thread", args![String::from("first-run")]).unwrap();
     drop(host_span);
     let lines = lines_with("first-run");
     let ours = format!("plugin=\"log_forward\" generation={generation}");
     for line in &lines {
-        assert!(line.contains(" host_call{call=1}: hotswap::plugin: "), "{line}");
+        // The plugin's own thread is not in the host's span (it is the caller's thread's).
+        let host_span = !line.contains("from a thread the plugin started");
+        assert_eq!(line.contains(" host_call{call=1}: hotswap::plugin: "), host_span, "{line}");
         assert!(line.contains(&ours), "{line}");
     }
     let one = |needle: &str| -> String {
@@ -85,7 +88,9 @@ fn events_records_spans_and_fields_reach_the_host_with_plugin_and_generation() {
     assert!(record.contains(r#"spans="request{id=7}""#), "{record}");
     let outside = one("outside any span");
     assert!(outside.contains(" INFO ") && !outside.contains("spans="), "{outside}");
-    assert_eq!(lines.len(), 4, "the DEBUG event and record are filtered out: {lines:#?}");
+    let threaded = one("from a thread the plugin started");
+    assert!(threaded.contains(" INFO ") && !threaded.contains("spans="), "{threaded}");
+    assert_eq!(lines.len(), 5, "the DEBUG event and record are filtered out: {lines:#?}");
     assert_eq!(formatted, 0, "a field of a filtered event or record was formatted");
     let loaded = lines_with("on_load ran");
     assert!(loaded.iter().any(|l| l.contains(&ours) && l.contains(&format!("loaded={generation}"))), "{loaded:#?}");

@@ -69,6 +69,15 @@ pub fn invoke_func(name: &str, args: Args) -> Result<Value, HookError> {
             tracing::info!(tag = %tag, "outside any span");
             Ok(Value::new(FORMATTED.load(Ordering::Relaxed)))
         }
+        // An event on a thread the plugin starts. (Not in `emit`: std's `thread::spawn` leaves
+        // a thread-local with a destructor on the calling thread, which keeps the library
+        // mapped; the reload test checks that forwarding alone does not.)
+        "from_thread" => {
+            std::thread::spawn(move || tracing::info!(tag = %tag, "from a thread the plugin started"))
+                .join()
+                .map_err(|_| "the plugin's thread panicked")?;
+            Ok(Value::new(()))
+        }
         "panicking_field" => {
             tracing::warn!(tag = %tag, bad = %Panics, "never formatted");
             tracing::warn!(tag = %tag, "after the panic");
