@@ -1,14 +1,15 @@
 //! Plugin logs: how a plugin's `tracing` events and `log` records reach the host.
 //!
 //! Each dynamic plugin links its own copy of `tracing` and `log`, whose global dispatcher and
-//! logger are the plugin's own, distinct from the host's. At load, before `on_load`, the host
-//! hands the plugin a [`LogSink`]: two host functions and the generation number. The plugin's
-//! copy of `hotswap-runtime` installs a dispatcher into its `tracing` and a logger into its
-//! `log` that ask [`LogSink::enabled`] whether the host wants a level (so a filtered event is
-//! never formatted), format the event on the plugin's side and pass the text to
-//! [`LogSink::emit`] as a [`LogRecord`] of borrowed strings, valid for that call only. The host
-//! re-emits it into its own `tracing` dispatcher under the target [`HOST_TARGET`]. Nothing of
-//! the plugin's memory is kept by the host, and the host's functions outlive every plugin.
+//! logger are the plugin's own, distinct from the host's. At load, before its first hook,
+//! the host hands the plugin a [`LogSink`]: two host functions and the generation number. The
+//! plugin's copy of `hotswap-runtime` installs a dispatcher into its `tracing` and a logger
+//! into its `log` that ask [`LogSink::enabled`] whether the host wants a level (so a filtered
+//! event is never formatted), format the event on the plugin's side and pass the text to
+//! [`LogSink::emit`] as a [`LogRecord`] of borrowed strings, valid for that call only. The
+//! host re-emits it into its own `tracing` dispatcher under the target [`HOST_TARGET`].
+//! Nothing of the plugin's memory is kept by the host, and the host's functions outlive
+//! every plugin.
 //!
 //! Plugins on the shared route (one `tracing` and `log` for the process) get no sink: their
 //! events already reach the host's subscriber.

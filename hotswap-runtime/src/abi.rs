@@ -198,8 +198,8 @@ pub struct PluginHooks {
     /// The live functions and types found at build time.
     pub live_items: fn(Rethrow) -> HookOutcome<LiveRegistry>,
     /// Forwards the plugin's `tracing` events and `log` records to the host's sink
-    /// ([`hotswap_abi::logs`]); called once, before `on_load`, for a dynamic plugin that is
-    /// not on the shared route. Never unwinds.
+    /// ([`hotswap_abi::logs`]); called once, before the first hook (`reloadable`), for a
+    /// dynamic plugin that is not on the shared route. Never unwinds.
     pub logs: fn(LogSink),
 }
 

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use tracing::Level;
 
-/// The sink handed to each plugin of generation `generation` before its `on_load`.
+/// The sink handed to each plugin of generation `generation` before its first hook.
 pub(crate) fn sink(generation: u64) -> LogSink {
     LogSink { generation, enabled, emit }
 }

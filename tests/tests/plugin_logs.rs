@@ -92,6 +92,9 @@ fn events_records_spans_and_fields_reach_the_host_with_plugin_and_generation() {
     assert!(threaded.contains(" INFO ") && !threaded.contains("spans="), "{threaded}");
     assert_eq!(lines.len(), 5, "the DEBUG event and record are filtered out: {lines:#?}");
     assert_eq!(formatted, 0, "a field of a filtered event or record was formatted");
+    // The first hook's events too (the sink is handed over before `reloadable`).
+    let asked = lines_with("reloadable asked");
+    assert!(asked.iter().any(|l| l.contains(&ours)), "{asked:#?}");
     let loaded = lines_with("on_load ran");
     assert!(loaded.iter().any(|l| l.contains(&ours) && l.contains(&format!("loaded={generation}"))), "{loaded:#?}");
 }

@@ -235,6 +235,10 @@ impl Build<'_> {
                 continue;
             }
             let p = Arc::get_mut(plugin).expect("a fresh plugin has one owner");
+            if p.forward_logs {
+                // Before the plugin's first hook, so every hook's events reach the host.
+                (p.hooks.logs)(crate::host_logs::sink(self.number));
+            }
             let t = Instant::now();
             self.progress.at(Stage::Reloadable, Some(&p.name));
             p.reloadable = (p.hooks.reloadable)().map_err(|f| p.hook_error(Stage::Reloadable, f))?;
@@ -314,10 +318,6 @@ impl Build<'_> {
             };
             let t = Instant::now();
             self.progress.at(Stage::OnLoad, Some(&plugin.name));
-            if plugin.forward_logs {
-                // Before any hook, so `on_load`'s own events reach the host too.
-                (plugin.hooks.logs)(crate::host_logs::sink(self.number));
-            }
             (plugin.hooks.on_load)(&ctx).map_err(|f| plugin.hook_error(Stage::OnLoad, f))?;
             plugin.on_load_done.store(true, Ordering::Release);
             timings.plugin(&plugin.name, Stage::OnLoad, t);

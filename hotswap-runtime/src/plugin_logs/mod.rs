@@ -1,6 +1,6 @@
 //! The plugin side of plugin logs (`hotswap_abi::logs`): compiled into every plugin through
 //! its own copy of this crate and installed by the generated registry when the host hands over
-//! its [`LogSink`] (before `on_load`). The plugin's own copies of `tracing` and `log` then
+//! its [`LogSink`] (before the plugin's first hook). The plugin's own copies of `tracing` and `log` then
 //! forward every event the host wants to the host's functions, formatted here, so the host
 //! keeps nothing of the plugin's memory.
 //!

@@ -30,6 +30,7 @@ impl fmt::Display for Panics {
 }
 
 pub fn reloadable() -> bool {
+    tracing::info!("reloadable asked");
     true
 }
 
