@@ -10,7 +10,8 @@
 //! * the environment variables between the CLI, the build scripts and hosts ([`env`](mod@env));
 //! * the crate identity record host and plugin compare at load ([`identity`]), and the symbols
 //!   carrying it ([`IDENTITY_SYMBOL`], [`HOST_IDENTITY_SYMBOL`]);
-//! * the shared route's workspace keys and manifest field ([`shared`]).
+//! * the shared route's workspace keys and manifest field ([`shared`]);
+//! * how a plugin's `tracing` events and `log` records reach the host ([`logs`]).
 //!
 //! This crate has no dependencies and no build script. Its sources are part of the ABI
 //! fingerprint: `hotswap-runtime`'s build script adds [`SOURCE_HASH`] to it.
@@ -20,6 +21,7 @@
 pub mod env;
 mod hook;
 pub mod identity;
+pub mod logs;
 pub mod shared;
 
 pub use hook::Hook;
@@ -31,7 +33,7 @@ pub use hook::Hook;
 #[doc(hidden)]
 macro_rules! __layout_version {
     () => {
-        5
+        6
     };
 }
 
@@ -70,12 +72,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (a patched checkout, a `[patch]` section) changes the fingerprint even when the version
 /// number does not.
 pub const SOURCE_HASH: u64 = {
-    let files: [&str; 5] = [
+    let files: [&str; 6] = [
         include_str!("lib.rs"),
         include_str!("hook.rs"),
         include_str!("env.rs"),
         include_str!("identity.rs"),
         include_str!("shared.rs"),
+        include_str!("logs.rs"),
     ];
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut f = 0;
@@ -114,6 +117,10 @@ mod tests {
         let mut names: Vec<_> =
             std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, ["env.rs", "hook.rs", "identity.rs", "lib.rs", "shared.rs"], "add new files to SOURCE_HASH");
+        assert_eq!(
+            names,
+            ["env.rs", "hook.rs", "identity.rs", "lib.rs", "logs.rs", "shared.rs"],
+            "add new files to SOURCE_HASH"
+        );
     }
 }

@@ -30,6 +30,7 @@ use crate::live::LiveRegistry;
 use crate::value::{Args, Value};
 use crate::vault::{Export, Vault};
 
+pub use hotswap_abi::logs::{LogLevel, LogRecord, LogSink, LogSource};
 pub use hotswap_abi::{
     DESCRIPTOR_SYMBOL, FINGERPRINT_SYMBOL, HOST_IDENTITY_SYMBOL, Hook, IDENTITY_SYMBOL, LAYOUT_VERSION, NAME_SYMBOL,
     SYMBOLS, VERSION_SYMBOL, env,
@@ -196,6 +197,10 @@ pub struct PluginHooks {
     pub invoke_func: fn(&str, Args) -> HookOutcome<Value>,
     /// The live functions and types found at build time.
     pub live_items: fn(Rethrow) -> HookOutcome<LiveRegistry>,
+    /// Forwards the plugin's `tracing` events and `log` records to the host's sink
+    /// ([`hotswap_abi::logs`]); called once, before the first hook (`reloadable`), for a
+    /// dynamic plugin that is not on the shared route. Never unwinds.
+    pub logs: fn(LogSink),
 }
 
 /// What a plugin exports under [`DESCRIPTOR_SYMBOL`].

@@ -63,6 +63,7 @@
 pub mod abi;
 pub mod live;
 mod maker_drop;
+mod plugin_logs;
 mod value;
 mod vault;
 
@@ -75,6 +76,8 @@ mod error;
 mod fingerprint;
 #[cfg(feature = "host")]
 pub mod handoff;
+#[cfg(feature = "host")]
+mod host_logs;
 #[cfg(feature = "host")]
 mod identity;
 #[cfg(feature = "host")]

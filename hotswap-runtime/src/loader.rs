@@ -41,6 +41,11 @@ pub(crate) struct LoadedPlugin {
     /// `inspect` and with the plugins it imports at `dependencies`; `None` for a plugin linked
     /// into the host, which shares the host's crates.
     pub crates: Option<hotswap_abi::identity::Record>,
+    /// Whether the plugin's `tracing` and `log` are its own copies, whose events reach the
+    /// host only through the sink its `logs` entry installs (`hotswap_abi::logs`): true for a
+    /// dynamic plugin off the shared route; a plugin linked into the host, or on the shared
+    /// route, already logs through the host's.
+    pub forward_logs: bool,
 }
 
 /// A mapped library. Shared by the plugin, its generation's vault, every `Value` it returned
@@ -220,6 +225,7 @@ impl LoadedPlugin {
         Ok(LoadedPlugin {
             identity: None,
             crates: Some(crates),
+            forward_logs: manifest.as_ref().is_none_or(|m| m.shared_library.is_none()),
             name,
             version,
             file: file.to_path_buf(),
@@ -269,6 +275,7 @@ impl LoadedPlugin {
         Ok(LoadedPlugin {
             identity: None,
             crates: None,
+            forward_logs: false,
             name,
             version,
             file,

@@ -108,6 +108,10 @@ pub fn imports(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// Installs the forwarding of this plugin's `tracing` events and `log` records to the host
+/// (`hotswap_abi::logs`); called by the registry's `logs` entry.
+pub use crate::plugin_logs::install as install_logs;
+
 pub use crate::live::guarded::{
     guarded_0, guarded_1, guarded_2, guarded_3, guarded_4, guarded_5, guarded_6, guarded_7, guarded_8,
 };

@@ -236,6 +236,10 @@ impl Build<'_> {
                 continue;
             }
             let p = Arc::get_mut(plugin).expect("a fresh plugin has one owner");
+            if p.forward_logs {
+                // Before the plugin's first hook, so every hook's events reach the host.
+                (p.hooks.logs)(crate::host_logs::sink(self.number));
+            }
             let t = Instant::now();
             self.progress.at(Stage::Reloadable, Some(&p.name));
             p.reloadable = (p.hooks.reloadable)().map_err(|f| p.hook_error(Stage::Reloadable, f))?;

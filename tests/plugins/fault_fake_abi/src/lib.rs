@@ -10,26 +10,26 @@
 
 /// The foreign fingerprint. `faults.rs` looks for this text in the refusal.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_ABI_FINGERPRINT_V5: [u8; 78] =
+pub static HOTSWAP_ABI_FINGERPRINT_V6: [u8; 78] =
     *b"rustc 0.0.0 (fake); target none; hotswap-runtime 0.0.0; layout 0; panic unwind";
 
 /// The plugin name; the test installs the file as `fault_fake_abi@1.0.0.so`.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_PLUGIN_NAME_V5: [u8; 14] = *b"fault_fake_abi";
+pub static HOTSWAP_PLUGIN_NAME_V6: [u8; 14] = *b"fault_fake_abi";
 
 /// The version stamp.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_PLUGIN_VERSION_V5: [u8; 5] = *b"1.0.0";
+pub static HOTSWAP_PLUGIN_VERSION_V6: [u8; 5] = *b"1.0.0";
 
 /// A crate identity record that lists nothing (never read: the fingerprint stops the runtime
 /// first).
 #[unsafe(no_mangle)]
-pub static HOTSWAP_CRATE_IDENTITY_V5: [u8; 24] = *b"hotswap crate identity 1";
+pub static HOTSWAP_CRATE_IDENTITY_V6: [u8; 24] = *b"hotswap crate identity 1";
 
 /// Not a `PluginDescriptor` at all: reading it after `dlopen` would be undefined behaviour,
 /// which is why the fingerprint must stop the runtime first.
 #[unsafe(no_mangle)]
-pub static HOTSWAP_PLUGIN_DESCRIPTOR_V5: [u8; 16] = [0xAB; 16];
+pub static HOTSWAP_PLUGIN_DESCRIPTOR_V6: [u8; 16] = [0xAB; 16];
 
 /// Runs when the library is opened (never when its file is only read): leaves a marker file
 /// named after the process, which `faults.rs` checks is absent.
