@@ -70,6 +70,8 @@ type Sample = (Instant, Duration);
 #[derive(Default)]
 struct Tally {
     samples: Vec<Sample>,
+    /// Each round's samples (`samples` in rounds), for figures robust to a noisy round.
+    rounds: Vec<Vec<Sample>>,
     requests: usize,
     spent: Duration,
     /// Throughput of each round, to show their spread.
@@ -155,12 +157,15 @@ async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Opti
         }
     }
     let mut requests = 0;
+    let mut this_round = Vec::new();
     for handle in handles {
         let (samples, bodies) = handle.await.expect("client");
         requests += samples.len();
+        this_round.extend_from_slice(&samples);
         tally.samples.extend(samples);
         tally.bodies.extend(bodies);
     }
+    tally.rounds.push(this_round);
     let spent = started.elapsed();
     tally.requests += requests;
     tally.spent += spent;
@@ -172,6 +177,18 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+/// The median over rounds of each round's p99 of the samples `keep` keeps (µs).
+fn p99_median_of_rounds(tally: &Tally, keep: impl Fn(&Sample) -> bool) -> f64 {
+    let mut p99s: Vec<f64> = tally
+        .rounds
+        .iter()
+        .map(|round| quantile(&sorted(round.iter().filter(|x| keep(x)).map(|x| x.1)), 0.99))
+        .filter(|p| !p.is_nan())
+        .collect();
+    p99s.sort_by(f64::total_cmp);
+    p99s.get(p99s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn sorted(samples: impl Iterator<Item = Duration>) -> Vec<Duration> {
@@ -257,6 +274,18 @@ pub async fn run(host: &Arc<Host>) -> bool {
             during.len(),
             quantile(&after, 0.99),
             after.len(),
+        );
+    }
+    println!(
+        "BENCH | mode (median over rounds of each round's p99, µs) | steady | reloading, all requests | in reload windows | in windows ÷ steady |"
+    );
+    for (mode, (name, _)) in MODES.iter().enumerate() {
+        let steady_p99 = p99_median_of_rounds(&steady[mode], |_| true);
+        let windows_p99 = p99_median_of_rounds(&reloading[mode], |x| in_window(&x.0));
+        println!(
+            "BENCH | {name} | {steady_p99:.0} | {:.0} | {windows_p99:.0} | {:.2} |",
+            p99_median_of_rounds(&reloading[mode], |_| true),
+            windows_p99 / steady_p99
         );
     }
     let installs = sorted(bench.reload_times.iter().map(|t| t.0));
