@@ -74,6 +74,9 @@ struct Tally {
     rounds: Vec<Vec<Sample>>,
     requests: usize,
     spent: Duration,
+    /// CPU time the host's runtime threads (its workers, and the blocking thread reloading)
+    /// spent in the rounds.
+    cpu: Duration,
     /// Throughput of each round, to show their spread.
     rates: Vec<f64>,
     /// Distinct bodies seen (the build and generation that answered).
@@ -140,6 +143,7 @@ async fn timed_reload(host: &Arc<Host>) -> (Duration, Duration) {
 /// set.
 async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Option<Duration>, tally: &mut Tally) {
     let (host, connections) = (bench.host, bench.connections);
+    let cpu_before = server_cpu();
     let started = Instant::now();
     let until = started + length;
     let handles: Vec<_> =
@@ -167,6 +171,7 @@ async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Opti
     }
     tally.rounds.push(this_round);
     let spent = started.elapsed();
+    tally.cpu += server_cpu().saturating_sub(cpu_before);
     tally.requests += requests;
     tally.spent += spent;
     tally.rates.push(requests as f64 / spent.as_secs_f64());
@@ -177,6 +182,21 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
         return f64::NAN;
     }
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+/// CPU time used so far by the host's runtime threads (tokio's default thread name; the
+/// clients' runtime is named otherwise), from `/proc/self/task/*/schedstat` (ns on a CPU).
+fn server_cpu() -> Duration {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("tokio-runtime") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Duration::from_nanos(total)
 }
 
 /// The median over rounds of each round's p99 of the samples `keep` keeps (µs).
@@ -203,7 +223,12 @@ pub async fn run(host: &Arc<Host>) -> bool {
     let length = Duration::from_millis(knob("BENCH_ROUND_MS", 1000));
     let every = Duration::from_millis(knob("BENCH_RELOAD_MS", 500));
     // The clients run on threads of their own; the host's runtime (2 workers) only serves.
-    let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .unwrap();
     let mut bench =
         Bench { host, clients: clients.handle().clone(), connections, windows: Vec::new(), reload_times: Vec::new() };
     println!(
@@ -277,14 +302,21 @@ pub async fn run(host: &Arc<Host>) -> bool {
         );
     }
     println!(
-        "BENCH | mode (median over rounds of each round's p99, µs) | steady | reloading, all requests | in reload windows | in windows ÷ steady |"
+        "BENCH | mode | host CPU µs per request, steady | ÷ direct | reloading (reloads included) | ÷ direct | p99 µs (median over rounds of each round's p99): steady | reloading, all requests | in reload windows | outside them | in windows ÷ outside | in windows ÷ steady |"
     );
     for (mode, (name, _)) in MODES.iter().enumerate() {
         let steady_p99 = p99_median_of_rounds(&steady[mode], |_| true);
         let windows_p99 = p99_median_of_rounds(&reloading[mode], |x| in_window(&x.0));
+        let outside_p99 = p99_median_of_rounds(&reloading[mode], |x| !in_window(&x.0));
+        let per_request = |t: &Tally| t.cpu.as_secs_f64() * 1e6 / t.requests as f64;
         println!(
-            "BENCH | {name} | {steady_p99:.0} | {:.0} | {windows_p99:.0} | {:.2} |",
+            "BENCH | {name} | {:.1} | {:.3} | {:.1} | {:.3} | {steady_p99:.0} | {:.0} | {windows_p99:.0} | {outside_p99:.0} | {:.2} | {:.2} |",
+            per_request(&steady[mode]),
+            per_request(&steady[mode]) / per_request(&steady[DIRECT]),
+            per_request(&reloading[mode]),
+            per_request(&reloading[mode]) / per_request(&reloading[DIRECT]),
             p99_median_of_rounds(&reloading[mode], |_| true),
+            windows_p99 / outside_p99,
             windows_p99 / steady_p99
         );
     }
