@@ -185,18 +185,24 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
 }
 
 /// CPU time used so far by the host's runtime threads (tokio's default thread name; the
-/// clients' runtime is named otherwise), from `/proc/self/task/*/schedstat` (ns on a CPU).
+/// clients' runtime is named otherwise): user + system time from `/proc/self/task/*/stat`, in
+/// clock ticks (10 ms; rounds add up to seconds). (`schedstat`'s time on a CPU reads 0 on this
+/// machine's kernel.)
 fn server_cpu() -> Duration {
-    let mut total = 0;
+    // SAFETY: `sysconf` only reads a configuration value; no memory is passed.
+    let tick = 1e9 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut ticks = 0;
     for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if !comm.starts_with("tokio-runtime") {
             continue;
         }
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        total += stat.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).unwrap_or(0);
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // After the command's closing parenthesis: state (field 3), …, utime (14), stime (15).
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+        ticks += [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum::<u64>();
     }
-    Duration::from_nanos(total)
+    Duration::from_nanos((ticks as f64 * tick) as u64)
 }
 
 /// The median over rounds of each round's p99 of the samples `keep` keeps (µs).
