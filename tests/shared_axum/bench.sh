@@ -14,7 +14,7 @@
 #   shared crate is an rlib, built without `-C prefer-dynamic`: tokio, axum, hyper in the
 #   plugin's .so), release and dev; each round edits one line of the plugin and rebuilds it
 #   with `cargo build -p shared_axum_web`, the routes interleaved. The plugin source is
-#   restored on exit.
+#   restored on exit. BENCH_BUILD_ROUNDS (3) rounds; BENCH_PROFILES ("release dev").
 #
 # Results are also written to target/bench-axum/{router,sizes}.txt.
 set -euo pipefail
@@ -90,12 +90,13 @@ sizes() {
     cp "$plugin_source" "$backup"
     trap 'cp "$backup" "$plugin_source"; rm -f "$backup"' EXIT
     echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs; load average at start: $(loadavg)" | tee "$out/sizes.txt"
-    for profile in release dev; do
+    local profiles=${BENCH_PROFILES:-release dev}
+    for profile in $profiles; do
         for route in shared copy; do build_plugin "$route" "$profile"; done
     done
     local rounds=${BENCH_BUILD_ROUNDS:-3}
     declare -A times
-    for profile in release dev; do
+    for profile in $profiles; do
         for i in $(seq 1 "$rounds"); do
             for route in shared copy; do
                 local source=$plugin_source
@@ -106,7 +107,7 @@ sizes() {
         done
     done
     echo "| route | profile | plugin .so bytes (stripped) | one-line edit → cargo build -p shared_axum_web, ms (each round) |" | tee -a "$out/sizes.txt"
-    for profile in release dev; do
+    for profile in $profiles; do
         for route in shared copy; do
             local so stripped
             so="$(library "$route" "$profile")"

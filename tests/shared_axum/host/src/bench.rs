@@ -184,7 +184,7 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
 }
 
-/// CPU time used so far by the host's runtime threads (tokio's default thread name; the
+/// CPU time used so far by the host's runtime threads (tokio's default name `tokio-rt-worker`; the
 /// clients' runtime is named otherwise): user + system time from `/proc/self/task/*/stat`, in
 /// clock ticks (10 ms; rounds add up to seconds). (`schedstat`'s time on a CPU reads 0 on this
 /// machine's kernel.)
@@ -194,7 +194,7 @@ fn server_cpu() -> Duration {
     let mut ticks = 0;
     for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("tokio-runtime") {
+        if !comm.starts_with("tokio-rt") {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
