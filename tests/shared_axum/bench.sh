@@ -85,7 +85,7 @@ sizes() {
     done
     sed -i "s|\"\.\./\.\./|\"$root/|g" "$copy/Cargo.toml"
     sed -i 's/crate-type = \["dylib"\]/crate-type = ["rlib"]/' "$copy/shared/Cargo.toml"
-    local backup
+    # Global: the EXIT trap runs after this function returned.
     backup="$(mktemp)"
     cp "$plugin_source" "$backup"
     trap 'cp "$backup" "$plugin_source"; rm -f "$backup"' EXIT
