@@ -5,11 +5,12 @@
 //! once and kept for the process, as if compiled into the host); each is nested the same way.
 //!
 //! Several keep-alive HTTP/1.1 connections (clients on a runtime of their own) send `GET
-//! …/build` without pause for one round per mode, the modes interleaved and rotated round by
-//! round, first steady, then while the host reloads the plugin (v1 ↔ v2) every
-//! `BENCH_RELOAD_MS`. Prints requests/s, p50 and p99 per mode, the p99 of the requests started
-//! within a reload window (a reload's start to `WINDOW_TAIL` after it returned), and the
-//! throughput ratios against `direct`.
+//! …/build` without pause. Each round runs every mode in turn steady, then every mode in turn
+//! while the host reloads the plugin (v1 ↔ v2) every `BENCH_RELOAD_MS`, the modes' order
+//! rotated round by round. Prints per mode requests/s, p50 and p99, the host's CPU time per
+//! request, the p99 of the requests started within a reload window (a reload's start to
+//! `WINDOW_TAIL` after it returned) and outside them, the median over rounds of each round's
+//! p99, and the ratios against `direct`.
 //!
 //! Knobs (environment): `BENCH_CONNECTIONS` (4), `BENCH_ROUNDS` (20), `BENCH_ROUND_MS` (1000),
 //! `BENCH_RELOAD_MS` (500).
