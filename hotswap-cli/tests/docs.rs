@@ -242,7 +242,7 @@ fn the_guides_cost_figures_are_those_of_benchmarks_md() {
     for sentence in [
         format!("A call by name (`manager.invoke::<T>`) costs {by_name} ns"),
         format!("costs {hot_fn} ns, against {floor} ns for the floor"),
-        format!("a live-function handle call {live} ns, about a `dyn Fn` call ({dyn_fn} ns)"),
+        format!("a live-function handle call {live} ns, against a `dyn Fn` call ({dyn_fn} ns)"),
         format!("{reload} ms for a release plugin as `cargo xtask build` installs it"),
         format!("{reload_debug} ms with the debug info kept in"),
         format!("`manager.find_plugin(…)` and a call cost {find} ns against {cached} ns"),

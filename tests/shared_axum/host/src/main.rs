@@ -162,7 +162,7 @@ fn main() {
             },
         );
         if scenario == "bench" {
-            app = app.nest_service("/direct", bench::direct_router(&manager, &state));
+            app = bench::mount(app, &manager, &state);
         }
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let host = Arc::new(Host {
