@@ -1,8 +1,8 @@
-//! What a request to a plugin's router gives back: a response future and a response body
-//! that each hold the plugin's generation (so its library stays mapped) until dropped, run
-//! the plugin's code in its [scope](crate::PluginScope), and contain its panics.
+//! A plugin's response body that is still streaming when its response leaves the plugin
+//! ([`ResponseFuture`](crate::ResponseFuture) takes the first frame): streamed by the
+//! plugin's code in its [scope](crate::PluginScope), holding its generation (so its library
+//! stays mapped) until dropped; its frames leave as copies and its panics are contained.
 
-use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -10,91 +10,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
-use axum::response::Response;
-use axum::routing::future::RouteFuture;
 use hotswap_runtime::Plugin;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 
-use crate::detach::{owned, owned_headers, owned_reason};
-use crate::making::{Made, Making};
+use crate::detach::{owned, owned_headers};
 use crate::panic_message;
 use crate::scope::{PluginScope, ScopeGuard};
-use crate::service::{panicked, refused, route};
-
-/// The future of one request to a plugin's router ([`PluginRouter`](crate::PluginRouter)).
-/// Holds the generation that serves the request until it completes or is dropped; its
-/// response's body then holds it until the body is dropped.
-pub struct ResponseFuture {
-    /// The plugin's future (its code is in the plugin's library); `None` once finished.
-    /// Dropped before `plugin`.
-    inner: Option<ManuallyDrop<Pin<Box<RouteFuture<std::convert::Infallible>>>>>,
-    /// An answer made by the host (plugin not loaded, panic while routing).
-    ready: Option<Response>,
-    /// The request, waiting for its generation's router to be made (on a thread of its own).
-    waiting: Option<(Arc<Making>, Request)>,
-    plugin: Option<Plugin>,
-    scope: Option<Arc<PluginScope>>,
-}
-
-impl std::fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").field("scope", &self.scope).finish_non_exhaustive()
-    }
-}
-
-impl ResponseFuture {
-    pub(crate) fn new(
-        future: RouteFuture<std::convert::Infallible>,
-        plugin: Plugin,
-        scope: Arc<PluginScope>,
-    ) -> ResponseFuture {
-        ResponseFuture {
-            inner: Some(ManuallyDrop::new(Box::pin(future))),
-            ready: None,
-            waiting: None,
-            plugin: Some(plugin),
-            scope: Some(scope),
-        }
-    }
-
-    pub(crate) fn ready(response: Response) -> ResponseFuture {
-        ResponseFuture { inner: None, ready: Some(response), waiting: None, plugin: None, scope: None }
-    }
-
-    /// A request to `plugin`'s generation, whose router `making` is making.
-    pub(crate) fn waiting(making: Arc<Making>, plugin: Plugin, request: Request) -> ResponseFuture {
-        ResponseFuture { inner: None, ready: None, waiting: Some((making, request)), plugin: Some(plugin), scope: None }
-    }
-
-    /// Waits for the router, then routes the request (or answers why there is none).
-    fn poll_making(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some((making, _)) = self.waiting.as_ref() else { return Poll::Ready(()) };
-        let made = match making.poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(made) => made,
-        };
-        let (_, request) = self.waiting.take().expect("waiting");
-        let plugin = self.plugin.take().expect("plugin held while waiting");
-        *self = match made {
-            Made::Router(slot) => route(&slot, plugin, request),
-            Made::Failed(error) => ResponseFuture::ready(refused(&plugin, &error)),
-            Made::TimedOut(error) => ResponseFuture::ready(refused(&plugin, &error)),
-        };
-        Poll::Ready(())
-    }
-
-    /// Drops the plugin's future in its scope, catching a panic of its drop.
-    fn finish(&mut self) {
-        if let (Some(inner), Some(scope)) = (self.inner.take(), self.scope.as_ref()) {
-            drop_in_scope(inner, scope, "dropping the response future");
-        }
-    }
-}
 
 /// Drops `value` (plugin code) with `scope` current; a panic is logged and contained.
-fn drop_in_scope<T>(value: ManuallyDrop<T>, scope: &Arc<PluginScope>, during: &str) {
+pub(crate) fn drop_in_scope<T>(value: ManuallyDrop<T>, scope: &Arc<PluginScope>, during: &str) {
     let _scope = ScopeGuard::enter(Arc::clone(scope));
+    drop_caught(value, scope, during);
+}
+
+/// Drops `value` (plugin code), its scope already current; a panic is logged and contained.
+pub(crate) fn drop_caught<T>(value: ManuallyDrop<T>, scope: &PluginScope, during: &str) {
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(ManuallyDrop::into_inner(value))));
     if let Err(payload) = dropped {
         let message = panic_message(payload);
@@ -102,64 +32,66 @@ fn drop_in_scope<T>(value: ManuallyDrop<T>, scope: &Arc<PluginScope>, during: &s
     }
 }
 
-impl Future for ResponseFuture {
-    type Output = Result<Response, std::convert::Infallible>;
+/// What the first poll of a plugin's response body gave.
+pub(crate) enum First {
+    /// The whole body, as the host's own copy (the plugin's body is dropped).
+    Whole(Body),
+    /// A body still streaming: its first frame, if it gave one, and the plugin's body.
+    Rest { first: Option<Result<Frame<Bytes>, axum::Error>>, inner: ManuallyDrop<Body> },
+    /// The body's code panicked (the message; the plugin's body is dropped).
+    Panicked(String),
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Every field is `Unpin` (the plugin's future is pinned in its own box).
-        let this = self.get_mut();
-        if this.poll_making(cx).is_pending() {
-            return Poll::Pending;
-        }
-        if let Some(response) = this.ready.take() {
-            return Poll::Ready(Ok(response));
-        }
-        let (Some(inner), Some(scope)) = (this.inner.as_mut(), this.scope.as_ref()) else {
-            panic!("hotswap_axum::ResponseFuture polled after it completed");
+/// Polls the plugin's response `body` once, the plugin's `scope` already current: a body
+/// whose first frame is all of it (a `String`, `Json`, any `Full` body) leaves as a copy that
+/// holds nothing of the plugin, so most answers cost no [`PluginBody`] and no further entry
+/// into the plugin's scope. Polled with the response future's context: hyper polls the
+/// response and its body from the same task.
+pub(crate) fn first_frame(body: Body, scope: &PluginScope, cx: &mut Context<'_>) -> First {
+    let mut body = ManuallyDrop::new(body);
+    let polled = catch_unwind(AssertUnwindSafe(|| {
+        let polled = poll_detached(&mut body, scope, cx);
+        let whole = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(frame))) => frame.is_data() && body.is_end_stream(),
+            _ => false,
         };
-        // What hyper may hold after the body (and with it the generation) is gone must not
-        // depend on the library: header names and values are copied, and the extensions
-        // (values of any type, whose drop may be the plugin's code) dropped, here in the
-        // plugin's scope and under its `catch_unwind`, while the generation is held.
-        let polled = {
-            let _scope = ScopeGuard::enter(Arc::clone(scope));
-            catch_unwind(AssertUnwindSafe(|| match inner.as_mut().poll(cx) {
-                Poll::Ready(Ok(mut response)) => {
-                    drop(owned_headers(response.headers_mut()));
-                    // A custom reason phrase (hyper writes it in the status line) is the one
-                    // extension kept, as a copy.
-                    let reason = owned_reason(response.extensions());
-                    drop(std::mem::take(response.extensions_mut()));
-                    if let Some(reason) = reason {
-                        response.extensions_mut().insert(reason);
-                    }
-                    Poll::Ready(Ok(response))
-                }
-                other => other,
-            }))
-        };
-        let scope = Arc::clone(scope);
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(response))) => {
-                this.finish();
-                let plugin = this.plugin.take().expect("plugin held until the response");
-                Poll::Ready(Ok(response.map(|body| Body::new(PluginBody::new(body, plugin, scope)))))
-            }
-            Ok(Poll::Ready(Err(never))) => match never {},
-            Err(payload) => {
-                this.finish();
-                this.plugin = None;
-                Poll::Ready(Ok(panicked(&scope, "handling the request", payload)))
-            }
+        (polled, whole)
+    }));
+    match polled {
+        Ok((Poll::Ready(None), _)) => {
+            drop_caught(body, scope, "dropping the response body");
+            First::Whole(Body::empty())
+        }
+        Ok((Poll::Ready(Some(Ok(frame))), true)) => {
+            drop_caught(body, scope, "dropping the response body");
+            First::Whole(Body::from(frame.into_data().unwrap_or_default()))
+        }
+        Ok((Poll::Ready(Some(first)), _)) => First::Rest { first: Some(first), inner: body },
+        Ok((Poll::Pending, _)) => First::Rest { first: None, inner: body },
+        Err(payload) => {
+            let message = panic_message(payload);
+            drop_caught(body, scope, "dropping the response body");
+            First::Panicked(message)
         }
     }
 }
 
-impl Drop for ResponseFuture {
-    fn drop(&mut self) {
-        // Before `plugin` (a field) goes with the library that holds the future's code.
-        self.finish();
+/// Logs a panic of a body stream (outside the plugin's scope) and makes the body's error.
+pub(crate) fn stream_panicked(scope: &PluginScope, message: String) -> axum::Error {
+    tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while streaming the response body: {message}");
+    axum::Error::new(BodyPanicked { plugin: scope.plugin.clone(), generation: scope.generation, message })
+}
+
+/// One poll of the plugin's `body` (its scope current): data and trailers leave as copies,
+/// since hyper may queue them for a slow client past the body's end, when the library may be
+/// gone; an error leaves as text, since hyper drops the body, then displays and drops its
+/// error, whose type (and vtable) may be the plugin's.
+fn poll_detached(body: &mut Body, scope: &PluginScope, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    match Pin::new(body).poll_frame(cx) {
+        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(detach(frame)))),
+        Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(failed(scope, error)))),
+        other => other,
     }
 }
 
@@ -167,6 +99,9 @@ impl Drop for ResponseFuture {
 /// generation until dropped. A panic in the stream ends the body with an error (hyper then
 /// cuts the response short) and is logged with plugin and generation.
 pub(crate) struct PluginBody {
+    /// A frame taken before hyper asked for one (the first, polled with the response), or
+    /// the error of a stream that panicked there: given first.
+    first: Option<Result<Frame<Bytes>, axum::Error>>,
     /// Dropped before `plugin`; `None` once dropped early (after a panic).
     inner: Option<ManuallyDrop<Body>>,
     scope: Arc<PluginScope>,
@@ -175,8 +110,14 @@ pub(crate) struct PluginBody {
 }
 
 impl PluginBody {
-    fn new(body: Body, plugin: Plugin, scope: Arc<PluginScope>) -> PluginBody {
-        PluginBody { inner: Some(ManuallyDrop::new(body)), scope, _plugin: plugin }
+    /// The rest of a body whose first poll ([`first_frame`]) did not give all of it.
+    pub(crate) fn new(
+        first: Option<Result<Frame<Bytes>, axum::Error>>,
+        inner: Option<ManuallyDrop<Body>>,
+        plugin: Plugin,
+        scope: Arc<PluginScope>,
+    ) -> PluginBody {
+        PluginBody { first, inner, scope, _plugin: plugin }
     }
 
     fn finish(&mut self) {
@@ -217,34 +158,29 @@ impl http_body::Body for PluginBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(first));
+        }
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
         let scope = &this.scope;
         let polled = {
             let _scope = ScopeGuard::enter(Arc::clone(scope));
-            catch_unwind(AssertUnwindSafe(|| match Pin::new(&mut **inner).poll_frame(cx) {
-                // Data and trailers leave as copies: hyper may queue them for a slow client
-                // past the body's end, when the library may be gone. An error leaves as text:
-                // hyper drops the body, then displays and drops its error, whose type (and
-                // vtable) may be the plugin's.
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(detach(frame)))),
-                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(failed(scope, error)))),
-                other => other,
-            }))
+            catch_unwind(AssertUnwindSafe(|| poll_detached(inner, scope, cx)))
         };
         match polled {
             Ok(polled) => polled,
             Err(payload) => {
                 let message = panic_message(payload);
-                let scope = Arc::clone(&this.scope);
-                tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while streaming the response body: {message}");
                 this.finish();
-                let error = BodyPanicked { plugin: scope.plugin.clone(), generation: scope.generation, message };
-                Poll::Ready(Some(Err(axum::Error::new(error))))
+                Poll::Ready(Some(Err(stream_panicked(&this.scope, message))))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
+        if self.first.is_some() {
+            return false;
+        }
         match self.inner.as_ref() {
             None => true,
             Some(inner) => {
@@ -255,12 +191,27 @@ impl http_body::Body for PluginBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.inner.as_ref() {
+        let rest = match self.inner.as_ref() {
             None => SizeHint::with_exact(0),
             Some(inner) => {
                 let _scope = ScopeGuard::enter(Arc::clone(&self.scope));
                 catch_unwind(AssertUnwindSafe(|| inner.size_hint())).unwrap_or_default()
             }
+        };
+        match &self.first {
+            None => rest,
+            // The frame taken early counts with the rest.
+            Some(Ok(frame)) => {
+                let taken = frame.data_ref().map_or(0, |data| data.len() as u64);
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(taken));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(taken));
+                }
+                hint
+            }
+            // An error to give: not a body of known length.
+            Some(Err(_)) => SizeHint::default(),
         }
     }
 }

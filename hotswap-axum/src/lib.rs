@@ -41,13 +41,17 @@ mod detach;
 #[cfg(feature = "host")]
 mod making;
 mod plugin;
+#[cfg(feature = "host")]
+mod response;
 mod scope;
 #[cfg(feature = "host")]
 mod service;
 
 #[cfg(feature = "host")]
-pub use body::{BodyFailed, BodyPanicked, ResponseFuture};
+pub use body::{BodyFailed, BodyPanicked};
 pub use plugin::{ROUTER, serve_router};
+#[cfg(feature = "host")]
+pub use response::ResponseFuture;
 pub use scope::{PluginScope, ScopeGuard, current_scope, log_panics, replace_scope};
 #[cfg(feature = "host")]
 pub use service::{PluginRouter, RouterError};

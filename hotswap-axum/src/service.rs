@@ -4,23 +4,21 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hotswap_runtime::{InvokeError, Plugin, PluginManager, TypeMismatch};
 use tower_service::Service;
 
-use crate::body::ResponseFuture;
+use crate::response::ResponseFuture;
 use crate::making::{Making, Recipe, Slot};
 use crate::panic_message;
-use crate::scope::{PluginScope, ScopeGuard};
+use crate::scope::PluginScope;
 
 /// A plugin's `axum::Router`, mounted in the host as a `tower::Service`
 /// (`Router::fallback_service`, `Router::nest_service`, `Router::route_service`).
@@ -244,28 +242,12 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
             return ResponseFuture::ready(failure(StatusCode::SERVICE_UNAVAILABLE, &text));
         };
         match self.slot(&plugin) {
-            Ok(Ok(slot)) => route(&slot, plugin, request),
+            Ok(Ok(slot)) => ResponseFuture::route(slot, plugin, request),
             // The router function runs on its own thread: the request waits for it without
             // blocking this worker.
             Ok(Err(making)) => ResponseFuture::waiting(making, plugin, request),
             Err(error) => ResponseFuture::ready(refused(&plugin, &error)),
         }
-    }
-}
-
-/// Sends `request` to the router of `slot` (`plugin`'s generation).
-pub(crate) fn route(slot: &Slot, plugin: Plugin, request: Request) -> ResponseFuture {
-    let scope = Arc::clone(&slot.scope);
-    let mut router = Router::clone(&slot.router);
-    // Routing runs the plugin's code (its handlers build their futures): in its scope,
-    // and a panic there ends this request only.
-    let called = {
-        let _scope = ScopeGuard::enter(Arc::clone(&scope));
-        catch_unwind(AssertUnwindSafe(move || router.call(request)))
-    };
-    match called {
-        Ok(future) => ResponseFuture::new(future, plugin, scope),
-        Err(payload) => ResponseFuture::ready(panicked(&scope, "routing the request", payload)),
     }
 }
 
