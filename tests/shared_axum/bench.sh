@@ -7,8 +7,9 @@
 #
 # router: builds the fixture host with `--release` (target/shared-axum/release) and the plugin's
 #   two builds with `cargo xtask build` (release), then runs the host's `bench` scenario
-#   (tests/shared_axum/host/src/bench.rs; knobs BENCH_CONNECTIONS, BENCH_ROUNDS,
-#   BENCH_ROUND_MS, BENCH_RELOAD_MS).
+#   (tests/shared_axum/host/src/bench.rs; knobs BENCH_CONNECTIONS, BENCH_ROUNDS (0: only the
+#   part without a network), BENCH_ROUND_MS, BENCH_RELOAD_MS, BENCH_RELOAD_NICE (the manager's
+#   `reload_nice`), BENCH_MICRO_ROUNDS, BENCH_MICRO_REQUESTS).
 # sizes: the same plugin source on the shared route (this fixture, `-C prefer-dynamic`) and
 #   with per-plugin copies (a scratch copy of the fixture in target/bench-axum/copy whose
 #   shared crate is an rlib, built without `-C prefer-dynamic`: tokio, axum, hyper in the

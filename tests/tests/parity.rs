@@ -214,3 +214,55 @@ fn switching_the_folder_while_reloads_run_is_safe() {
     assert_eq!(manager.plugin_dir(), green.path());
     assert_eq!(answer(&manager), "v2");
 }
+
+/// A thread's nice value, from `/proc/self/task/<tid>/stat` (field 19).
+fn nice_of(task: &std::path::Path) -> i64 {
+    let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.split_whitespace().nth(16).unwrap().parse().unwrap()
+}
+
+/// The nice value of every thread of this process named `name`.
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap().flatten().map(|t| t.path());
+    tasks.filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == name)).map(|t| nice_of(&t)).collect()
+}
+
+/// `reload_nice`: the reload's work (a reload callback runs on the reload thread) and the
+/// reaper (which freed the replaced generation) run with their nice value raised by it; the
+/// caller's own is untouched, and without the setting the reload runs at the caller's.
+#[test]
+fn reload_nice_lowers_the_priority_of_the_reload_and_reaper_threads_only() {
+    let own = nice_of(std::path::Path::new("/proc/thread-self"));
+    let lowered = (own + 5).min(19);
+    let nice_in_callback = |nice: Option<i32>| {
+        let dir = tempfile::tempdir().unwrap();
+        build_plugin(V1).install(dir.path());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut builder = {
+            let seen = seen.clone();
+            builder(dir.path()).reload_callback(move |_, _| {
+                seen.lock().unwrap().push(nice_of(std::path::Path::new("/proc/thread-self")));
+                Ok(())
+            })
+        };
+        if let Some(nice) = nice {
+            builder = builder.reload_nice(nice);
+        }
+        let manager = builder.build().unwrap();
+        manager.load_plugins().unwrap();
+        build_plugin(V2).install_newest(dir.path());
+        manager.reload().unwrap();
+        assert_eq!(answer(&manager), "v2");
+        // With a zero free delay the reaper has freed generation 1 before `reload` returned.
+        let reapers = nice_of_threads("hotswap-reaper");
+        let seen = seen.lock().unwrap().clone();
+        (seen, reapers)
+    };
+    let (seen, reapers) = nice_in_callback(Some(5));
+    assert_eq!(seen, [lowered, lowered], "the first load and the reload ran at nice {lowered}");
+    assert!(reapers.contains(&lowered), "a reaper at nice {lowered} among {reapers:?}");
+    assert_eq!(nice_of(std::path::Path::new("/proc/thread-self")), own, "the caller's nice is untouched");
+    let (seen, _) = nice_in_callback(None);
+    assert_eq!(seen, [own, own], "without reload_nice the reload runs at the caller's nice");
+}

@@ -37,6 +37,7 @@ mod hot;
 mod load;
 mod memory;
 mod plan;
+mod priority;
 mod probation;
 mod progress;
 mod reaper;
@@ -76,6 +77,8 @@ pub(crate) struct Inner {
     strict_modes: bool,
     linked: Vec<&'static PluginDescriptor>,
     reload_deadline: Duration,
+    /// The nice value of reload threads and the reaper (`PluginManagerBuilder::reload_nice`).
+    reload_nice: i32,
     max_library_size: u64,
     require_manifest: bool,
     graveyard: Arc<Graveyard>,

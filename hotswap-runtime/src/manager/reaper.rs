@@ -87,6 +87,8 @@ pub(crate) struct Reaper {
     queue: Mutex<Queue>,
     changed: Condvar,
     graveyard: Arc<Graveyard>,
+    /// The reaper thread's nice value (`PluginManagerBuilder::reload_nice`).
+    nice: i32,
 }
 
 /// Asks the reaper thread to close the graveyard's excess libraries. Returns false, and the
@@ -106,11 +108,12 @@ impl CloseLater for Reaper {
 
 impl Reaper {
     /// A reaper that also closes `graveyard`'s libraries released on other threads.
-    pub fn new(graveyard: &Arc<Graveyard>) -> Arc<Self> {
+    pub fn new(graveyard: &Arc<Graveyard>, nice: i32) -> Arc<Self> {
         let reaper = Arc::new(Reaper {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
             graveyard: Arc::clone(graveyard),
+            nice,
         });
         graveyard.close_on(&reaper);
         reaper
@@ -285,6 +288,7 @@ impl Reaper {
     }
 
     fn run(self: Arc<Self>) {
+        super::priority::lower(self.nice);
         let mut queue = self.lock();
         queue.thread = Some(std::thread::current().id());
         loop {

@@ -126,7 +126,9 @@ impl PluginManager {
         let old = self.current();
         let thread_progress = Arc::clone(&progress);
         let thread_dir = dir.clone();
+        let nice = self.inner.reload_nice;
         let work = move || {
+            super::priority::lower(nice);
             thread_progress.enter();
             let build = load::Build { inner: &inner, dir: thread_dir, number, old, extra, progress: &thread_progress };
             let result = build.run();

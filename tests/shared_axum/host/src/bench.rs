@@ -12,8 +12,12 @@
 //! `WINDOW_TAIL` after it returned) and outside them, the median over rounds of each round's
 //! p99, and the ratios against `direct`.
 //!
-//! Knobs (environment): `BENCH_CONNECTIONS` (4), `BENCH_ROUNDS` (20), `BENCH_ROUND_MS` (1000),
-//! `BENCH_RELOAD_MS` (500).
+//! First, `micro.rs` measures the same three mounts without a network (`PluginRouter`'s own
+//! CPU per request). The reload's stages are taken from each reload's report.
+//!
+//! Knobs (environment): `BENCH_CONNECTIONS` (4), `BENCH_ROUNDS` (20; 0 runs only the part
+//! without a network), `BENCH_ROUND_MS` (1000), `BENCH_RELOAD_MS` (500), `BENCH_RELOAD_NICE`
+//! (0: the manager's `reload_nice`), `BENCH_MICRO_ROUNDS` (10), `BENCH_MICRO_REQUESTS` (20000).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,12 +49,12 @@ fn direct_router(manager: &PluginManager, state: &AppState) -> Router {
     router
 }
 
-const MODES: [(&str, &str); 3] = [
+pub const MODES: [(&str, &str); 3] = [
     ("PluginRouter", "/plugin/build"),
     ("PluginRouter without_spans()", "/plugin-nospan/build"),
     ("direct (compiled-in)", "/direct/build"),
 ];
-const DIRECT: usize = 2;
+pub const DIRECT: usize = 2;
 
 /// How long after a reload returned a request still counts as started within its window
 /// (the first requests after a reload ask the new generation for its router).
@@ -119,22 +123,25 @@ struct Bench<'a> {
     windows: Vec<(Instant, Instant)>,
     /// Each reload's parts: installing the other build into the folder, `manager.reload()`.
     reload_times: Vec<(Duration, Duration)>,
+    /// Each reload's stages as its report gives them (ms).
+    stages: Vec<Vec<(String, f64)>>,
 }
 
 /// `Host::reload`, its two parts timed: copying the other build into the plugin folder, and
 /// `manager.reload()` (with this host's `free_delay(ZERO)`, the old generation's `on_free` and
 /// `dlclose` included).
-async fn timed_reload(host: &Arc<Host>) -> (Duration, Duration) {
+async fn timed_reload(host: &Arc<Host>) -> (Duration, Duration, Vec<(String, f64)>) {
     let host = Arc::clone(host);
     tokio::task::spawn_blocking(move || {
         let next = host.manager.generation_number() + 1;
         let started = Instant::now();
         crate::install(&host.builds[((next + 1) % 2) as usize], &host.folder, next);
         let installed = Instant::now();
-        host.manager.reload().expect("reload");
+        let report = host.manager.reload().expect("reload");
         let reloaded = Instant::now();
         host.loaded();
-        (installed - started, reloaded - installed)
+        let stages = report.stage_ms.iter().map(|(stage, ms)| (stage.to_string(), *ms)).collect();
+        (installed - started, reloaded - installed, stages)
     })
     .await
     .unwrap()
@@ -154,9 +161,10 @@ async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Opti
         while next < until {
             tokio::time::sleep_until(next.into()).await;
             let begun = Instant::now();
-            let (install, reload) = timed_reload(host).await;
+            let (install, reload, stages) = timed_reload(host).await;
             let ended = Instant::now();
             bench.reload_times.push((install, reload));
+            bench.stages.push(stages);
             bench.windows.push((begun, ended));
             next += every;
         }
@@ -218,6 +226,21 @@ fn p99_median_of_rounds(tally: &Tally, keep: impl Fn(&Sample) -> bool) -> f64 {
     p99s.get(p99s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// Each stage's median over reloads, in the order of the first reload's report.
+fn stage_medians(reloads: &[Vec<(String, f64)>]) -> String {
+    let Some(first) = reloads.first() else { return String::new() };
+    first
+        .iter()
+        .map(|(stage, _)| {
+            let mut ms: Vec<f64> =
+                reloads.iter().flat_map(|r| r.iter().filter(|(s, _)| s == stage).map(|(_, ms)| *ms)).collect();
+            ms.sort_by(f64::total_cmp);
+            format!("{stage} {:.2}", ms[ms.len() / 2])
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn sorted(samples: impl Iterator<Item = Duration>) -> Vec<Duration> {
     let mut all: Vec<Duration> = samples.collect();
     all.sort_unstable();
@@ -237,13 +260,27 @@ pub async fn run(host: &Arc<Host>) -> bool {
         .build()
         .unwrap();
     let mut bench =
-        Bench { host, clients: clients.handle().clone(), connections, windows: Vec::new(), reload_times: Vec::new() };
+        Bench {
+        host,
+        clients: clients.handle().clone(),
+        connections,
+        windows: Vec::new(),
+        reload_times: Vec::new(),
+        stages: Vec::new(),
+    };
     println!(
         "BENCH {connections} keep-alive connections, {rounds} rounds of {} ms per mode and phase, reloads every {} ms; load average at start: {}",
         length.as_millis(),
         every.as_millis(),
         loadavg()
     );
+    let app = mount(Router::new(), &host.manager, &host.state);
+    crate::micro::run(&app, knob("BENCH_MICRO_ROUNDS", 10) as usize, knob("BENCH_MICRO_REQUESTS", 20_000) as usize).await;
+    drop(app);
+    if knob("BENCH_ROUNDS", 20) == 0 {
+        std::mem::forget(clients);
+        return true;
+    }
     // Warm-up: a short round of each mode, and one reload each way, discarded.
     let mut discard = Tally::default();
     for mode in 0..MODES.len() {
@@ -254,6 +291,7 @@ pub async fn run(host: &Arc<Host>) -> bool {
     host.reload().await;
     bench.windows.clear();
     bench.reload_times.clear();
+    bench.stages.clear();
     let mut steady: Vec<Tally> = MODES.iter().map(|_| Tally::default()).collect();
     let mut reloading: Vec<Tally> = MODES.iter().map(|_| Tally::default()).collect();
     for r in 0..rounds {
@@ -338,6 +376,7 @@ pub async fn run(host: &Arc<Host>) -> bool {
         host.manager.generation_number(),
         reloading[0].bodies.len()
     );
+    println!("BENCH manager.reload()'s stages (report's stage_ms), median ms: {}", stage_medians(&bench.stages));
     println!("BENCH load average at end: {}", loadavg());
     // Dropping a runtime inside another runtime's context panics: let the process end it.
     std::mem::forget(clients);

@@ -19,6 +19,7 @@ mod guarded;
 mod hook_cost;
 mod hooks;
 mod logs;
+mod micro;
 mod scenarios;
 
 use std::net::SocketAddr;
@@ -137,6 +138,8 @@ fn main() {
         .task_census(move || census.census())
         .work_root(&work)
         .free_delay(Duration::ZERO)
+        // The bench's knob (`bench.sh`): the reload's CPU priority.
+        .reload_nice(std::env::var("BENCH_RELOAD_NICE").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
         .reuse_unchanged(false)
         .retain_released_libraries(0)
         .build()
