@@ -87,7 +87,11 @@ pub(crate) fn stream_panicked(scope: &PluginScope, message: String) -> axum::Err
 /// since hyper may queue them for a slow client past the body's end, when the library may be
 /// gone; an error leaves as text, since hyper drops the body, then displays and drops its
 /// error, whose type (and vtable) may be the plugin's.
-fn poll_detached(body: &mut Body, scope: &PluginScope, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+fn poll_detached(
+    body: &mut Body,
+    scope: &PluginScope,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
     match Pin::new(body).poll_frame(cx) {
         Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(detach(frame)))),
         Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(failed(scope, error)))),

@@ -7,9 +7,10 @@
 //!   hands it to the host: `hotswap_axum::ROUTER => hotswap_axum::serve_router(args, router)`.
 //! * In the host, `PluginRouter` (feature `host`) is a `tower::Service` to mount in the
 //!   host's own `Router` (`fallback_service`, `nest_service`): each request goes to the router
-//!   of the generation serving when it starts; the response future and the response body
-//!   hold that generation until they are dropped, so a reload never unmaps the code of a
-//!   request in flight or of a stream still being sent.
+//!   of the generation serving when it starts; the response future, and a response body still
+//!   streaming, hold that generation until they are dropped, so a reload never unmaps the code
+//!   of a request in flight or of a stream still being sent (a body complete in its first
+//!   frame leaves as the host's own copy).
 //! * Around every poll of a plugin's future or body the host makes the plugin's
 //!   [`PluginScope`] current on the thread: task hooks read it ([`current_scope`]) to tell
 //!   which plugin library a task spawned there belongs to (a WebSocket's task is spawned by

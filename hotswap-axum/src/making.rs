@@ -118,6 +118,7 @@ impl Making {
         plugin: Plugin,
         recipe: Arc<Recipe<S>>,
         timeout: Duration,
+        runtime: Option<tokio::runtime::Handle>,
         done: impl FnOnce(&Result<Arc<Slot>, Box<RouterError>>) + Send + 'static,
     ) -> Result<Arc<Making>, Box<RouterError>> {
         let making = Arc::new(Making {
@@ -130,7 +131,6 @@ impl Making {
         });
         // The host's runtime, entered on the thread: a router function may spawn or make
         // tokio resources as it would on a worker.
-        let runtime = tokio::runtime::Handle::try_current().ok();
         let (worker, watchdog) = (Arc::clone(&making), Arc::clone(&making));
         let thread = format!("router {}@{}", making.plugin, making.generation);
         let spawned = std::thread::Builder::new().name(thread.clone()).spawn(move || {
@@ -166,6 +166,18 @@ impl Making {
         };
         self.finished.notify_all();
         wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Blocks until the router is made or failed (true), or the deadline or `limit` passed
+    /// (false).
+    pub(crate) fn wait(&self, limit: Duration) -> bool {
+        let progress = self.lock();
+        let timeout = self.deadline.saturating_duration_since(Instant::now()).min(limit);
+        let (progress, _) = self
+            .finished
+            .wait_timeout_while(progress, timeout, |p| matches!(p, Progress::Running(_)))
+            .unwrap_or_else(|e| e.into_inner());
+        matches!(*progress, Progress::Finished(_))
     }
 
     fn watch(&self) {

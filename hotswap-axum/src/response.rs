@@ -40,12 +40,24 @@ pub struct ResponseFuture {
 
 enum State {
     /// Waiting for the generation's router to be made (on a thread of its own).
-    Waiting { making: Arc<Making>, plugin: Plugin, request: Request },
+    Waiting {
+        making: Arc<Making>,
+        plugin: Plugin,
+        request: Request,
+    },
     /// To be routed by the generation's router on the first poll.
-    Route { slot: Arc<Slot>, plugin: Plugin, request: Request },
+    Route {
+        slot: Arc<Slot>,
+        plugin: Plugin,
+        request: Request,
+    },
     /// The plugin's future (its code is in the plugin's library). Dropped in the plugin's
     /// scope, before `plugin`.
-    Running { inner: ManuallyDrop<RouteFuture<Infallible>>, plugin: Plugin, scope: Arc<PluginScope> },
+    Running {
+        inner: ManuallyDrop<RouteFuture<Infallible>>,
+        plugin: Plugin,
+        scope: Arc<PluginScope>,
+    },
     /// An answer made by the host (plugin not loaded, no router).
     Ready(Response),
     Done,

@@ -5,19 +5,19 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hotswap_runtime::{InvokeError, Plugin, PluginManager, TypeMismatch};
+use hotswap_runtime::{Generation, InvokeError, Plugin, PluginManager, ReloadCallbackGuard, TypeMismatch};
 use tower_service::Service;
 
-use crate::response::ResponseFuture;
 use crate::making::{Making, Recipe, Slot};
 use crate::panic_message;
+use crate::response::ResponseFuture;
 use crate::scope::PluginScope;
 
 /// A plugin's `axum::Router`, mounted in the host as a `tower::Service`
@@ -26,9 +26,10 @@ use crate::scope::PluginScope;
 /// Each request looks up the plugin in the generation serving when it starts and goes to that
 /// generation's router (asked for once per generation through the plugin's
 /// [`ROUTER`](crate::ROUTER) function and kept in the generation's vault, so it goes with the
-/// generation). The response future and the response body hold that generation: a reload
-/// never unmaps the code of a request in flight or of a body still streaming (server-sent
-/// events, chunks), and the next request gets the new code. A panic in the plugin's code while
+/// generation). The response future and a response body still streaming hold that
+/// generation: a reload never unmaps the code of a request in flight or of a body still
+/// streaming (server-sent events, chunks), and the next request gets the new code. A body
+/// complete in its first frame leaves as the host's own copy, holding nothing of the plugin. A panic in the plugin's code while
 /// routing, in its handler or in its body stream is caught, logged with plugin and generation,
 /// and ends that request only (500, or a body cut short); the host and the plugin go on.
 ///
@@ -49,6 +50,12 @@ pub struct PluginRouter<S = ()> {
 
 struct Shared<S> {
     plugin: String,
+    /// Makes each new generation's router before it serves (see [`Shared::prepare`]); removed
+    /// with the last clone.
+    _prepare: Option<ReloadCallbackGuard>,
+    /// The host's runtime, entered on the threads that run the plugin's router function (a
+    /// reload's thread has none of its own).
+    runtime: Option<tokio::runtime::Handle>,
     /// The data-bag key (one per `PluginRouter` and its clones, since each has its own state
     /// and spans to build the router with), the state and whether the plugin's code runs
     /// inside the span `plugin{name, generation}`.
@@ -59,9 +66,80 @@ struct Shared<S> {
     making: Mutex<HashMap<u64, Arc<Making>>>,
 }
 
-impl<S> Shared<S> {
-    fn new(plugin: String, recipe: Recipe<S>, timeout: Duration) -> Shared<S> {
-        Shared { plugin, recipe: Arc::new(recipe), timeout, making: Mutex::default() }
+impl<S: Clone + Send + Sync + 'static> Shared<S> {
+    fn new(manager: &PluginManager, plugin: String, recipe: Recipe<S>, timeout: Duration) -> Arc<Shared<S>> {
+        Arc::new_cyclic(|weak: &Weak<Shared<S>>| {
+            let weak = weak.clone();
+            let prepare = manager.add_reload_callback(move |new, _| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.prepare(new);
+                }
+                Ok(())
+            });
+            Shared {
+                plugin,
+                _prepare: Some(prepare),
+                runtime: tokio::runtime::Handle::try_current().ok(),
+                recipe: Arc::new(recipe),
+                timeout,
+                making: Mutex::default(),
+            }
+        })
+    }
+
+    /// A reload callback: makes the new generation's router before the generation serves, so
+    /// that its first requests find it made. Waits for it up to the router timeout, at most
+    /// [`PREPARE_WAIT`] (each `PluginRouter` waits in turn, within the reload's deadline);
+    /// never fails the reload (a router function that fails or takes longer is the requests'
+    /// to meet, as without this: 500, or a wait and then 503 after the timeout).
+    fn prepare(self: &Arc<Self>, new: &Arc<Generation>) {
+        let Some(plugin) = new.find_plugin(&self.plugin) else { return };
+        match self.slot(&plugin) {
+            Ok(Ok(_)) => {}
+            Ok(Err(making)) => {
+                if !making.wait(PREPARE_WAIT) {
+                    tracing::warn!(
+                        plugin = %self.plugin,
+                        generation = new.number(),
+                        "the plugin's router function has not returned within {} ms of the reload: the generation serves without it (requests wait for it up to the router timeout, {} ms of its start, then answer 503)",
+                        self.timeout.min(PREPARE_WAIT).as_millis(),
+                        self.timeout.as_millis()
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(plugin = %self.plugin, generation = new.number(), "{error}"),
+        }
+    }
+
+    /// The router of `plugin`'s generation if made, or its making (started by this call if
+    /// none runs).
+    fn slot(self: &Arc<Self>, plugin: &Plugin) -> Result<Result<Arc<Slot>, Arc<Making>>, Box<RouterError>> {
+        let key = &self.recipe.key;
+        let vault = plugin.generation().vault();
+        if let Some(slot) = vault.data::<Slot>(key) {
+            return Ok(Ok(slot));
+        }
+        let number = plugin.generation().number();
+        let mut making = lock(&self.making);
+        // Again under the lock: a making stores its router before it leaves the map.
+        if let Some(slot) = vault.data::<Slot>(key) {
+            return Ok(Ok(slot));
+        }
+        if let Some(running) = making.get(&number) {
+            return Ok(Err(Arc::clone(running)));
+        }
+        let shared = Arc::downgrade(self);
+        let done = move |_: &Result<Arc<Slot>, Box<RouterError>>| {
+            // Made or failed: later requests find the router in the generation's data bag, or
+            // try again (as a request always did after a failure).
+            if let Some(shared) = shared.upgrade() {
+                lock(&shared.making).remove(&number);
+            }
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone());
+        let started = Making::start(plugin.clone(), Arc::clone(&self.recipe), self.timeout, runtime, done)?;
+        making.insert(number, Arc::clone(&started));
+        Ok(Err(started))
     }
 }
 
@@ -85,7 +163,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn with_state(manager: PluginManager, plugin: impl Into<String>, state: S) -> PluginRouter<S> {
         let plugin = plugin.into();
         let recipe = Recipe { key: router_key(&plugin), state, spans: true };
-        PluginRouter { manager, shared: Arc::new(Shared::new(plugin, recipe, Self::DEFAULT_ROUTER_TIMEOUT)) }
+        let shared = Shared::new(&manager, plugin, recipe, Self::DEFAULT_ROUTER_TIMEOUT);
+        PluginRouter { manager, shared }
     }
 
     /// Without the `tracing` span `plugin{name, generation}` around the plugin's code (the
@@ -94,8 +173,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn without_spans(self) -> PluginRouter<S> {
         let shared = &self.shared;
         let recipe = Recipe { key: router_key(&shared.plugin), state: shared.recipe.state.clone(), spans: false };
-        let shared = Shared::new(shared.plugin.clone(), recipe, shared.timeout);
-        PluginRouter { manager: self.manager, shared: Arc::new(shared) }
+        let shared = Shared::new(&self.manager, shared.plugin.clone(), recipe, shared.timeout);
+        PluginRouter { manager: self.manager, shared }
     }
 
     /// The plugin's name.
@@ -114,42 +193,13 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn router_timeout(self, timeout: Duration) -> PluginRouter<S> {
         let recipe = &self.shared.recipe;
         let recipe = Recipe { key: router_key(&self.shared.plugin), state: recipe.state.clone(), spans: recipe.spans };
-        PluginRouter {
-            manager: self.manager,
-            shared: Arc::new(Shared::new(self.shared.plugin.clone(), recipe, timeout)),
-        }
-    }
-
-    /// The router of `plugin`'s generation if made, or its making (started by this call if
-    /// none runs).
-    fn slot(&self, plugin: &Plugin) -> Result<Result<Arc<Slot>, Arc<Making>>, Box<RouterError>> {
-        let key = &self.shared.recipe.key;
-        let vault = plugin.generation().vault();
-        if let Some(slot) = vault.data::<Slot>(key) {
-            return Ok(Ok(slot));
-        }
-        let number = plugin.generation().number();
-        let mut making = lock(&self.shared.making);
-        // Again under the lock: a making stores its router before it leaves the map.
-        if let Some(slot) = vault.data::<Slot>(key) {
-            return Ok(Ok(slot));
-        }
-        if let Some(running) = making.get(&number) {
-            return Ok(Err(Arc::clone(running)));
-        }
-        let shared = Arc::downgrade(&self.shared);
-        let done = move |_: &Result<Arc<Slot>, Box<RouterError>>| {
-            // Made or failed: later requests find the router in the generation's data bag, or
-            // try again (as a request always did after a failure).
-            if let Some(shared) = shared.upgrade() {
-                lock(&shared.making).remove(&number);
-            }
-        };
-        let started = Making::start(plugin.clone(), Arc::clone(&self.shared.recipe), self.shared.timeout, done)?;
-        making.insert(number, Arc::clone(&started));
-        Ok(Err(started))
+        let shared = Shared::new(&self.manager, self.shared.plugin.clone(), recipe, timeout);
+        PluginRouter { manager: self.manager, shared }
     }
 }
+
+/// The longest a reload waits for one `PluginRouter`'s router of the new generation.
+const PREPARE_WAIT: Duration = Duration::from_secs(1);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -241,7 +291,7 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
             let text = format!("plugin `{}` is not loaded", self.shared.plugin);
             return ResponseFuture::ready(failure(StatusCode::SERVICE_UNAVAILABLE, &text));
         };
-        match self.slot(&plugin) {
+        match self.shared.slot(&plugin) {
             Ok(Ok(slot)) => ResponseFuture::route(slot, plugin, request),
             // The router function runs on its own thread: the request waits for it without
             // blocking this worker.

@@ -122,8 +122,8 @@ pub use identity::IdentityError;
 pub use manager::{
     DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, Generation, HealthCheck, HotFn, IgnoredFile, IgnoredReason,
     LiveTasks, MemoryReport, Plugin, PluginManager, PluginManagerBuilder, PluginOrigin, PluginReport, Probation,
-    ProbationEnd, ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadProgress, ReloadReport,
-    TaskCensus,
+    ProbationEnd, ProbationError, ProbationResult, ProbationStatus, ReloadCallback, ReloadCallbackGuard,
+    ReloadProgress, ReloadReport, TaskCensus,
 };
 #[cfg(feature = "host")]
 pub use manifest::{Manifest, ManifestError, ManifestMismatch, SharedLibrary};

@@ -225,7 +225,10 @@ fn nice_of(task: &std::path::Path) -> i64 {
 /// The nice value of every thread of this process named `name`.
 fn nice_of_threads(name: &str) -> Vec<i64> {
     let tasks = std::fs::read_dir("/proc/self/task").unwrap().flatten().map(|t| t.path());
-    tasks.filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == name)).map(|t| nice_of(&t)).collect()
+    tasks
+        .filter(|t| std::fs::read_to_string(t.join("comm")).is_ok_and(|c| c.trim() == name))
+        .map(|t| nice_of(&t))
+        .collect()
 }
 
 /// `reload_nice`: the reload's work (a reload callback runs on the reload thread) and the
@@ -265,4 +268,42 @@ fn reload_nice_lowers_the_priority_of_the_reload_and_reaper_threads_only() {
     assert_eq!(nice_of(std::path::Path::new("/proc/thread-self")), own, "the caller's nice is untouched");
     let (seen, _) = nice_in_callback(None);
     assert_eq!(seen, [own, own], "without reload_nice the reload runs at the caller's nice");
+}
+
+/// `add_reload_callback`: a callback added while the manager runs sees each later new
+/// generation before it is published, fails the reload when it fails (the old generation
+/// serves), and runs no more once its guard is dropped.
+#[test]
+fn a_callback_added_at_run_time_runs_until_its_guard_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    build_plugin(V1).install(dir.path());
+    let manager = builder(dir.path()).build().unwrap();
+    manager.load_plugins().unwrap();
+    let seen: Arc<Mutex<Vec<(u64, Option<u64>, String)>>> = Arc::default();
+    let fail = Arc::new(AtomicBool::new(false));
+    let guard = {
+        let (seen, fail) = (seen.clone(), fail.clone());
+        manager.add_reload_callback(move |new, old| {
+            let answer: String = new.find_plugin("greeter").unwrap().invoke("answer", args![])?;
+            seen.lock().unwrap().push((new.number(), old.map(|g| g.number()), answer));
+            if fail.load(Ordering::SeqCst) { Err("not ready".into()) } else { Ok(()) }
+        })
+    };
+    build_plugin(V2).install_newest(dir.path());
+    manager.reload().unwrap();
+    assert_eq!(answer(&manager), "v2");
+    fail.store(true, Ordering::SeqCst);
+    build_plugin(V1).install_newest(dir.path());
+    let error = manager.reload().unwrap_err();
+    assert_eq!(error.stage, Stage::Callback);
+    assert!(error.to_string().contains("not ready"), "{error}");
+    assert_eq!(answer(&manager), "v2", "the old generation serves");
+    drop(guard);
+    manager.reload().unwrap();
+    assert_eq!(answer(&manager), "v1");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(2, Some(1), "v2".to_string()), (3, Some(2), "v1".to_string())],
+        "seen on the two reloads before the guard was dropped, not after"
+    );
 }

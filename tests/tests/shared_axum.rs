@@ -154,6 +154,24 @@ fn websockets_opened_before_each_of_ten_reloads_keep_echoing_on_their_generation
     assert_lines(&run("ws"), &expected.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
+/// A reload makes the new generation's router before it serves: when `reload` returns, before
+/// any request, its router is made; generation 1's (loaded before the `PluginRouter` existed)
+/// is made by its first request.
+#[test]
+fn a_reload_makes_the_new_generations_router_before_the_generation_serves() {
+    assert_lines(
+        &run("prepared"),
+        &[
+            "GENERATION 1 routers made before a request: 0",
+            "SERVING 200 v1 gen=1",
+            "GENERATION 1 routers made after a request: 1",
+            "GENERATION 2 routers made when the reload returned: 1",
+            "SERVING 200 v2 gen=2",
+            "GENERATION 2 routers made after a request: 1",
+        ],
+    );
+}
+
 /// (d) A panicking handler answers 500, a panicking stream is cut short after its first
 /// events, a panicking spawned task ends alone; each is logged with plugin and generation,
 /// and the host goes on serving and reloading.

@@ -313,6 +313,7 @@ impl PluginManagerBuilder {
                 extension_newer: self.extension_newer,
                 whitelist: self.whitelist,
                 callbacks: self.callbacks,
+                added_callbacks: Default::default(),
                 reuse_unchanged: self.reuse_unchanged,
                 strict_modes: self.strict_modes,
                 linked: self.linked,

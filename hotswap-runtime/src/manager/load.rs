@@ -391,7 +391,8 @@ impl Build<'_> {
     /// The host's reload callbacks; an error or a panic fails the reload.
     fn callbacks(&self, generation: &Arc<Generation>) -> Result<(), LoadError> {
         self.progress.at(Stage::Callback, None);
-        for callback in self.inner.callbacks.iter().chain(self.extra.as_ref()) {
+        let added = self.inner.added_callbacks.snapshot();
+        for callback in self.inner.callbacks.iter().chain(&added).chain(self.extra.as_ref()) {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 callback(generation, self.old.as_ref()).map_err(|e| e.to_string())
             }));

@@ -31,6 +31,7 @@ use crate::value::{Args, Value};
 use crate::vault::Extension;
 
 mod builder;
+mod callbacks;
 mod folder;
 mod generation;
 mod hot;
@@ -48,6 +49,7 @@ mod trigger;
 mod workdir;
 
 pub use builder::{DEFAULT_MAX_LIBRARY_SIZE, DEFAULT_RELOAD_DEADLINE, PluginManagerBuilder};
+pub use callbacks::ReloadCallbackGuard;
 pub use generation::{Generation, Plugin};
 pub use hot::HotFn;
 pub use memory::MemoryReport;
@@ -73,6 +75,8 @@ pub(crate) struct Inner {
     extension_newer: Option<ExtensionNewer>,
     whitelist: Option<std::collections::BTreeSet<String>>,
     callbacks: Vec<ReloadCallback>,
+    /// Callbacks added while the manager runs (`PluginManager::add_reload_callback`).
+    added_callbacks: callbacks::AddedCallbacks,
     reuse_unchanged: bool,
     strict_modes: bool,
     linked: Vec<&'static PluginDescriptor>,

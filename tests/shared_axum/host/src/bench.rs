@@ -259,8 +259,7 @@ pub async fn run(host: &Arc<Host>) -> bool {
         .enable_all()
         .build()
         .unwrap();
-    let mut bench =
-        Bench {
+    let mut bench = Bench {
         host,
         clients: clients.handle().clone(),
         connections,
@@ -275,7 +274,8 @@ pub async fn run(host: &Arc<Host>) -> bool {
         loadavg()
     );
     let app = mount(Router::new(), &host.manager, &host.state);
-    crate::micro::run(&app, knob("BENCH_MICRO_ROUNDS", 10) as usize, knob("BENCH_MICRO_REQUESTS", 20_000) as usize).await;
+    crate::micro::run(&app, knob("BENCH_MICRO_ROUNDS", 10) as usize, knob("BENCH_MICRO_REQUESTS", 20_000) as usize)
+        .await;
     drop(app);
     if knob("BENCH_ROUNDS", 20) == 0 {
         std::mem::forget(clients);

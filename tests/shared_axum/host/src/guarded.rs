@@ -106,6 +106,24 @@ pub async fn router_fn(host: &Arc<Host>) -> bool {
     true
 }
 
+/// A reload makes the new generation's router before the generation serves (`PluginRouter`'s
+/// reload callback), so its first requests do not wait for it; the first load's router is
+/// made by the first request (the `PluginRouter` did not exist yet at the first load).
+pub async fn prepared(host: &Arc<Host>) -> bool {
+    let made = |generation: u64| {
+        let lines = host.logs.matching("took the plugin's router");
+        lines.iter().filter(|l| l.contains(&format!("generation={generation}"))).count()
+    };
+    println!("GENERATION 1 routers made before a request: {}", made(1));
+    println!("SERVING {}", get(host.addr, "/build").await);
+    println!("GENERATION 1 routers made after a request: {}", made(1));
+    let generation = host.reload().await;
+    println!("GENERATION {generation} routers made when the reload returned: {}", made(generation));
+    println!("SERVING {}", get(host.addr, "/build").await);
+    println!("GENERATION {generation} routers made after a request: {}", made(generation));
+    true
+}
+
 /// A plugin type whose drop panics, held by generation 1's router, panics when the router is
 /// dropped with its generation (on the manager's reaper): the panic is logged with plugin and
 /// generation, the generation is unmapped, and later reloads and requests work.

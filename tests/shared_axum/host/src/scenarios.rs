@@ -22,6 +22,7 @@ pub async fn run(scenario: &str, host: &Arc<Host>) -> bool {
         "bench" => crate::bench::run(host).await,
         "router-fn" => crate::guarded::router_fn(host).await,
         "router-drop" => crate::guarded::router_drop(host).await,
+        "prepared" => crate::guarded::prepared(host).await,
         "reason" => crate::guarded::reason(host).await,
         "upload" => crate::guarded::upload(host).await,
         "layers" => crate::guarded::layers(host).await,
