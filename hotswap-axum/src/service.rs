@@ -44,11 +44,12 @@ use crate::scope::PluginScope;
 /// the shared route, the shared crate).
 #[derive(Clone)]
 pub struct PluginRouter<S = ()> {
-    manager: PluginManager,
+    /// One reference count per clone: axum clones the service for every request.
     shared: Arc<Shared<S>>,
 }
 
 struct Shared<S> {
+    manager: PluginManager,
     plugin: String,
     /// Makes each new generation's router before it serves (see [`Shared::prepare`]); removed
     /// with the last clone.
@@ -67,7 +68,7 @@ struct Shared<S> {
 }
 
 impl<S: Clone + Send + Sync + 'static> Shared<S> {
-    fn new(manager: &PluginManager, plugin: String, recipe: Recipe<S>, timeout: Duration) -> Arc<Shared<S>> {
+    fn new(manager: PluginManager, plugin: String, recipe: Recipe<S>, timeout: Duration) -> Arc<Shared<S>> {
         Arc::new_cyclic(|weak: &Weak<Shared<S>>| {
             let weak = weak.clone();
             let prepare = manager.add_reload_callback(move |new, _| {
@@ -77,6 +78,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
                 Ok(())
             });
             Shared {
+                manager,
                 plugin,
                 _prepare: Some(prepare),
                 runtime: tokio::runtime::Handle::try_current().ok(),
@@ -163,8 +165,7 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn with_state(manager: PluginManager, plugin: impl Into<String>, state: S) -> PluginRouter<S> {
         let plugin = plugin.into();
         let recipe = Recipe { key: router_key(&plugin), state, spans: true };
-        let shared = Shared::new(&manager, plugin, recipe, Self::DEFAULT_ROUTER_TIMEOUT);
-        PluginRouter { manager, shared }
+        PluginRouter { shared: Shared::new(manager, plugin, recipe, Self::DEFAULT_ROUTER_TIMEOUT) }
     }
 
     /// Without the `tracing` span `plugin{name, generation}` around the plugin's code (the
@@ -173,8 +174,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn without_spans(self) -> PluginRouter<S> {
         let shared = &self.shared;
         let recipe = Recipe { key: router_key(&shared.plugin), state: shared.recipe.state.clone(), spans: false };
-        let shared = Shared::new(&self.manager, shared.plugin.clone(), recipe, shared.timeout);
-        PluginRouter { manager: self.manager, shared }
+        let shared = Shared::new(shared.manager.clone(), shared.plugin.clone(), recipe, shared.timeout);
+        PluginRouter { shared }
     }
 
     /// The plugin's name.
@@ -193,8 +194,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     pub fn router_timeout(self, timeout: Duration) -> PluginRouter<S> {
         let recipe = &self.shared.recipe;
         let recipe = Recipe { key: router_key(&self.shared.plugin), state: recipe.state.clone(), spans: recipe.spans };
-        let shared = Shared::new(&self.manager, self.shared.plugin.clone(), recipe, timeout);
-        PluginRouter { manager: self.manager, shared }
+        let shared = Shared::new(self.shared.manager.clone(), self.shared.plugin.clone(), recipe, timeout);
+        PluginRouter { shared }
     }
 }
 
@@ -287,7 +288,7 @@ impl<S: Clone + Send + Sync + 'static> Service<Request> for PluginRouter<S> {
     }
 
     fn call(&mut self, request: Request) -> ResponseFuture {
-        let Some(plugin) = self.manager.find_plugin(&self.shared.plugin) else {
+        let Some(plugin) = self.shared.manager.find_plugin(&self.shared.plugin) else {
             let text = format!("plugin `{}` is not loaded", self.shared.plugin);
             return ResponseFuture::ready(failure(StatusCode::SERVICE_UNAVAILABLE, &text));
         };

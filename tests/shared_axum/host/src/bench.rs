@@ -121,6 +121,8 @@ struct Bench<'a> {
     connections: usize,
     /// Each reload's start and end (its window runs on to `WINDOW_TAIL` after the end).
     windows: Vec<(Instant, Instant)>,
+    /// Each reload's end of copying the build in (its `manager.reload()` starts then).
+    installed: Vec<Instant>,
     /// Each reload's parts: installing the other build into the folder, `manager.reload()`.
     reload_times: Vec<(Duration, Duration)>,
     /// Each reload's stages as its report gives them (ms).
@@ -166,6 +168,7 @@ async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Opti
             bench.reload_times.push((install, reload));
             bench.stages.push(stages);
             bench.windows.push((begun, ended));
+            bench.installed.push(begun + install);
             next += every;
         }
     }
@@ -264,6 +267,7 @@ pub async fn run(host: &Arc<Host>) -> bool {
         clients: clients.handle().clone(),
         connections,
         windows: Vec::new(),
+        installed: Vec::new(),
         reload_times: Vec::new(),
         stages: Vec::new(),
     };
@@ -290,6 +294,7 @@ pub async fn run(host: &Arc<Host>) -> bool {
     host.reload().await;
     host.reload().await;
     bench.windows.clear();
+    bench.installed.clear();
     bench.reload_times.clear();
     bench.stages.clear();
     let mut steady: Vec<Tally> = MODES.iter().map(|_| Tally::default()).collect();
@@ -307,9 +312,10 @@ pub async fn run(host: &Arc<Host>) -> bool {
     let windows = &bench.windows;
     let in_window = |sent: &Instant| windows.iter().any(|(from, to)| sent >= from && *sent <= *to + WINDOW_TAIL);
     let in_reload = |sent: &Instant| windows.iter().any(|(from, to)| sent >= from && sent <= to);
+    let installing = |sent: &Instant| windows.iter().zip(&bench.installed).any(|((from, _), to)| sent >= from && sent < to);
     let rate = |t: &Tally| t.requests as f64 / t.spent.as_secs_f64();
     println!(
-        "BENCH | mode | steady req/s | ÷ direct | per round ÷ direct: median (min–max) | p50 µs | p99 µs | reloading req/s | ÷ direct | p50 µs | p99 µs | p99 in reload windows µs (requests) | p99 in windows ÷ steady p99 | of which during the reload: p99 µs (requests) | after it: p99 µs (requests) |"
+        "BENCH | mode | steady req/s | ÷ direct | per round ÷ direct: median (min–max) | p50 µs | p99 µs | reloading req/s | ÷ direct | p50 µs | p99 µs | p99 in reload windows µs (requests) | p99 in windows ÷ steady p99 | of which during the reload: p99 µs (requests) | of those, while the build is copied in | in `manager.reload()` | after it: p99 µs (requests) |"
     );
     for (mode, (name, _)) in MODES.iter().enumerate() {
         let (s, l) = (&steady[mode], &reloading[mode]);
@@ -317,6 +323,8 @@ pub async fn run(host: &Arc<Host>) -> bool {
         let l_sorted = sorted(l.samples.iter().map(|x| x.1));
         let w_sorted = sorted(l.samples.iter().filter(|x| in_window(&x.0)).map(|x| x.1));
         let during = sorted(l.samples.iter().filter(|x| in_reload(&x.0)).map(|x| x.1));
+        let copying = sorted(l.samples.iter().filter(|x| installing(&x.0)).map(|x| x.1));
+        let reload_proper = sorted(l.samples.iter().filter(|x| in_reload(&x.0) && !installing(&x.0)).map(|x| x.1));
         let after = sorted(l.samples.iter().filter(|x| in_window(&x.0) && !in_reload(&x.0)).map(|x| x.1));
         let mut per_round: Vec<f64> = s.rates.iter().zip(&steady[DIRECT].rates).map(|(a, b)| a / b).collect();
         per_round.sort_by(f64::total_cmp);
@@ -327,7 +335,7 @@ pub async fn run(host: &Arc<Host>) -> bool {
             per_round[per_round.len() - 1]
         );
         println!(
-            "BENCH | {name} | {:.0} | {:.3} | {} | {:.0} | {:.0} | {:.0} | {:.3} | {:.0} | {:.0} | {:.0} ({}) | {:.2} | {:.0} ({}) | {:.0} ({}) |",
+            "BENCH | {name} | {:.0} | {:.3} | {} | {:.0} | {:.0} | {:.0} | {:.3} | {:.0} | {:.0} | {:.0} ({}) | {:.2} | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) | {:.0} ({}) |",
             rate(s),
             rate(s) / rate(&steady[DIRECT]),
             per_round,
@@ -342,6 +350,10 @@ pub async fn run(host: &Arc<Host>) -> bool {
             quantile(&w_sorted, 0.99) / quantile(&s_sorted, 0.99),
             quantile(&during, 0.99),
             during.len(),
+            quantile(&copying, 0.99),
+            copying.len(),
+            quantile(&reload_proper, 0.99),
+            reload_proper.len(),
             quantile(&after, 0.99),
             after.len(),
         );
