@@ -49,12 +49,19 @@ router() {
         "$target/debug/xtask" build "$fixture/plugin" "$out/builds/v2" -- --features v2 >/dev/null
     [ "$(sha256sum "$shared")" = "$before" ] || { echo "building the plugin rebuilt $shared" >&2; exit 1; }
     local run
+    # The plugin folder on disk, where builds arrive; the manager's work folder (its private
+    # copies of the libraries) in memory, as the manager's default work root is
+    # (`/dev/shm`, when mounted without `noexec`).
     run="$(mktemp -d)"
-    mkdir -p "$run/plugins" "$run/work"
+    local work_root=/dev/shm
+    [ -d "$work_root" ] && [ -w "$work_root" ] || work_root="$run"
+    local work
+    work="$(mktemp -d -p "$work_root" hotswap-bench.XXXXXX)"
+    mkdir -p "$run/plugins"
     echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!BENCHMARKS.md' || echo ' (with changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs"
     LD_LIBRARY_PATH="$shared_target/release/deps:$libdir" "$shared_target/release/axum_host" bench \
-        "$run/plugins" "$run/work" "$out/builds/v1" "$out/builds/v2" | sed 's/^BENCH //' | tee "$out/router.txt"
-    rm -rf "$run"
+        "$run/plugins" "$work" "$out/builds/v1" "$out/builds/v2" | sed 's/^BENCH //' | tee "$out/router.txt"
+    rm -rf "$run" "$work"
 }
 
 plugin_source="$fixture/plugin/src/lib.rs"
