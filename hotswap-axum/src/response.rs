@@ -29,7 +29,7 @@ use crate::body::{First, PluginBody, drop_caught, drop_in_scope, first_frame, st
 use crate::detach::{owned_headers, owned_reason};
 use crate::making::{Made, Making, Slot};
 use crate::scope::{PluginScope, ScopeGuard};
-use crate::service::{panicked, refused};
+use crate::service::{panic_answer, panicked, refused};
 
 /// The future of one request to a plugin's router ([`PluginRouter`](crate::PluginRouter)).
 /// Holds the generation that serves the request until it completes or is dropped; a body
@@ -132,12 +132,11 @@ impl ResponseFuture {
             First::Whole(whole) => whole,
             First::Rest { first, inner } => Body::new(PluginBody::new(first, Some(inner), plugin, Arc::clone(&scope))),
             First::Panicked(message) => {
-                // Logged outside the plugin's scope; the body ends with the error (hyper cuts
-                // the response short), as a panic later in the stream would.
+                // Logged outside the plugin's scope. Nothing of the response is sent yet: it
+                // becomes a 500, where a panic later in the stream cuts the body short.
                 drop(guard);
-                let error = stream_panicked(&scope, message);
-                let body = Body::new(PluginBody::new(Some(Err(error)), None, plugin, Arc::clone(&scope)));
-                return Poll::Ready(Ok(Response::from_parts(parts, body)));
+                drop(stream_panicked(&scope, message));
+                return Poll::Ready(Ok(panic_answer(&scope)));
             }
         };
         drop(guard);

@@ -319,5 +319,10 @@ pub(crate) fn refused(plugin: &Plugin, error: &RouterError) -> Response {
 pub(crate) fn panicked(scope: &PluginScope, during: &str, payload: Box<dyn Any + Send>) -> Response {
     let message = panic_message(payload);
     tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while {during}: {message}");
+    panic_answer(scope)
+}
+
+/// The 500 answer to a request whose plugin code panicked.
+pub(crate) fn panic_answer(scope: &PluginScope) -> Response {
     failure(StatusCode::INTERNAL_SERVER_ERROR, &format!("plugin `{}` panicked", scope.plugin))
 }

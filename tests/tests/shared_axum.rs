@@ -173,7 +173,7 @@ fn a_reload_makes_the_new_generations_router_before_the_generation_serves() {
 }
 
 /// (d) A panicking handler answers 500, a panicking stream is cut short after its first
-/// events, a panicking spawned task ends alone; each is logged with plugin and generation,
+/// events (one that panics when first polled, before anything is sent, answers 500), a panicking spawned task ends alone; each is logged with plugin and generation,
 /// and the host goes on serving and reloading.
 #[test]
 fn panics_in_a_handler_a_stream_and_a_spawned_task_are_contained_and_logged() {
@@ -183,13 +183,18 @@ fn panics_in_a_handler_a_stream_and_a_spawned_task_are_contained_and_logged() {
             "PANIC handler status=500",
             "PANIC task 200 spawned a panicking task on v1 gen=1",
             r#"PANIC stream status=200 events=["v1 gen=1 seq=0", "v1 gen=1 seq=1"] then Cut"#,
+            "PANIC first frame status=500 plugin `web` panicked",
             "AFTER 200 v1 gen=1",
             "RELOAD generation=2 serving=200 v2 gen=2",
+            "LOG ERROR hotswap_axum::body: panic in the plugin's code while streaming the response body: stream \
+             panicked at once on purpose (v1 gen=1) plugin=web generation=1",
             "LOG ERROR hotswap_axum::body: panic in the plugin's code while streaming the response body: stream \
              panicked on purpose (v1 gen=1) plugin=web generation=1",
             "LOG ERROR hotswap_axum::scope: plugin code panicked: handler panicked on purpose (v1 gen=1) plugin=web \
              generation=1 in plugin{name=web generation=1}",
             "LOG ERROR hotswap_axum::scope: plugin code panicked: spawned task panicked on purpose (v1 gen=1) \
+             plugin=web generation=1 in plugin{name=web generation=1}",
+            "LOG ERROR hotswap_axum::scope: plugin code panicked: stream panicked at once on purpose (v1 gen=1) \
              plugin=web generation=1 in plugin{name=web generation=1}",
             "LOG ERROR hotswap_axum::scope: plugin code panicked: stream panicked on purpose (v1 gen=1) plugin=web \
              generation=1 in plugin{name=web generation=1}",

@@ -312,7 +312,8 @@ pub async fn run(host: &Arc<Host>) -> bool {
     let windows = &bench.windows;
     let in_window = |sent: &Instant| windows.iter().any(|(from, to)| sent >= from && *sent <= *to + WINDOW_TAIL);
     let in_reload = |sent: &Instant| windows.iter().any(|(from, to)| sent >= from && sent <= to);
-    let installing = |sent: &Instant| windows.iter().zip(&bench.installed).any(|((from, _), to)| sent >= from && sent < to);
+    let installing =
+        |sent: &Instant| windows.iter().zip(&bench.installed).any(|((from, _), to)| sent >= from && sent < to);
     let rate = |t: &Tally| t.requests as f64 / t.spent.as_secs_f64();
     println!(
         "BENCH | mode | steady req/s | ÷ direct | per round ÷ direct: median (min–max) | p50 µs | p99 µs | reloading req/s | ÷ direct | p50 µs | p99 µs | p99 in reload windows µs (requests) | p99 in windows ÷ steady p99 | of which during the reload: p99 µs (requests) | of those, while the build is copied in | in `manager.reload()` | after it: p99 µs (requests) |"

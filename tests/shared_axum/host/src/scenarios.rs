@@ -153,6 +153,10 @@ async fn panics(host: &Arc<Host>) -> bool {
         }
     };
     println!("PANIC stream status={status} events={got:?} then {end:?}");
+    // A stream that panics at once: `PluginRouter` takes a body's first frame with the
+    // response, so nothing is sent yet and the answer is a 500.
+    let (status, body) = client::get(host.addr, "/panic-first").await;
+    println!("PANIC first frame status={status} {body}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!("AFTER {}", serving(host).await);
     let generation = host.reload().await;

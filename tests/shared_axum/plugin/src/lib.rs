@@ -119,6 +119,7 @@ fn router(state: AppState) -> Router {
         .route("/panic", get(panic_handler))
         .route("/panic-task", get(panic_task))
         .route("/panic-stream", get(panic_stream))
+        .route("/panic-first", get(panic_first))
         .route("/items/{id}", get(item))
         .route("/echo", post(echo_json))
         .route("/ws-drain", get(ws_drain))
@@ -232,6 +233,13 @@ async fn panic_stream() -> impl IntoResponse {
         Some((Ok::<_, Infallible>(Event::default().data(format!("{} seq={seq}", me()))), seq + 1))
     });
     Sse::new(events)
+}
+
+/// A stream that panics when first polled (the host polls it with the response).
+async fn panic_first() -> impl IntoResponse {
+    Sse::new(stream::poll_fn(|_| -> std::task::Poll<Option<Result<Event, Infallible>>> {
+        panic!("stream panicked at once on purpose ({})", me())
+    }))
 }
 
 /// A tower layer (axum middleware): names the code that answered in a header.
