@@ -279,7 +279,9 @@ fn a_callback_added_at_run_time_runs_until_its_guard_is_dropped() {
     build_plugin(V1).install(dir.path());
     let manager = builder(dir.path()).build().unwrap();
     manager.load_plugins().unwrap();
-    let seen: Arc<Mutex<Vec<(u64, Option<u64>, String)>>> = Arc::default();
+    // (new generation, old generation, the new one's answer), per call.
+    type Seen = Vec<(u64, Option<u64>, String)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let fail = Arc::new(AtomicBool::new(false));
     let guard = {
         let (seen, fail) = (seen.clone(), fail.clone());
