@@ -123,12 +123,7 @@ fn every_plugin_in_the_workspace_depends_on_the_runtime_without_its_host_side() 
         for entry in std::fs::read_dir(root.join(group)).unwrap() {
             let manifest = entry.unwrap().path().join("Cargo.toml");
             let text = std::fs::read_to_string(&manifest).unwrap();
-            // `tokio_copy` shares tokio's `Handle` with the test host on the copy-of-tokio
-            // route, which needs tokio's dependencies resolved as in the host: in this workspace
-            // that takes the runtime's host side (without it: "expected a value of type
-            // `tokio::runtime::handle::Handle`, found `tokio::runtime::handle::Handle`").
-            let exempt = manifest.parent().is_some_and(|dir| dir.ends_with("tests/plugins/tokio_copy"));
-            if text.contains("cdylib") && text.contains("hotswap-runtime") && !exempt {
+            if text.contains("cdylib") && text.contains("hotswap-runtime") {
                 plugins.push(manifest);
             }
         }
