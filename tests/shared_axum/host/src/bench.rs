@@ -82,6 +82,8 @@ struct Tally {
     /// CPU time the host's runtime threads (its workers, and the blocking thread reloading)
     /// spent in the rounds.
     cpu: Duration,
+    /// Minor page faults the host's runtime threads took in the rounds.
+    faults: u64,
     /// Throughput of each round, to show their spread.
     rates: Vec<f64>,
     /// Distinct bodies seen (the build and generation that answered).
@@ -153,7 +155,7 @@ async fn timed_reload(host: &Arc<Host>) -> (Duration, Duration, Vec<(String, f64
 /// set.
 async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Option<Duration>, tally: &mut Tally) {
     let (host, connections) = (bench.host, bench.connections);
-    let cpu_before = server_cpu();
+    let (cpu_before, faults_before) = (server_cpu(), server_faults());
     let started = Instant::now();
     let until = started + length;
     let handles: Vec<_> =
@@ -184,6 +186,7 @@ async fn round(bench: &mut Bench<'_>, mode: usize, length: Duration, every: Opti
     tally.rounds.push(this_round);
     let spent = started.elapsed();
     tally.cpu += server_cpu().saturating_sub(cpu_before);
+    tally.faults += server_faults().saturating_sub(faults_before);
     tally.requests += requests;
     tally.spent += spent;
     tally.rates.push(requests as f64 / spent.as_secs_f64());
@@ -203,18 +206,29 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
 fn server_cpu() -> Duration {
     // SAFETY: `sysconf` only reads a configuration value; no memory is passed.
     let tick = 1e9 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let mut ticks = 0;
+    // After the command's closing parenthesis: state (field 3), …, utime (14), stime (15).
+    Duration::from_nanos((server_stat(&[11, 12]) as f64 * tick) as u64)
+}
+
+/// Minor page faults taken so far by the host's runtime threads (field 10 of their `stat`).
+fn server_faults() -> u64 {
+    server_stat(&[7])
+}
+
+/// The sum of fields `indices` (counted after the command's closing parenthesis) of the
+/// `stat` of the host's runtime threads (named `tokio-rt-worker`; the clients' are not).
+fn server_stat(indices: &[usize]) -> u64 {
+    let mut sum = 0;
     for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if !comm.starts_with("tokio-rt") {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // After the command's closing parenthesis: state (field 3), …, utime (14), stime (15).
         let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        ticks += [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum::<u64>();
+        sum += indices.iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum::<u64>();
     }
-    Duration::from_nanos((ticks as f64 * tick) as u64)
+    sum
 }
 
 /// The median over rounds of each round's p99 of the samples `keep` keeps (µs).
@@ -388,6 +402,13 @@ pub async fn run(host: &Arc<Host>) -> bool {
         reloads.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         host.manager.generation_number(),
         reloading[0].bodies.len()
+    );
+    let faults = |t: &[Tally]| t.iter().map(|t| t.faults).sum::<u64>();
+    println!(
+        "BENCH minor page faults of the host's runtime threads (they serve, and copy builds in): {} in the steady rounds, {} in the reloading rounds ({:.0} per reload more)",
+        faults(&steady),
+        faults(&reloading),
+        (faults(&reloading) as f64 - faults(&steady) as f64) / bench.reload_times.len().max(1) as f64
     );
     println!("BENCH manager.reload()'s stages (report's stage_ms), median ms: {}", stage_medians(&bench.stages));
     println!("BENCH load average at end: {}", loadavg());
