@@ -175,8 +175,9 @@ impl PluginManagerBuilder {
     /// thread of its own, so nothing else is affected. A higher value lets the threads
     /// that serve keep their CPU while a reload runs, at the price of a slower reload on a
     /// busy machine: on two cores saturated by an axum service, nice 19 took the p99 latency
-    /// of requests sent during a reload from 2.0–2.5 ms to 1.3–1.5 ms, and the reload's own
-    /// median from 4.4 to 6.2–6.7 ms (guide, section 10). Values outside 0..=19 are clamped.
+    /// of requests started during `reload()` from 1.9–2.7 ms to 0.50–0.78 ms, and the
+    /// reload's own median from 5.6 to 11.7 ms (guide, section 10). Values outside 0..=19
+    /// are clamped.
     ///
     /// # Examples
     ///
