@@ -77,10 +77,9 @@ pub(crate) fn first_frame(body: Body, scope: &PluginScope, cx: &mut Context<'_>)
     }
 }
 
-/// Logs a panic of a body stream (outside the plugin's scope) and makes the body's error.
-pub(crate) fn stream_panicked(scope: &PluginScope, message: String) -> axum::Error {
+/// Logs a panic of a body stream, outside the plugin's scope.
+pub(crate) fn log_stream_panic(scope: &PluginScope, message: &str) {
     tracing::error!(plugin = %scope.plugin, generation = scope.generation, "panic in the plugin's code while streaming the response body: {message}");
-    axum::Error::new(BodyPanicked { plugin: scope.plugin.clone(), generation: scope.generation, message })
 }
 
 /// One poll of the plugin's `body` (its scope current): data and trailers leave as copies,
@@ -103,8 +102,8 @@ fn poll_detached(
 /// generation until dropped. A panic in the stream ends the body with an error (hyper then
 /// cuts the response short) and is logged with plugin and generation.
 pub(crate) struct PluginBody {
-    /// A frame taken before hyper asked for one (the first, polled with the response), or
-    /// the error of a stream that panicked there: given first.
+    /// A frame (or the body's error) taken before hyper asked for one, with the response:
+    /// given first.
     first: Option<Result<Frame<Bytes>, axum::Error>>,
     /// Dropped before `plugin`; `None` once dropped early (after a panic).
     inner: Option<ManuallyDrop<Body>>,
@@ -117,11 +116,11 @@ impl PluginBody {
     /// The rest of a body whose first poll ([`first_frame`]) did not give all of it.
     pub(crate) fn new(
         first: Option<Result<Frame<Bytes>, axum::Error>>,
-        inner: Option<ManuallyDrop<Body>>,
+        inner: ManuallyDrop<Body>,
         plugin: Plugin,
         scope: Arc<PluginScope>,
     ) -> PluginBody {
-        PluginBody { first, inner, scope, _plugin: plugin }
+        PluginBody { first, inner: Some(inner), scope, _plugin: plugin }
     }
 
     fn finish(&mut self) {
@@ -176,7 +175,10 @@ impl http_body::Body for PluginBody {
             Err(payload) => {
                 let message = panic_message(payload);
                 this.finish();
-                Poll::Ready(Some(Err(stream_panicked(&this.scope, message))))
+                let scope = &this.scope;
+                log_stream_panic(scope, &message);
+                let error = BodyPanicked { plugin: scope.plugin.clone(), generation: scope.generation, message };
+                Poll::Ready(Some(Err(axum::Error::new(error))))
             }
         }
     }

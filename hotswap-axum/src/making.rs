@@ -171,21 +171,22 @@ impl Making {
     /// Blocks until the router is made or failed (true), or the deadline or `limit` passed
     /// (false).
     pub(crate) fn wait(&self, limit: Duration) -> bool {
-        let progress = self.lock();
-        let timeout = self.deadline.saturating_duration_since(Instant::now()).min(limit);
-        let (progress, _) = self
-            .finished
-            .wait_timeout_while(progress, timeout, |p| matches!(p, Progress::Running(_)))
-            .unwrap_or_else(|e| e.into_inner());
-        matches!(*progress, Progress::Finished(_))
+        matches!(*self.wait_locked(limit), Progress::Finished(_))
     }
 
+    /// Blocks until the router is made or failed, or the deadline or `limit` passed; returns
+    /// the progress, locked.
+    fn wait_locked(&self, limit: Duration) -> MutexGuard<'_, Progress> {
+        let timeout = self.deadline.saturating_duration_since(Instant::now()).min(limit);
+        self.finished
+            .wait_timeout_while(self.lock(), timeout, |p| matches!(p, Progress::Running(_)))
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
+    /// Wakes the waiting requests at the deadline if the router function is still running.
     fn watch(&self) {
-        let progress = self.lock();
-        let (mut progress, _) = self
-            .finished
-            .wait_timeout_while(progress, self.timeout, |p| matches!(p, Progress::Running(_)))
-            .unwrap_or_else(|e| e.into_inner());
+        let mut progress = self.wait_locked(self.timeout);
         if let Progress::Running(wakers) = &mut *progress {
             let wakers = std::mem::take(wakers);
             drop(progress);

@@ -25,7 +25,7 @@ use axum::routing::future::RouteFuture;
 use hotswap_runtime::Plugin;
 use tower_service::Service;
 
-use crate::body::{First, PluginBody, drop_caught, drop_in_scope, first_frame, stream_panicked};
+use crate::body::{First, PluginBody, drop_caught, drop_in_scope, first_frame, log_stream_panic};
 use crate::detach::{owned_headers, owned_reason};
 use crate::making::{Made, Making, Slot};
 use crate::scope::{PluginScope, ScopeGuard};
@@ -114,28 +114,31 @@ impl ResponseFuture {
             Poll::Ready(Err(never)) => match never {},
             Poll::Pending => Poll::Pending,
         }));
-        let response = match polled {
+        let polled = match polled {
             Ok(Poll::Pending) => {
                 self.state = State::Running { inner, plugin, scope };
                 return Poll::Pending;
             }
-            Ok(Poll::Ready(response)) => response,
+            Ok(Poll::Ready(response)) => Ok(response),
+            Err(payload) => Err(payload),
+        };
+        drop_caught(inner, &scope, "dropping the response future");
+        let response = match polled {
+            Ok(response) => response,
             Err(payload) => {
-                drop_caught(inner, &scope, "dropping the response future");
                 drop(guard);
                 return Poll::Ready(Ok(panicked(&scope, "handling the request", payload)));
             }
         };
-        drop_caught(inner, &scope, "dropping the response future");
         let (parts, body) = response.into_parts();
         let body = match first_frame(body, &scope, cx) {
             First::Whole(whole) => whole,
-            First::Rest { first, inner } => Body::new(PluginBody::new(first, Some(inner), plugin, Arc::clone(&scope))),
+            First::Rest { first, inner } => Body::new(PluginBody::new(first, inner, plugin, Arc::clone(&scope))),
             First::Panicked(message) => {
                 // Logged outside the plugin's scope. Nothing of the response is sent yet: it
                 // becomes a 500, where a panic later in the stream cuts the body short.
                 drop(guard);
-                drop(stream_panicked(&scope, message));
+                log_stream_panic(&scope, &message);
                 return Poll::Ready(Ok(panic_answer(&scope)));
             }
         };

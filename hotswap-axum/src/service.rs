@@ -29,9 +29,10 @@ use crate::scope::PluginScope;
 /// generation). The response future and a response body still streaming hold that
 /// generation: a reload never unmaps the code of a request in flight or of a body still
 /// streaming (server-sent events, chunks), and the next request gets the new code. A body
-/// complete in its first frame leaves as the host's own copy, holding nothing of the plugin. A panic in the plugin's code while
-/// routing, in its handler or in its body stream is caught, logged with plugin and generation,
-/// and ends that request only (500, or a body cut short); the host and the plugin go on.
+/// complete in its first frame leaves as the host's own copy, holding nothing of the plugin.
+/// A panic in the plugin's code while routing, in its handler or in its body stream is
+/// caught, logged with plugin and generation, and ends that request only (500, or a body cut
+/// short); the host and the plugin go on.
 ///
 /// The plugin's router function runs on a thread of its own, never on a runtime worker: the
 /// requests that arrive meanwhile wait for it without blocking, and answer 503 naming plugin
@@ -53,7 +54,7 @@ struct Shared<S> {
     plugin: String,
     /// Makes each new generation's router before it serves (see [`Shared::prepare`]); removed
     /// with the last clone.
-    _prepare: Option<ReloadCallbackGuard>,
+    _prepare: ReloadCallbackGuard,
     /// The host's runtime, entered on the threads that run the plugin's router function (a
     /// reload's thread has none of its own).
     runtime: Option<tokio::runtime::Handle>,
@@ -80,7 +81,7 @@ impl<S: Clone + Send + Sync + 'static> Shared<S> {
             Shared {
                 manager,
                 plugin,
-                _prepare: Some(prepare),
+                _prepare: prepare,
                 runtime: tokio::runtime::Handle::try_current().ok(),
                 recipe: Arc::new(recipe),
                 timeout,
@@ -172,10 +173,16 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     /// plugin's events then carry no plugin name; its panics are still logged with it): saves
     /// entering and leaving the span on every poll (the guide gives measured figures).
     pub fn without_spans(self) -> PluginRouter<S> {
+        let timeout = self.shared.timeout;
+        self.remade(false, timeout)
+    }
+
+    /// This router with `spans` and `timeout`, as a new `PluginRouter` (its own data-bag key,
+    /// so neither serves the other's router).
+    fn remade(self, spans: bool, timeout: Duration) -> PluginRouter<S> {
         let shared = &self.shared;
-        let recipe = Recipe { key: router_key(&shared.plugin), state: shared.recipe.state.clone(), spans: false };
-        let shared = Shared::new(shared.manager.clone(), shared.plugin.clone(), recipe, shared.timeout);
-        PluginRouter { shared }
+        let recipe = Recipe { key: router_key(&shared.plugin), state: shared.recipe.state.clone(), spans };
+        PluginRouter { shared: Shared::new(shared.manager.clone(), shared.plugin.clone(), recipe, timeout) }
     }
 
     /// The plugin's name.
@@ -192,10 +199,8 @@ impl<S: Clone + Send + Sync + 'static> PluginRouter<S> {
     /// time), until it returns; its router then serves. The function runs on a thread of its
     /// own, never on a runtime worker. Default: [`Self::DEFAULT_ROUTER_TIMEOUT`].
     pub fn router_timeout(self, timeout: Duration) -> PluginRouter<S> {
-        let recipe = &self.shared.recipe;
-        let recipe = Recipe { key: router_key(&self.shared.plugin), state: recipe.state.clone(), spans: recipe.spans };
-        let shared = Shared::new(self.shared.manager.clone(), self.shared.plugin.clone(), recipe, timeout);
-        PluginRouter { shared }
+        let spans = self.shared.recipe.spans;
+        self.remade(spans, timeout)
     }
 }
 

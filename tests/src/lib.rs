@@ -89,20 +89,27 @@ pub fn thread_cpu() -> std::time::Duration {
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// The runtime's `tracing` log, every level, with thread names, captured for the whole test
-/// process (the first call installs the global subscriber): for tests that check which
-/// thread did what.
+/// The host's `tracing` log (the runtime's own events, and plugins' forwarded ones), with
+/// thread names, captured for the whole test process (the first call installs the global
+/// subscriber, at DEBUG unless [`runtime_log::capture_at`] chose another level first): for
+/// tests that check which thread did what, or what reached the host.
 pub mod runtime_log {
     use std::io::Write;
     use std::sync::{Arc, Mutex, OnceLock};
 
+    use tracing_subscriber::filter::LevelFilter;
+
     fn log() -> &'static Arc<Mutex<Vec<u8>>> {
+        install(LevelFilter::DEBUG)
+    }
+
+    fn install(level: LevelFilter) -> &'static Arc<Mutex<Vec<u8>>> {
         static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
         LOG.get_or_init(|| {
             let log = Arc::new(Mutex::new(Vec::new()));
             let writer = Arc::clone(&log);
             tracing_subscriber::fmt()
-                .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+                .with_max_level(level)
                 .with_thread_names(true)
                 .with_ansi(false)
                 .with_writer(move || SharedLog(Arc::clone(&writer)))
@@ -127,6 +134,12 @@ pub mod runtime_log {
     /// Starts capturing, if not started yet.
     pub fn capture() {
         log();
+    }
+
+    /// Starts capturing at `level`, if not started yet (the first call in a process decides
+    /// the level: a test binary uses one).
+    pub fn capture_at(level: LevelFilter) {
+        install(level);
     }
 
     /// The lines logged so far that mention both `a` and `b`.

@@ -4,45 +4,21 @@
 //! generation's events arrive once; a field whose `Display` panics costs that event only.
 //!
 //! The host's subscriber here is `tracing-subscriber`'s `fmt` at level INFO, writing into
-//! memory, installed once for this test process.
+//! memory, installed once for this test process (`hotswap_tests::runtime_log`).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hotswap_runtime::{PluginManager, args};
 use hotswap_tests::build_plugin;
+use hotswap_tests::runtime_log::{capture_at, logged};
+use tracing_subscriber::filter::LevelFilter;
 
 const PLUGIN: &str = "tests/plugins/log_forward";
 
-struct SharedLog(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The host's log lines so far that contain `needle`.
+/// The host's log lines so far that contain `needle` (captured at INFO).
 fn lines_with(needle: &str) -> Vec<String> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    let log = LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let writer = Arc::clone(&log);
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-            .with_ansi(false)
-            .with_writer(move || SharedLog(Arc::clone(&writer)))
-            .init();
-        log
-    });
-    let log = log.lock().unwrap();
-    String::from_utf8_lossy(&log).lines().filter(|l| l.contains(needle)).map(String::from).collect()
+    capture_at(LevelFilter::INFO);
+    logged(needle, "")
 }
 
 fn manager(dir: &std::path::Path) -> PluginManager {

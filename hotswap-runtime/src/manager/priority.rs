@@ -9,10 +9,10 @@ pub(super) fn lower(nice: i32) {
         return;
     }
     if let Err(e) = rustix::process::nice(nice) {
-        tracing::warn!("could not lower the priority of the thread `{}` by {nice}: {e}", thread_name());
+        let thread = std::thread::current();
+        tracing::warn!(
+            "could not lower the priority of the thread `{}` by {nice}: {e}",
+            thread.name().unwrap_or("unnamed")
+        );
     }
-}
-
-fn thread_name() -> String {
-    std::thread::current().name().unwrap_or("unnamed").to_string()
 }
